@@ -1,0 +1,34 @@
+# Every target installs what it needs: a fresh clone runs `make demo` or `make test` as is.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+export AIRFLOW_HOME ?= $(CURDIR)/.airflow
+export AIRFLOW__CORE__LOAD_EXAMPLES ?= False
+export AIRFLOW__CORE__UNIT_TEST_MODE ?= True
+export DBT_SEND_ANONYMOUS_USAGE_STATS ?= false
+
+.PHONY: install test test-fast demo bench golden clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip uv
+
+$(STAMP): $(PY) pyproject.toml
+	$(VENV)/bin/uv pip install --python $(PY) -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not e2e"
+
+demo: $(STAMP)
+	$(PY) -m manifest_dag.cli demo
+
+clean:
+	rm -rf $(VENV) .airflow .pytest_cache build *.egg-info
