@@ -1,1 +1,114 @@
-"""manifest-dag."""
+"""manifest-dag: a dbt project as an Airflow 3 DAG, with dbt only in worker virtualenvs.
+
+The public API is what this module exports; everything else may change. Importing it is cheap
+and never imports dbt.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from manifest_dag.config import (
+    InvocationMode,
+    ProfileConfig,
+    ProjectConfig,
+    RenderConfig,
+    SourceRendering,
+    TestBehavior,
+    VenvConfig,
+)
+from manifest_dag.errors import (
+    ConfigError,
+    DbtRunError,
+    GraphError,
+    ManifestDagError,
+    ManifestError,
+    ProfileError,
+    SelectionError,
+    VenvError,
+    WorkspaceError,
+)
+from manifest_dag.graph import DbtGraph
+from manifest_dag.manifest import DbtNode, Manifest, load_manifest
+from manifest_dag.naming import DbtNaming
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from manifest_dag.dag import DbtDag, DbtTaskGroup
+    from manifest_dag.operators import (
+        DbtBuildOperator,
+        DbtRunOperator,
+        DbtSeedOperator,
+        DbtSnapshotOperator,
+        DbtSourceFreshnessOperator,
+        DbtTestOperator,
+        DbtVenvOperator,
+    )
+    from manifest_dag.plan import RenderPlan, TaskSpec
+    from manifest_dag.selection import select_nodes
+
+# Airflow-facing names load on first use, so `import manifest_dag` stays light for the worker
+# runner and the CLI.
+_LAZY = {
+    "DbtDag": "manifest_dag.dag",
+    "DbtTaskGroup": "manifest_dag.dag",
+    "DbtVenvOperator": "manifest_dag.operators",
+    "DbtRunOperator": "manifest_dag.operators",
+    "DbtTestOperator": "manifest_dag.operators",
+    "DbtSeedOperator": "manifest_dag.operators",
+    "DbtSnapshotOperator": "manifest_dag.operators",
+    "DbtBuildOperator": "manifest_dag.operators",
+    "DbtSourceFreshnessOperator": "manifest_dag.operators",
+    "RenderPlan": "manifest_dag.plan",
+    "TaskSpec": "manifest_dag.plan",
+    "select_nodes": "manifest_dag.selection",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'manifest_dag' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = [
+    "ConfigError",
+    "DbtBuildOperator",
+    "DbtDag",
+    "DbtGraph",
+    "DbtNaming",
+    "DbtNode",
+    "DbtRunError",
+    "DbtRunOperator",
+    "DbtSeedOperator",
+    "DbtSnapshotOperator",
+    "DbtSourceFreshnessOperator",
+    "DbtTaskGroup",
+    "DbtTestOperator",
+    "DbtVenvOperator",
+    "GraphError",
+    "InvocationMode",
+    "Manifest",
+    "ManifestDagError",
+    "ManifestError",
+    "ProfileConfig",
+    "ProfileError",
+    "ProjectConfig",
+    "RenderConfig",
+    "RenderPlan",
+    "SelectionError",
+    "SourceRendering",
+    "TaskSpec",
+    "TestBehavior",
+    "VenvConfig",
+    "VenvError",
+    "WorkspaceError",
+    "load_manifest",
+    "select_nodes",
+]

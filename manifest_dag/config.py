@@ -1,0 +1,259 @@
+"""The frozen config objects users hand to ``DbtDag``/``DbtTaskGroup``.
+
+They are checked when built, not when a task runs: a wrong type or value in a DAG file should
+fail the DAG import with the field's name, where the author sees it, rather than hours later on a
+worker. No Airflow import here, so the worker-side modules can use them too.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from manifest_dag.errors import ConfigError
+
+
+class TestBehavior(str, enum.Enum):
+    """Where dbt tests run in the rendered DAG."""
+
+    __test__ = False  # not a pytest class
+
+    AFTER_EACH = "after_each"  #: a TaskGroup per model: run, then that model's tests
+    AFTER_ALL = "after_all"  #: every model first, then one ``dbt test`` at the end
+    BUILD = "build"  #: one ``dbt build`` per node (runs it and its tests)
+    NONE = "none"  #: no tests
+
+
+class SourceRendering(str, enum.Enum):
+    """Whether dbt sources become tasks."""
+
+    NONE = "none"  #: sources only order the graph
+    FRESHNESS = "freshness"  #: a ``dbt source freshness`` task per source that sets freshness
+
+
+class InvocationMode(str, enum.Enum):
+    """How a worker invokes dbt."""
+
+    SUBPROCESS = "subprocess"  #: a fresh ``<venv>/bin/dbt`` process per task
+
+
+def _fail(cls: type, name: str, message: str) -> ConfigError:
+    return ConfigError(f"{cls.__name__}.{name}: {message}")
+
+
+def _set(obj: object, name: str, value: Any) -> None:
+    object.__setattr__(obj, name, value)
+
+
+def _path(obj: object, name: str, required: bool = False) -> None:
+    value = getattr(obj, name)
+    if value is None:
+        if required:
+            raise _fail(type(obj), name, "is required (a path)")
+        return
+    if not isinstance(value, (str, Path)) or str(value) == "":
+        raise _fail(type(obj), name, f"must be a path (str or Path), got {value!r}")
+    _set(obj, name, Path(value))
+
+
+def _str_tuple(obj: object, name: str) -> None:
+    value = getattr(obj, name)
+    if value is None:
+        value = ()
+    if isinstance(value, str):
+        value = (value,)
+    if not isinstance(value, Sequence) or not all(isinstance(v, str) for v in value):
+        raise _fail(type(obj), name, f"must be a list of strings, got {value!r}")
+    _set(obj, name, tuple(value))
+
+
+def _mapping(obj: object, name: str, str_values: bool = False) -> None:
+    value = getattr(obj, name)
+    if value is None:
+        value = {}
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise _fail(type(obj), name, f"must be a dict with string keys, got {value!r}")
+    if str_values and not all(isinstance(v, str) for v in value.values()):
+        bad = next(k for k, v in value.items() if not isinstance(v, str))
+        raise _fail(type(obj), name, f"values must be strings; {bad!r} is {type(value[bad]).__name__}")
+    _set(obj, name, MappingProxyType(dict(value)))
+
+
+def _bool(obj: object, name: str) -> None:
+    if not isinstance(getattr(obj, name), bool):
+        raise _fail(type(obj), name, f"must be True or False, got {getattr(obj, name)!r}")
+
+
+def _enum(obj: object, name: str, enum_cls: type[enum.Enum]) -> None:
+    value = getattr(obj, name)
+    try:
+        _set(obj, name, enum_cls(value))
+    except ValueError:
+        allowed = ", ".join(repr(m.value) for m in enum_cls)
+        raise _fail(type(obj), name, f"must be one of {allowed}, got {value!r}") from None
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    """Where the dbt project and its manifest are.
+
+    ``manifest_path`` is read on the scheduler; ``project_dir`` only on workers (the scheduler
+    needs no dbt project at all).
+    """
+
+    manifest_path: str | Path
+    project_dir: str | Path | None = None
+    #: vars passed to every dbt command (``--vars``); values may be Jinja-templated strings.
+    dbt_vars: Mapping[str, Any] = field(default_factory=dict)
+    #: environment variables for every dbt command (templated).
+    env_vars: Mapping[str, str] = field(default_factory=dict)
+    #: ``partial_parse.msgpack`` to reuse; default: the one beside the manifest, if any.
+    partial_parse_path: str | Path | None = None
+    #: run ``dbt deps`` (once per worker per package spec) when the project has packages.
+    install_deps: bool = False
+
+    def __post_init__(self) -> None:
+        _path(self, "manifest_path", required=True)
+        _path(self, "project_dir")
+        _path(self, "partial_parse_path")
+        _mapping(self, "dbt_vars")
+        _mapping(self, "env_vars", str_values=True)
+        _bool(self, "install_deps")
+
+
+@dataclass(frozen=True)
+class ProfileConfig:
+    """Which dbt profile tasks use: a ``profiles.yml`` file or an Airflow Connection.
+
+    With neither, dbt's own lookup applies (``profiles.yml`` in the project, then ``~/.dbt``).
+    """
+
+    profile_name: str
+    target_name: str = "dev"
+    profiles_yml_path: str | Path | None = None
+    conn_id: str | None = None
+    #: extra target fields for a Connection-made profile (``schema``, ``threads``, ``path`` ...).
+    profile_args: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("profile_name", "target_name"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                raise _fail(type(self), name, f"must be a non-empty string, got {value!r}")
+        _path(self, "profiles_yml_path")
+        if self.conn_id is not None and (not isinstance(self.conn_id, str) or not self.conn_id):
+            raise _fail(type(self), "conn_id", f"must be a non-empty string, got {self.conn_id!r}")
+        if self.conn_id and self.profiles_yml_path:
+            raise _fail(type(self), "conn_id", "give either profiles_yml_path or conn_id, not both")
+        _mapping(self, "profile_args")
+
+
+@dataclass(frozen=True)
+class VenvConfig:
+    """The worker virtualenv that runs dbt: what goes in it and where it is cached."""
+
+    #: e.g. ``["dbt-core~=1.11.0", "dbt-duckdb~=1.11.0"]``. ``DbtDag`` without a VenvConfig pins
+    #: the dbt-core version and adapter that wrote the manifest (see ``VenvConfig.for_manifest``).
+    py_requirements: Sequence[str]
+    #: interpreter for the venv; default: the worker's own Python.
+    python: str | None = None
+    index_url: str | None = None
+    extra_index_urls: Sequence[str] = ()
+    #: wheelhouse directories or URLs, for workers without an index.
+    find_links: Sequence[str] = ()
+    constraints: str | Path | None = None
+    py_system_site_packages: bool = False
+    pip_args: Sequence[str] = ()
+    #: where venvs are cached; default: ``MANIFEST_DAG_VENV_CACHE``, Airflow's
+    #: ``[manifest_dag] venv_cache_dir``, else ``~/.cache/manifest-dag/venvs``.
+    cache_dir: str | Path | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("py_requirements", "extra_index_urls", "find_links", "pip_args"):
+            _str_tuple(self, name)
+        if not self.py_requirements:
+            raise _fail(type(self), "py_requirements", "must name at least dbt-core and an adapter")
+        for name in ("python", "index_url"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise _fail(type(self), name, f"must be a string, got {value!r}")
+        _path(self, "constraints")
+        _path(self, "cache_dir")
+        _bool(self, "py_system_site_packages")
+        from manifest_dag.venv import normalise_requirements
+
+        normalise_requirements(self.py_requirements)  # raises ConfigError naming a bad one
+
+    @classmethod
+    def for_manifest(cls, dbt_version: str, adapter_type: str | None) -> VenvConfig:
+        """Requirements matching the dbt that wrote the manifest, so its partial parse is reused."""
+        reqs = [f"dbt-core=={dbt_version}"]
+        if adapter_type:
+            minor = ".".join(dbt_version.split(".")[:2])
+            reqs.append(f"dbt-{adapter_type}~={minor}.0")
+        return cls(py_requirements=reqs)
+
+    def to_spec(self) -> Any:
+        """The ``VenvSpec`` that keys the worker's venv cache."""
+        from manifest_dag.venv import VenvSpec
+
+        return VenvSpec(
+            requirements=tuple(self.py_requirements),
+            python=self.python,
+            index_url=self.index_url,
+            extra_index_urls=tuple(self.extra_index_urls),
+            find_links=tuple(self.find_links),
+            constraints=str(self.constraints) if self.constraints else None,
+            system_site_packages=self.py_system_site_packages,
+            pip_args=tuple(self.pip_args),
+        )
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    """Which dbt nodes become tasks, and how."""
+
+    select: Sequence[str] = ()
+    exclude: Sequence[str] = ()
+    selector: str | None = None
+    test_behavior: TestBehavior | str = TestBehavior.AFTER_EACH
+    source_rendering: SourceRendering | str = SourceRendering.NONE
+    #: dbt's indirect selection of tests (``eager``, ``cautious``, ``buildable``, ``empty``).
+    indirect_selection: str = "eager"
+    #: render nodes of installed dbt packages (they still order the graph when left out).
+    include_packages: bool = True
+    #: allow a selection that picks nothing (an empty DAG) instead of failing the import.
+    allow_empty: bool = False
+    #: add an Airflow Asset outlet per model, from adapter, database, schema and alias.
+    emit_assets: bool = False
+    #: the naming object (task ids, group ids, docs, asset URIs); default ``DbtNaming()``.
+    naming: Any = None
+
+    def __post_init__(self) -> None:
+        _str_tuple(self, "select")
+        _str_tuple(self, "exclude")
+        if self.selector is not None and (not isinstance(self.selector, str) or not self.selector):
+            raise _fail(type(self), "selector", f"must be a selector name, got {self.selector!r}")
+        _enum(self, "test_behavior", TestBehavior)
+        _enum(self, "source_rendering", SourceRendering)
+        if self.indirect_selection not in ("eager", "cautious", "buildable", "empty"):
+            raise _fail(
+                type(self),
+                "indirect_selection",
+                f"must be eager, cautious, buildable or empty, got {self.indirect_selection!r}",
+            )
+        for name in ("include_packages", "allow_empty", "emit_assets"):
+            _bool(self, name)
+        if self.naming is None:
+            from manifest_dag.naming import DbtNaming
+
+            _set(self, "naming", DbtNaming())
+
+
+def describe(config: object) -> dict[str, Any]:
+    """A plain dict of a config's fields, for logs and ``inspect``."""
+    return {f.name: getattr(config, f.name) for f in fields(config)}  # type: ignore[arg-type]

@@ -1,0 +1,195 @@
+"""The public face: ``DbtDag`` and ``DbtTaskGroup``.
+
+Both do the same thing into a different container: load the manifest, select, plan, render.
+Nothing here runs dbt or imports it: this is what the DAG processor executes every few seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from airflow.sdk import DAG, TaskGroup
+from airflow.sdk.bases.operator import BaseOperator
+
+from manifest_dag.config import ProfileConfig, ProjectConfig, RenderConfig, VenvConfig
+from manifest_dag.errors import ConfigError, SelectionError
+from manifest_dag.graph import DbtGraph
+from manifest_dag.manifest import Manifest, load_manifest
+from manifest_dag.operators import OPERATOR_FOR_COMMAND
+from manifest_dag.plan import RenderPlan, TaskSpec, plan_tasks
+from manifest_dag.render import asset_outlets, render_plan
+
+_RESERVED = frozenset({"task_id", "task_group", "dag", "dbt_command", "select", "exclude", "selector"})
+
+
+def _check(value: Any, cls: type, name: str, required: bool = False) -> Any:
+    if value is None and not required:
+        return None
+    if not isinstance(value, cls):
+        raise ConfigError(f"{name} must be a {cls.__name__}, got {type(value).__name__}: {value!r}")
+    return value
+
+
+def plan_project(project_config: ProjectConfig, render_config: RenderConfig | None = None) -> tuple[Manifest, RenderPlan]:
+    """Load, select and plan: everything short of creating Airflow objects."""
+    from manifest_dag.selection import select_nodes
+
+    render_config = render_config or RenderConfig()
+    manifest = load_manifest(project_config.manifest_path)
+    graph = DbtGraph(manifest)
+    selected = select_nodes(
+        manifest,
+        select=render_config.select,
+        exclude=render_config.exclude,
+        selector=render_config.selector,
+        indirect_selection=render_config.indirect_selection,
+        graph=graph,
+    )
+    plan = plan_tasks(graph, selected, render_config)
+    if not plan.tasks and not render_config.allow_empty:
+        what = _describe_selection(render_config)
+        found = f"{len(selected)} nodes, none of which runs as a task" if selected else "no nodes"
+        raise SelectionError(
+            f"{manifest.path}: {what} selects {found}. Check the expression against `dbt ls`, "
+            "or set RenderConfig(allow_empty=True) for an empty DAG."
+        )
+    return manifest, plan
+
+
+def _describe_selection(rc: RenderConfig) -> str:
+    parts = []
+    if rc.select:
+        parts.append(f"select={list(rc.select)}")
+    if rc.exclude:
+        parts.append(f"exclude={list(rc.exclude)}")
+    if rc.selector:
+        parts.append(f"selector={rc.selector!r}")
+    return "RenderConfig(" + ", ".join(parts) + ")" if parts else "the default selection"
+
+
+class _OperatorFactory:
+    """Turns a TaskSpec into an operator with the DAG-wide settings; cheap per call."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        project_config: ProjectConfig,
+        profile_config: ProfileConfig | None,
+        venv_config: VenvConfig,
+        operator_args: Mapping[str, Any],
+    ) -> None:
+        bad = _RESERVED.intersection(operator_args)
+        if bad:
+            raise ConfigError(f"operator_args may not set {sorted(bad)}: the renderer sets them per task")
+        self.common = {
+            "project_dir": str(project_config.project_dir) if project_config.project_dir else "",
+            "manifest_path": str(project_config.manifest_path),
+            "partial_parse_path": project_config.partial_parse_path,
+            "profile_config": profile_config,
+            "venv_config": venv_config,
+            "dbt_vars": dict(project_config.dbt_vars) or None,
+            "env": dict(project_config.env_vars),
+            "install_deps": project_config.install_deps,
+            **operator_args,
+        }
+
+    def __call__(self, spec: TaskSpec, group: TaskGroup | None, dag: DAG) -> BaseOperator:
+        cls = OPERATOR_FOR_COMMAND[spec.command]
+        return cls(
+            task_id=spec.local_id,
+            task_group=group,
+            dag=dag,
+            select=spec.select,
+            exclude=spec.exclude,
+            selector=spec.selector,
+            indirect_selection=spec.indirect_selection,
+            doc_md=spec.doc_md,
+            outlets=asset_outlets(spec.outlet_uri),
+            **self.common,
+        )
+
+
+def build_into(
+    *,
+    dag: DAG,
+    parent_group: TaskGroup | None,
+    project_config: ProjectConfig,
+    profile_config: ProfileConfig | None,
+    venv_config: VenvConfig | None,
+    render_config: RenderConfig | None,
+    operator_args: Mapping[str, Any] | None,
+) -> tuple[RenderPlan, dict[str, BaseOperator]]:
+    _check(project_config, ProjectConfig, "project_config", required=True)
+    _check(profile_config, ProfileConfig, "profile_config")
+    _check(venv_config, VenvConfig, "venv_config")
+    _check(render_config, RenderConfig, "render_config")
+    if operator_args is not None and not isinstance(operator_args, Mapping):
+        raise ConfigError(f"operator_args must be a dict, got {type(operator_args).__name__}")
+    manifest, plan = plan_project(project_config, render_config)
+    if venv_config is None:
+        if manifest.dbt_version == "unknown":
+            raise ConfigError(
+                f"{manifest.path}: the manifest does not record its dbt version; give "
+                "venv_config=VenvConfig(py_requirements=[...]) naming the dbt to run"
+            )
+        venv_config = VenvConfig.for_manifest(manifest.dbt_version, manifest.adapter_type)
+    factory = _OperatorFactory(manifest, project_config, profile_config, venv_config, operator_args or {})
+    tasks = render_plan(plan, dag=dag, parent_group=parent_group, make_operator=factory)
+    return plan, tasks
+
+
+class DbtDag(DAG):
+    """An Airflow DAG holding a dbt project's selected nodes as tasks.
+
+    Every keyword besides the configs goes to Airflow's ``DAG``.
+    """
+
+    def __init__(
+        self,
+        *,
+        project_config: ProjectConfig,
+        profile_config: ProfileConfig | None = None,
+        venv_config: VenvConfig | None = None,
+        render_config: RenderConfig | None = None,
+        operator_args: Mapping[str, Any] | None = None,
+        **dag_kwargs: Any,
+    ) -> None:
+        super().__init__(**dag_kwargs)
+        plan, tasks = build_into(
+            dag=self,
+            parent_group=None,
+            project_config=project_config,
+            profile_config=profile_config,
+            venv_config=venv_config,
+            render_config=render_config,
+            operator_args=operator_args,
+        )
+        self.dbt_plan = plan
+
+
+class DbtTaskGroup(TaskGroup):
+    """A TaskGroup holding a dbt project's selected nodes, inside the user's own DAG."""
+
+    def __init__(
+        self,
+        group_id: str = "dbt",
+        *,
+        project_config: ProjectConfig,
+        profile_config: ProfileConfig | None = None,
+        venv_config: VenvConfig | None = None,
+        render_config: RenderConfig | None = None,
+        operator_args: Mapping[str, Any] | None = None,
+        **group_kwargs: Any,
+    ) -> None:
+        super().__init__(group_id=group_id, **group_kwargs)
+        plan, tasks = build_into(
+            dag=self.dag,
+            parent_group=self,
+            project_config=project_config,
+            profile_config=profile_config,
+            venv_config=venv_config,
+            render_config=render_config,
+            operator_args=operator_args,
+        )
+        self.dbt_plan = plan

@@ -1,0 +1,141 @@
+"""The dbt node graph, and the one rule that keeps a partial DAG correct.
+
+Edges run parent → child, from each node's ``depends_on.nodes``; tests, unit tests and exposures
+are children of what they test or expose. Not every node gets an Airflow task (ephemeral models,
+sources, unselected nodes), but the order they imply must survive: with A → B → C and no task for
+B, C still runs after A. ``nearest_rendered`` computes that once, in topological order, so the
+render layer never walks paths itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+
+import networkx as nx
+
+from manifest_dag.errors import GraphError
+from manifest_dag.manifest import DbtNode, Manifest
+
+#: Resource types that run as dbt tests (they are attached to the nodes they test).
+TEST_TYPES = frozenset({"test", "unit_test"})
+#: Resource types that materialise something and so may get a task.
+EXECUTABLE_TYPES = frozenset({"model", "seed", "snapshot"})
+
+_NONE: frozenset[str] = frozenset()
+
+
+class DbtGraph:
+    """A ``networkx.DiGraph`` of a manifest's enabled nodes, checked to be acyclic."""
+
+    __slots__ = ("manifest", "graph", "_order")
+
+    def __init__(self, manifest: Manifest) -> None:
+        self.manifest = manifest
+        graph: nx.DiGraph = nx.DiGraph()
+        graph.add_nodes_from(manifest.nodes)
+        graph.add_edges_from(
+            (parent, uid) for uid, node in manifest.nodes.items() for parent in node.depends_on
+        )
+        self.graph = graph
+        self._order: list[str] | None = None
+        self._check_acyclic()
+
+    def _check_acyclic(self) -> None:
+        try:
+            self._order = list(nx.topological_sort(self.graph))
+        except nx.NetworkXUnfeasible:
+            cycle = [edge[0] for edge in nx.find_cycle(self.graph)]
+            shown = " → ".join([*cycle, cycle[0]])
+            raise GraphError(
+                f"{self.manifest.path}: the dbt graph has a cycle: {shown}. dbt refuses such a "
+                "project too; remove one of these ref()/source() dependencies and run `dbt parse`."
+            ) from None
+
+    # -- lookups -------------------------------------------------------------------------------
+    @property
+    def nodes(self) -> Mapping[str, DbtNode]:
+        return self.manifest.nodes
+
+    def __contains__(self, uid: object) -> bool:
+        return uid in self.manifest.nodes
+
+    def __len__(self) -> int:
+        return len(self.manifest.nodes)
+
+    def node(self, uid: str) -> DbtNode:
+        return self.manifest.nodes[uid]
+
+    def parents(self, uid: str) -> Iterable[str]:
+        return self.graph.predecessors(uid)
+
+    def children(self, uid: str) -> Iterable[str]:
+        return self.graph.successors(uid)
+
+    def topological_order(self) -> list[str]:
+        assert self._order is not None
+        return self._order
+
+    def ancestors(self, uid: str, depth: int | None = None) -> set[str]:
+        if depth is None:
+            return nx.ancestors(self.graph, uid)
+        return _within(self.graph.predecessors, uid, depth)
+
+    def descendants(self, uid: str, depth: int | None = None) -> set[str]:
+        if depth is None:
+            return nx.descendants(self.graph, uid)
+        return _within(self.graph.successors, uid, depth)
+
+    def is_package_node(self, uid: str) -> bool:
+        return self.manifest.nodes[uid].package_name != self.manifest.project_name
+
+    # -- tests -----------------------------------------------------------------------------------
+    def test_parents(self, uid: str) -> tuple[str, ...]:
+        """The nodes a test tests: its ``depends_on.nodes`` (several for relationships tests)."""
+        return self.manifest.nodes[uid].depends_on
+
+    # -- pass-through ordering -------------------------------------------------------------------
+    def nearest_rendered(self, rendered: Collection[str]) -> dict[str, frozenset[str]]:
+        """For every node, the rendered nodes it waits for, looking through unrendered ones.
+
+        A rendered parent counts itself; an unrendered parent contributes what it waits for. One
+        pass in topological order, so the cost is linear in the graph plus the size of the sets.
+        """
+        rendered = rendered if isinstance(rendered, (set, frozenset)) else set(rendered)
+        through: dict[str, frozenset[str]] = {}  # what an unrendered node passes on to its children
+        upstream: dict[str, frozenset[str]] = {}
+        pred = self.graph.pred
+        for uid in self.topological_order():
+            parents = pred[uid]
+            if not parents:
+                waits = _NONE
+            elif len(parents) == 1:
+                (p,) = parents
+                waits = frozenset((p,)) if p in rendered else through[p]
+            else:
+                acc: set[str] = set()
+                for p in parents:
+                    if p in rendered:
+                        acc.add(p)
+                    else:
+                        acc.update(through[p])
+                waits = frozenset(acc) if acc else _NONE
+            upstream[uid] = waits
+            if uid not in rendered:
+                through[uid] = waits
+        return upstream
+
+
+def _within(step, start: str, depth: int) -> set[str]:
+    seen: set[str] = set()
+    frontier = {start}
+    for _ in range(depth):
+        nxt: set[str] = set()
+        for uid in frontier:
+            for other in step(uid):
+                if other not in seen and other != start:
+                    seen.add(other)
+                    nxt.add(other)
+        if not nxt:
+            break
+        frontier = nxt
+    return seen

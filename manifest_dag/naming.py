@@ -1,0 +1,81 @@
+"""One object names everything the renderer creates from a dbt node.
+
+Users who want other task ids, group ids, docs or Asset URIs subclass ``DbtNaming`` and override
+one method, instead of forking the renderer. Ids are made unique by the planner, not here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from manifest_dag.manifest import DbtNode
+
+#: Airflow allows letters, digits, ``_``, ``-`` and ``.`` in task ids; ``.`` joins group and task.
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+MAX_ID = 200  # Airflow's limit is 250 for the whole dotted id; leave room for the group prefix
+
+
+def sanitize(raw: str) -> str:
+    """A string made safe as one Airflow id segment, shortened with a hash when too long."""
+    safe = _UNSAFE.sub("_", raw).strip("_") or "node"
+    if len(safe) > MAX_ID:
+        digest = hashlib.sha1(raw.encode()).hexdigest()[:10]
+        safe = f"{safe[: MAX_ID - 11]}_{digest}"
+    return safe
+
+
+class DbtNaming:
+    """Default names: a group per model named after it, ``run``/``test`` inside."""
+
+    #: task id per dbt command, inside a model's group
+    command_task_ids = {"run": "run", "test": "test", "build": "build"}
+
+    def base_name(self, node: DbtNode) -> str:
+        """The node's readable name: ``orders``, ``orders_v2``, ``raw_orders`` (source ``raw``)."""
+        if node.resource_type == "source" and node.source_name:
+            return sanitize(f"{node.source_name}_{node.name}")
+        if node.version is not None:
+            return sanitize(f"{node.name}_v{node.version}")
+        return sanitize(node.name)
+
+    def qualified_name(self, node: DbtNode) -> str:
+        """Used when two nodes share a base name (same model name in two packages)."""
+        return sanitize(f"{node.package_name}__{self.base_name(node)}")
+
+    def group_id(self, node: DbtNode) -> str:
+        return self.base_name(node)
+
+    def task_id(self, name: str, command: str, in_group: bool) -> str:
+        """A task's id from the node's unique name: ``run`` inside a group, else ``<name>_seed``."""
+        if in_group:
+            return self.command_task_ids.get(command, command)
+        suffix = {"source freshness": "freshness"}.get(command, command)
+        return f"{name}_{suffix}"
+
+    def tests_task_id(self, parents: list[DbtNode], tests: list[DbtNode]) -> str:
+        """A task running tests outside any model's group (several parents, or none rendered)."""
+        if len(tests) == 1:
+            return sanitize(f"test_{tests[0].name}")
+        if parents:
+            return sanitize("test_" + "__".join(self.base_name(p) for p in parents))
+        return "tests"
+
+    def dbt_selector(self, node: DbtNode) -> str:
+        """The ``--select`` value that picks exactly this node: its fully qualified name."""
+        if node.resource_type == "source":
+            return f"source:{node.package_name}.{node.source_name}.{node.name}"
+        return ".".join(node.fqn) if node.fqn else node.name
+
+    def doc_md(self, node: DbtNode) -> str:
+        """Task docs: the node's description and where it comes from."""
+        head = f"**dbt {node.resource_type}** `{node.unique_id}`  \n`{node.original_file_path}`"
+        return f"{node.description.strip()}\n\n{head}" if node.description.strip() else head
+
+    def asset_uri(self, node: DbtNode, adapter: str | None) -> str | None:
+        """Asset URI ``<adapter>://<database>/<schema>/<alias>``, or None when unknown."""
+        relation = node.alias or node.name
+        if not adapter or not node.schema:
+            return None
+        database = node.database or "default"
+        return f"{adapter.lower()}://{database}/{node.schema}/{relation}"

@@ -1,0 +1,322 @@
+"""What the DAG will hold, as plain data, before any Airflow object exists.
+
+Planning is separate from rendering so that the same answer serves the DAG build, the CLI's
+``inspect`` and offline tests, and so that one task can be built alone later. No Airflow import.
+
+Rules (see ``docs/concepts.md``):
+- models, seeds and snapshots get tasks; ephemeral models, sources (unless freshness is rendered),
+  exposures and unselected nodes do not, but the order they imply is kept;
+- ``after_each``: a TaskGroup per model (``run`` then ``test``); a seed or snapshot is a task of
+  its own, followed by a ``<name>_test`` task when it has tests;
+- a test with several parents (or whose only parent has no task) runs in a task of its own,
+  after every rendered node it waits for; tests sharing the same parents share that task.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from manifest_dag.config import RenderConfig, SourceRendering, TestBehavior
+from manifest_dag.graph import EXECUTABLE_TYPES, TEST_TYPES, DbtGraph
+from manifest_dag.manifest import DbtNode
+
+_COMMAND_OF = {"model": "run", "seed": "seed", "snapshot": "snapshot", "source": "source freshness"}
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSpec:
+    """One task to create: its id (relative to the DAG or the DbtTaskGroup) and its dbt call."""
+
+    task_id: str
+    command: str
+    select: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    selector: str | None = None
+    indirect_selection: str | None = None
+    group_id: str | None = None
+    node_ids: tuple[str, ...] = ()
+    upstream: tuple[str, ...] = ()
+    doc_md: str | None = None
+    outlet_uri: str | None = None
+
+    @property
+    def local_id(self) -> str:
+        """The id inside its group (what the operator is constructed with)."""
+        return self.task_id.rsplit(".", 1)[-1] if self.group_id else self.task_id
+
+    def dbt_args(self) -> list[str]:
+        """The dbt argv after ``dbt``: command and selection (flags are added by the operator)."""
+        args = self.command.split()
+        if self.select:
+            args += ["--select", *self.select]
+        if self.exclude:
+            args += ["--exclude", *self.exclude]
+        if self.selector:
+            args += ["--selector", self.selector]
+        if self.indirect_selection:
+            args += ["--indirect-selection", self.indirect_selection]
+        return args
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSpec:
+    group_id: str
+    node_id: str
+    tooltip: str = ""
+
+
+@dataclass(frozen=True)
+class RenderPlan:
+    """The tasks (in dependency order) and groups a selection renders to."""
+
+    tasks: tuple[TaskSpec, ...]
+    groups: tuple[GroupSpec, ...] = ()
+    _index: dict[str, TaskSpec] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._index.update((t.task_id, t) for t in self.tasks)
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    def task(self, task_id: str) -> TaskSpec:
+        return self._index[task_id]
+
+    def __contains__(self, task_id: object) -> bool:
+        return task_id in self._index
+
+    def edges(self) -> Iterator[tuple[str, str]]:
+        for task in self.tasks:
+            for up in task.upstream:
+                yield up, task.task_id
+
+    def __str__(self) -> str:
+        lines = [f"{len(self.tasks)} tasks in {len(self.groups)} groups"]
+        for t in self.tasks:
+            after = f"  after {', '.join(t.upstream)}" if t.upstream else ""
+            lines.append(f"  {t.task_id}: dbt {' '.join(t.dbt_args())}{after}")
+        return "\n".join(lines)
+
+
+def plan_tasks(graph: DbtGraph, selected: Iterable[str], config: RenderConfig) -> RenderPlan:
+    """Turn the selected node ids into the task plan ``config`` asks for."""
+    return _Planner(graph, frozenset(selected), config).plan()
+
+
+class _Planner:
+    def __init__(self, graph: DbtGraph, selected: frozenset[str], config: RenderConfig) -> None:
+        self.graph = graph
+        self.nodes = graph.nodes
+        self.selected = selected
+        self.config = config
+        self.naming = config.naming
+        self.behavior = TestBehavior(config.test_behavior)
+        self.tasks: dict[str, dict] = {}  # task_id -> TaskSpec kwargs, in creation order
+        self.groups: list[GroupSpec] = []
+        self.exit: dict[str, str] = {}  # node id -> the task its dependents wait for
+        self.entry: dict[str, str] = {}  # node id -> the task that waits for its parents
+        self.used_ids: set[str] = set()
+
+    # -- what gets a task --------------------------------------------------------------------------
+    def _keeps_package(self, node: DbtNode) -> bool:
+        return self.config.include_packages or node.package_name == self.graph.manifest.project_name
+
+    def _renders(self, node: DbtNode) -> bool:
+        if not self._keeps_package(node):
+            return False
+        if node.resource_type in EXECUTABLE_TYPES:
+            return not node.is_ephemeral
+        return (
+            node.resource_type == "source"
+            and node.has_freshness
+            and SourceRendering(self.config.source_rendering) is SourceRendering.FRESHNESS
+        )
+
+    def plan(self) -> RenderPlan:
+        order = self.graph.topological_order()
+        selected, nodes = self.selected, self.nodes
+        rendered = [u for u in order if u in selected and self._renders(nodes[u])]
+        rendered_set = set(rendered)
+        tests = [
+            u
+            for u in order
+            if u in selected and nodes[u].resource_type in TEST_TYPES and self._keeps_package(nodes[u])
+        ]
+        waits = self.graph.nearest_rendered(rendered_set)
+        names = self._unique_names(rendered)
+
+        attached: dict[str, list[str]] = defaultdict(list)
+        loose: dict[tuple[str, ...], list[str]] = defaultdict(list)
+        if self.behavior in (TestBehavior.AFTER_EACH, TestBehavior.BUILD):
+            for t in tests:
+                parents = self.graph.test_parents(t)
+                if len(parents) == 1 and parents[0] in rendered_set:
+                    attached[parents[0]].append(t)
+                else:
+                    loose[parents].append(t)
+
+        for uid in rendered:
+            self._add_node(nodes[uid], names[uid], attached.get(uid, ()))
+        for uid in rendered:
+            entry = self.entry[uid]
+            self.tasks[entry]["upstream"].update(self.exit[p] for p in waits[uid])
+        for parents, group in loose.items():
+            self._add_loose_tests(parents, group, rendered_set, waits)
+        if self.behavior is TestBehavior.AFTER_ALL and tests:
+            self._add_final_tests(rendered, waits)
+        return self._finish()
+
+    # -- ids ---------------------------------------------------------------------------------------
+    def _unique_names(self, rendered: list[str]) -> dict[str, str]:
+        naming, nodes = self.naming, self.nodes
+        base = {u: naming.group_id(nodes[u]) for u in rendered}
+        seen: dict[str, int] = defaultdict(int)
+        for name in base.values():
+            seen[name] += 1
+        names: dict[str, str] = {}
+        taken: set[str] = set()
+        for u in rendered:
+            name = base[u] if seen[base[u]] == 1 else naming.qualified_name(nodes[u])
+            if name in taken:  # deterministic across processes: the worker re-plans the same DAG
+                name = f"{name}_{hashlib.sha1(u.encode()).hexdigest()[:8]}"
+            taken.add(name)
+            names[u] = name
+        return names
+
+    def _claim(self, task_id: str) -> str:
+        candidate, n = task_id, 1
+        while candidate in self.used_ids:
+            n += 1
+            candidate = f"{task_id}_{n}"
+        self.used_ids.add(candidate)
+        return candidate
+
+    def _task(self, task_id: str, **spec) -> str:
+        task_id = self._claim(task_id)
+        spec.setdefault("upstream", set())
+        self.tasks[task_id] = {"task_id": task_id, **spec}
+        return task_id
+
+    # -- nodes -------------------------------------------------------------------------------------
+    def _unselected_tests_of(self, uid: str) -> tuple[str, ...]:
+        """Tests of ``uid`` that the selection left out: excluded from its ``dbt test`` too."""
+        nodes, graph = self.nodes, self.graph
+        return tuple(
+            self.naming.dbt_selector(nodes[c])
+            for c in graph.children(uid)
+            if c not in self.selected
+            and nodes[c].resource_type in TEST_TYPES
+            and len(graph.test_parents(c)) == 1
+        )
+
+    def _add_node(self, node: DbtNode, name: str, tests: Iterable[str]) -> None:
+        naming, behavior = self.naming, self.behavior
+        uid = node.unique_id
+        select = (naming.dbt_selector(node),)
+        tests = tuple(tests)
+        doc = naming.doc_md(node)
+        outlet = None
+        if self.config.emit_assets and node.resource_type in ("model", "seed", "snapshot"):
+            outlet = naming.asset_uri(node, self.graph.manifest.adapter_type)
+        if behavior is TestBehavior.BUILD and node.resource_type != "source":
+            tid = self._task(
+                naming.task_id(name, "build", False),
+                command="build",
+                select=select,
+                exclude=self._unselected_tests_of(uid) if tests else (),
+                indirect_selection="cautious",
+                node_ids=(uid, *tests),
+                doc_md=doc,
+                outlet_uri=outlet,
+            )
+            self.entry[uid] = self.exit[uid] = tid
+            return
+        command = _COMMAND_OF[node.resource_type]
+        in_group = behavior is TestBehavior.AFTER_EACH and node.resource_type == "model"
+        group_id: str | None = None
+        if in_group:
+            group_id = self._claim(name)
+            self.groups.append(GroupSpec(group_id=group_id, node_id=uid, tooltip=node.description[:500]))
+            run_id = f"{group_id}.{naming.task_id(group_id, command, True)}"
+        else:
+            run_id = naming.task_id(name, command, False)
+        tid = self._task(
+            run_id,
+            command=command,
+            select=select,
+            group_id=group_id,
+            node_ids=(uid,),
+            doc_md=doc,
+            outlet_uri=outlet,
+        )
+        self.entry[uid] = self.exit[uid] = tid
+        if tests:
+            test_id = (
+                f"{group_id}.{naming.task_id(group_id, 'test', True)}"
+                if in_group
+                else naming.task_id(name, "test", False)
+            )
+            test_tid = self._task(
+                test_id,
+                command="test",
+                select=select,
+                exclude=self._unselected_tests_of(uid),
+                indirect_selection="cautious",
+                group_id=group_id,
+                node_ids=tests,
+                doc_md=f"Tests of `{node.unique_id}`",
+                upstream={tid},
+            )
+            self.exit[uid] = test_tid
+
+    # -- tests outside model groups ------------------------------------------------------------
+    def _add_loose_tests(
+        self,
+        parents: tuple[str, ...],
+        tests: list[str],
+        rendered: set[str],
+        waits: dict[str, frozenset[str]],
+    ) -> None:
+        nodes, naming = self.nodes, self.naming
+        after: set[str] = set()
+        for p in parents:
+            after.update((p,) if p in rendered else waits[p])
+        test_nodes = [nodes[t] for t in tests]
+        self._task(
+            naming.tests_task_id([nodes[p] for p in parents], test_nodes),
+            command="test",
+            select=tuple(naming.dbt_selector(t) for t in test_nodes),
+            node_ids=tuple(tests),
+            doc_md="Tests of " + ", ".join(f"`{p}`" for p in parents) if parents else "Tests",
+            upstream={self.exit[u] for u in after},
+        )
+
+    def _add_final_tests(self, rendered: list[str], waits: dict[str, frozenset[str]]) -> None:
+        waited_for = set().union(*(waits[u] for u in rendered)) if rendered else set()
+        leaves = {self.exit[u] for u in rendered if u not in waited_for}
+        config = self.config
+        exclude = list(config.exclude)
+        if not config.include_packages:
+            project = self.graph.manifest.project_name
+            exclude += sorted({f"package:{n.package_name}" for n in self.nodes.values() if n.package_name != project})
+        self._task(
+            "dbt_test",
+            command="test",
+            select=tuple(config.select),
+            exclude=tuple(exclude),
+            selector=config.selector,
+            indirect_selection=config.indirect_selection if config.indirect_selection != "eager" else None,
+            node_ids=tuple(u for u in self.selected if self.nodes[u].resource_type in TEST_TYPES),
+            doc_md="All selected dbt tests, after every model.",
+            upstream=leaves,
+        )
+
+    def _finish(self) -> RenderPlan:
+        specs = []
+        for kwargs in self.tasks.values():
+            kwargs["upstream"] = tuple(sorted(kwargs["upstream"]))
+            specs.append(TaskSpec(**kwargs))
+        return RenderPlan(tasks=tuple(specs), groups=tuple(self.groups))

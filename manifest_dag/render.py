@@ -1,0 +1,68 @@
+"""Plan → Airflow objects: TaskGroups, operators and edges, in linear time.
+
+Airflow 3.3's ``set_downstream`` puts the DAG into a set on every call, and ``DAG.__hash__`` walks
+every task id, so wiring N edges that way costs O(N × tasks): 50 s for 10,000 models. Every task
+here is created in the same DAG by construction, which is exactly what ``set_downstream``'s check
+establishes before it adds the two ids to the tasks' ``upstream_task_ids``/``downstream_task_ids``
+sets; ``link`` does that last step directly. ``tests/test_render.py`` compares it with
+``set_downstream`` so an Airflow upgrade that changes the bookkeeping fails loudly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from airflow.sdk import DAG, TaskGroup
+from airflow.sdk.bases.operator import BaseOperator
+
+from manifest_dag.plan import RenderPlan, TaskSpec
+
+MakeOperator = Callable[..., BaseOperator]
+
+
+def link(upstream: BaseOperator, downstream: BaseOperator) -> None:
+    """``upstream >> downstream`` for two tasks already in the same DAG, without hashing it."""
+    upstream.downstream_task_ids.add(downstream.task_id)
+    downstream.upstream_task_ids.add(upstream.task_id)
+
+
+def render_plan(
+    plan: RenderPlan,
+    *,
+    dag: DAG,
+    parent_group: TaskGroup | None,
+    make_operator: Callable[[TaskSpec, TaskGroup | None, DAG], BaseOperator],
+) -> dict[str, BaseOperator]:
+    """Create every group and task of ``plan`` under ``parent_group`` and wire them."""
+    groups: dict[str, TaskGroup] = {}
+    for g in plan.groups:
+        groups[g.group_id] = TaskGroup(
+            group_id=g.group_id, tooltip=g.tooltip, parent_group=parent_group, dag=dag
+        )
+    tasks: dict[str, BaseOperator] = {}
+    for spec in plan.tasks:
+        group = groups[spec.group_id] if spec.group_id else parent_group
+        tasks[spec.task_id] = make_operator(spec, group, dag)
+    for spec in plan.tasks:
+        task = tasks[spec.task_id]
+        for up in spec.upstream:
+            link(tasks[up], task)
+    return tasks
+
+
+def asset_outlets(uri: str | None) -> list[Any]:
+    if not uri:
+        return []
+    from airflow.sdk import Asset
+
+    return [Asset(uri)]
+
+
+def group_tasks(tasks: Mapping[str, BaseOperator]) -> dict[str, list[str]]:
+    """Task ids by group id (``None`` for ungrouped), for summaries."""
+    out: dict[str, list[str]] = {}
+    for tid, task in tasks.items():
+        gid = task.task_group.group_id if task.task_group is not None else None
+        out.setdefault(gid, []).append(tid)
+    return out
