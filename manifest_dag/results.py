@@ -1,0 +1,251 @@
+"""``run_results.json`` → a summary the operator can log and fail with.
+
+dbt writes ``target/run_results.json`` after every ``run``/``test``/``build``/``seed``/``snapshot``
+(schema v6 since dbt 1.8). The operator reads it after the subprocess ends: its exit code says
+*whether* dbt failed, this file says *which* nodes failed and dbt's own reason. No Airflow, no dbt
+import here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import orjson
+
+from manifest_dag.errors import DbtRunError
+
+# dbt's node statuses (dbt.artifacts.schemas.results.NodeStatus), grouped the way dbt counts them.
+STATUS_SUCCESS = "success"
+STATUS_PASS = "pass"
+STATUS_WARN = "warn"
+STATUS_ERROR = "error"
+STATUS_FAIL = "fail"
+STATUS_RUNTIME_ERROR = "runtime error"
+STATUS_SKIPPED = "skipped"
+STATUS_PARTIAL = "partial success"
+STATUS_NO_OP = "no-op"
+
+_PASSED = frozenset({STATUS_SUCCESS, STATUS_PASS})
+_ERRORS = frozenset({STATUS_ERROR, STATUS_RUNTIME_ERROR})
+#: what dbt's ``interpret_results`` counts as a failed invocation (exit code 1).
+_FAILING = frozenset({STATUS_ERROR, STATUS_RUNTIME_ERROR, STATUS_FAIL, STATUS_PARTIAL, STATUS_SKIPPED})
+
+_CARETS = re.compile(r"^[\s^~]*$")
+
+
+@dataclass(frozen=True, slots=True)
+class NodeResult:
+    """One node's line of ``run_results.json``."""
+
+    unique_id: str
+    status: str
+    message: str | None
+    execution_time: float
+    failures: int | None
+    adapter_response: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def one_line_message(self) -> str:
+        """dbt's message on one line (compile errors span several), or ``""``."""
+        if not self.message:
+            return ""
+        lines = (" ".join(ln.split()) for ln in self.message.splitlines())
+        return " ".join(ln for ln in lines if ln and not _CARETS.match(ln))
+
+    def describe(self) -> str:
+        """``<unique_id> [<STATUS>]: <dbt's message>``."""
+        text = f"{self.unique_id} [{self.status.upper()}]"
+        msg = self.one_line_message
+        return f"{text}: {msg}" if msg else text
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """What one dbt invocation did, node by node."""
+
+    command: str
+    success: bool
+    elapsed: float
+    results: tuple[NodeResult, ...]
+    dbt_version: str | None = None
+    invocation_id: str | None = None
+
+    def _with(self, statuses: frozenset[str] | str) -> tuple[NodeResult, ...]:
+        if isinstance(statuses, str):
+            statuses = frozenset({statuses})
+        return tuple(r for r in self.results if r.status in statuses)
+
+    @property
+    def errors(self) -> tuple[NodeResult, ...]:
+        """Nodes dbt could not run: ``error`` and ``runtime error`` (SQL, compile, connection)."""
+        return self._with(_ERRORS)
+
+    @property
+    def failures(self) -> tuple[NodeResult, ...]:
+        """Tests that ran and failed (``fail``)."""
+        return self._with(STATUS_FAIL)
+
+    @property
+    def partial_successes(self) -> tuple[NodeResult, ...]:
+        """Microbatch models where some batches failed (``partial success``)."""
+        return self._with(STATUS_PARTIAL)
+
+    @property
+    def warnings(self) -> tuple[NodeResult, ...]:
+        """Tests (or freshness checks) that ran and warned (``warn``)."""
+        return self._with(STATUS_WARN)
+
+    @property
+    def skipped(self) -> tuple[NodeResult, ...]:
+        """Nodes dbt skipped, usually because something upstream failed."""
+        return self._with(STATUS_SKIPPED)
+
+    @property
+    def passed(self) -> tuple[NodeResult, ...]:
+        """Nodes that ran cleanly: ``success`` (models, seeds, snapshots) and ``pass`` (tests)."""
+        return self._with(_PASSED)
+
+    @property
+    def no_ops(self) -> tuple[NodeResult, ...]:
+        """Nodes dbt had nothing to do for (``no-op``)."""
+        return self._with(STATUS_NO_OP)
+
+    @property
+    def failing(self) -> tuple[NodeResult, ...]:
+        """Every node that makes dbt exit non-zero (errors, failures, partial successes, skips)."""
+        return tuple(r for r in self.results if _is_failing(r))
+
+    def counts(self) -> dict[str, int]:
+        """Counts in dbt's own ``Done.`` line terms, with test failures apart from errors."""
+        return {
+            "PASS": len(self.passed),
+            "WARN": len(self.warnings),
+            "ERROR": len(self.errors) + len(self.partial_successes),
+            "FAIL": len(self.failures),
+            "SKIP": len(self.skipped),
+            "NO-OP": len(self.no_ops),
+            "TOTAL": len(self.results),
+        }
+
+    def _counts_text(self) -> str:
+        return " ".join(f"{k}={v}" for k, v in self.counts().items())
+
+    def failure_message(self) -> str:
+        """Why the invocation failed: one line per failing node with dbt's own message.
+
+        Empty when nothing failed.
+        """
+        broken = [*self.errors, *self.partial_successes, *self.failures]
+        skipped = [r for r in self.skipped if _is_failing(r)]
+        if not broken and not skipped:
+            return ""
+        lines = [f"dbt {self.command} failed ({self._counts_text()}):"]
+        lines.extend(f"  {r.describe()}" for r in broken)
+        lines.extend(
+            f"  {r.describe()}" + ("" if r.message else " (not run: an upstream node failed)") for r in skipped
+        )
+        return "\n".join(lines)
+
+    def log_lines(self) -> list[str]:
+        """A human summary for the task log: counts, then every non-passing node."""
+        lines = [f"dbt {self.command}: {len(self.results)} nodes in {self.elapsed:.2f}s; {self._counts_text()}"]
+        for label, group in (
+            ("error", self.errors),
+            ("partial success", self.partial_successes),
+            ("test failure", self.failures),
+            ("warning", self.warnings),
+            ("skipped", self.skipped),
+        ):
+            lines.extend(f"{label}: {r.describe()}" for r in group)
+        return lines
+
+    def __str__(self) -> str:
+        return "\n".join(self.log_lines())
+
+
+def _is_failing(result: NodeResult) -> bool:
+    # dbt does not fail an invocation over a skipped exposure.
+    if result.status == STATUS_SKIPPED and result.unique_id.startswith("exposure."):
+        return False
+    return result.status in _FAILING
+
+
+def _command(data: Mapping[str, Any]) -> str:
+    args = data.get("args")
+    if isinstance(args, Mapping):
+        which = args.get("which")
+        if isinstance(which, str) and which:
+            return which.replace("-", " ") if which == "source-freshness" else which
+        invocation = args.get("invocation_command")
+        if isinstance(invocation, str) and invocation.split()[1:]:
+            return invocation.split()[1]
+    return "unknown"
+
+
+def _node(path: Path, index: int, raw: Any) -> NodeResult:
+    if not isinstance(raw, Mapping):
+        raise DbtRunError(f"{path}: results[{index}] is not an object; is this dbt's run_results.json?")
+    unique_id = raw.get("unique_id")
+    status = raw.get("status")
+    if not isinstance(unique_id, str) or not isinstance(status, str):
+        raise DbtRunError(f"{path}: results[{index}] has no unique_id/status; is this dbt's run_results.json?")
+    message = raw.get("message")
+    failures = raw.get("failures")
+    response = raw.get("adapter_response")
+    try:
+        execution_time = float(raw.get("execution_time") or 0.0)
+    except (TypeError, ValueError):
+        execution_time = 0.0
+    return NodeResult(
+        unique_id=unique_id,
+        status=status,
+        message=message if isinstance(message, str) else (None if message is None else str(message)),
+        execution_time=execution_time,
+        failures=failures if isinstance(failures, int) and not isinstance(failures, bool) else None,
+        adapter_response=MappingProxyType(dict(response)) if isinstance(response, Mapping) else MappingProxyType({}),
+    )
+
+
+def parse_run_results(data: Any, path: Path | str = "run_results.json") -> RunSummary:
+    """Build a RunSummary from the already-decoded JSON of a ``run_results.json``."""
+    path = Path(path)
+    if not isinstance(data, Mapping) or not isinstance(data.get("results"), list):
+        raise DbtRunError(f"{path}: has no 'results' list; is this dbt's run_results.json?")
+    results = tuple(_node(path, i, raw) for i, raw in enumerate(data["results"]))
+    metadata = data.get("metadata") if isinstance(data.get("metadata"), Mapping) else {}
+    try:
+        elapsed = float(data.get("elapsed_time") or 0.0)
+    except (TypeError, ValueError):
+        elapsed = 0.0
+    return RunSummary(
+        command=_command(data),
+        success=not any(_is_failing(r) for r in results),
+        elapsed=elapsed,
+        results=results,
+        dbt_version=metadata.get("dbt_version"),
+        invocation_id=metadata.get("invocation_id"),
+    )
+
+
+def read_run_results(path: Path | str) -> RunSummary:
+    """Read dbt's ``run_results.json``; a missing or unreadable file is a DbtRunError naming it."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DbtRunError(
+            f"{path}: dbt wrote no run_results.json; it stopped before running any node "
+            "(see dbt's log above for why: often a profile, connection or parse error)"
+        ) from None
+    except OSError as exc:
+        raise DbtRunError(f"{path}: cannot read run_results.json: {exc}") from exc
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise DbtRunError(f"{path}: is not valid JSON ({exc}); dbt may have been killed while writing it") from exc
+    return parse_run_results(data, path)
