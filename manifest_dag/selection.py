@@ -737,6 +737,14 @@ def _read_patch_paths(manifest: Manifest) -> dict[str, str]:
 
     try:
         raw = manifest.path.read_bytes()
+    except FileNotFoundError:
+        return out  # built in memory (tests): no file, no patch paths
+    except OSError as exc:
+        raise SelectionError(
+            f"{manifest.path}: cannot re-read the manifest for the YAML files that document "
+            f"nodes (patch_path), which a 'path:' on a .yml file needs: {exc}."
+        ) from None
+    try:
         if raw[:2] == b"\x1f\x8b":
             raw = gzip.decompress(raw)
         data = orjson.loads(raw)
