@@ -77,6 +77,7 @@ __all__ = [
     "default_cache_dir",
     "mask_secrets",
     "normalise_requirements",
+    "venv_environ",
     "venv_key",
 ]
 
@@ -152,7 +153,9 @@ class VenvSpec:
 
     Sequences are stored as tuples so a spec is hashable and can sit in a frozen DAG config.
     ``pip_args`` go verbatim to the installer (``uv pip install`` or ``pip install``), so use flags
-    both understand if the worker may have either.
+    both understand if the worker may have either. uv does not read ``pip.conf``/``PIP_*``: put
+    indexes and wheelhouses here, not in the worker's pip config. ``system_site_packages`` exposes
+    the *base* interpreter's site-packages, never the Airflow worker venv's.
     """
 
     requirements: tuple[str, ...]
@@ -572,7 +575,9 @@ class VenvCache:
 
         A venv whose build lock is held (being built right now) is skipped: its lock is tried with
         timeout 0 and, if taken, held while the venv is deleted, so no build races the deletion.
-        Returns what was removed (or, with ``dry_run``, what would be).
+        Returns what was removed (or, with ``dry_run``, what would be). The last-used stamp is read
+        under that lock, but the fast path takes no lock: a task that picks a venv in the very
+        instant prune deletes it fails, so keep ``older_than_days`` far above any task's run time.
         """
         if not isinstance(older_than_days, (int, float)) or not math.isfinite(older_than_days) or older_than_days < 0:
             raise ConfigError(f"prune older_than_days must be a number >= 0, got {older_than_days!r}")
@@ -809,9 +814,11 @@ class VenvCache:
         output = "\n".join(tail)
         if rc != 0:
             raise VenvError(
-                f"venv {key} was installed but its check `{shown}` "
-                f"{'timed out' if timed_out else f'failed (exit code {rc})'}; do the requirements provide "
-                f"`{exe}`?\n" + "\n".join(f"    {line}" for line in tail)
+                mask_secrets(
+                    f"venv {key} was installed but its check `{shown}` "
+                    f"{'timed out' if timed_out else f'failed (exit code {rc})'}; do the requirements provide "
+                    f"`{exe}`?\n" + "\n".join(f"    {line}" for line in tail)
+                )
             )
         self._emit(f"verifying: {shown} → {_summary_line(output)}")
         return output

@@ -339,6 +339,8 @@ def test_six_processes_one_build(tmp_path: Path) -> None:
     assert len(creations) == 1
     others = [r for r in results if not r["built"]]
     assert all(not any(line.startswith("creating venv") for line in r["log"]) for r in others)
+    # They really raced: at least one found the build in progress, waited, then reused it.
+    assert any(any("built by another process meanwhile" in line for line in r["log"]) for r in others)
     assert _entries(root) == {Path(results[0]["path"]).name, f"{Path(results[0]['path']).name}.lock"}
 
 
