@@ -1,0 +1,306 @@
+"""profiles.py: golden pairs (tests/profiles/<case>.json → <case>.yml), secrets, files, Airflow lookup."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import yaml
+
+from manifest_dag.config import ProfileConfig
+from manifest_dag.errors import ProfileError
+from manifest_dag.profiles import (
+    ADAPTERS,
+    RenderedProfile,
+    profile_from_connection,
+    resolve_profile,
+    write_profile,
+)
+
+PROFILES = Path(__file__).resolve().parent / "profiles"
+CASES = sorted(PROFILES.glob("*.json"))
+CONN_FIELDS = ("conn_type", "host", "port", "login", "password", "schema", "extra")
+
+
+def _case(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def _stand_in(case: dict[str, Any]) -> SimpleNamespace:
+    """Any object with a Connection's attributes will do."""
+    return SimpleNamespace(
+        conn_id=case["conn_id"],
+        conn_type=case["conn_type"],
+        host=case.get("host"),
+        port=case.get("port"),
+        login=case.get("login"),
+        password=case.get("password"),
+        schema=case.get("schema"),
+        extra_dejson=case.get("extra", {}),
+    )
+
+
+def _render(case: dict[str, Any], conn: Any = None) -> RenderedProfile:
+    return profile_from_connection(
+        conn if conn is not None else _stand_in(case),
+        case.get("profile_name", "shop"),
+        case.get("target_name", "dev"),
+        case.get("profile_args", {}),
+    )
+
+
+def _secret_values(case: dict[str, Any]) -> list[str]:
+    """The clear-text secrets a case holds: the password and secret-looking extras."""
+    values = [case["password"]] if case.get("password") else []
+
+    def walk(node: Any, key: str = "") -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, k)
+        elif isinstance(node, str) and any(w in key.lower() for w in ("secret", "private_key", "token", "keyfile")):
+            values.append(node)
+
+    walk(case.get("extra", {}))
+    return values
+
+
+def _same_json(a: str, b: str) -> bool:
+    try:
+        return json.loads(a) == json.loads(b)
+    except ValueError:
+        return False
+
+
+def test_golden_cases_cover_every_adapter() -> None:
+    covered = {ADAPTERS[_case(p)["conn_type"]].dbt_type for p in CASES}
+    assert covered >= {"duckdb", "postgres", "redshift", "snowflake", "bigquery", "trino"}
+    for path in CASES:
+        assert path.with_suffix(".yml").is_file(), f"{path.name} has no golden .yml beside it"
+
+
+@pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
+def test_golden_pair(path: Path) -> None:
+    case = _case(path)
+    profile = _render(case)
+    assert profile.profiles_yml == path.with_suffix(".yml").read_text()
+    parsed = yaml.safe_load(profile.profiles_yml)
+    target = parsed[case.get("profile_name", "shop")]["outputs"][case.get("target_name", "dev")]
+    assert parsed[case.get("profile_name", "shop")]["target"] == case.get("target_name", "dev")
+    if "port" in target:
+        assert type(target["port"]) is int
+    if "threads" in target:
+        assert type(target["threads"]) is int
+
+
+@pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
+def test_secrets_only_in_env(path: Path) -> None:
+    case = _case(path)
+    profile = _render(case)
+    secrets = _secret_values(case)
+    for secret in secrets:
+        assert secret not in profile.profiles_yml
+        for line in secret.splitlines():  # nor any line of a multi-line key
+            if len(line) > 8:
+                assert line not in profile.profiles_yml
+    # every env var is referenced by the YAML, named after the conn_id, and marked secret
+    for name, value in profile.env.items():
+        assert name.startswith("MANIFEST_DAG_")
+        assert f"env_var('{name}')" in profile.profiles_yml
+        assert value in profile.secrets
+    # every clear-text secret is carried by the env (as is, or inside the key-file JSON)
+    for secret in secrets:
+        assert any(secret == v or _same_json(secret, v) for v in profile.env.values())
+    assert not profile.env or "env_var" in repr(profile)  # the repr shows the YAML...
+    for secret in profile.secrets:
+        assert secret not in repr(profile)  # ...but no secret
+
+
+def test_password_goes_through_env_var() -> None:
+    profile = _render(_case(PROFILES / "postgres.json"))
+    assert "password: \"{{ env_var('MANIFEST_DAG_WAREHOUSE_PG_PASSWORD') }}\"" in profile.profiles_yml
+    assert profile.env == {"MANIFEST_DAG_WAREHOUSE_PG_PASSWORD": "pg-s3cr3t/with:odd'chars\""}
+    assert profile.secrets == frozenset({"pg-s3cr3t/with:odd'chars\""})
+
+
+def test_bigquery_keyfile_is_json_in_env() -> None:
+    profile = _render(_case(PROFILES / "bigquery.json"))
+    keyfile = json.loads(profile.env["MANIFEST_DAG_GOOGLE_CLOUD_DEFAULT_KEYFILE_JSON"])
+    assert keyfile["project_id"] == "shop-prod"
+    assert keyfile["private_key"].startswith("-----BEGIN PRIVATE KEY-----\n")
+    assert keyfile["private_key"] in profile.secrets  # masked on its own too
+
+
+def test_write_profile_creates_0600_file(tmp_path: Path) -> None:
+    profile = _render(_case(PROFILES / "postgres.json"))
+    old_umask = os.umask(0)  # even with a permissive umask
+    try:
+        directory = write_profile(profile, tmp_path / "ws" / "profiles")
+    finally:
+        os.umask(old_umask)
+    assert directory == tmp_path / "ws" / "profiles"
+    path = directory / "profiles.yml"
+    assert path.read_text() == profile.profiles_yml
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_write_profile_replaces_a_looser_file(tmp_path: Path) -> None:
+    old = tmp_path / "profiles.yml"
+    old.write_text("old: {}\n")
+    old.chmod(0o644)
+    profile = _render(_case(PROFILES / "duckdb.json"))
+    write_profile(profile, tmp_path)
+    assert old.read_text() == profile.profiles_yml
+    assert stat.S_IMODE(old.stat().st_mode) == 0o600
+
+
+def _pg(**changes: Any) -> SimpleNamespace:
+    conn = _stand_in(_case(PROFILES / "postgres.json"))
+    for key, value in changes.items():
+        setattr(conn, key, value)
+    return conn
+
+
+def test_postgres_schema_is_required() -> None:
+    with pytest.raises(ProfileError, match=r"warehouse_pg.*schema.*profile_args=\{'schema'"):
+        profile_from_connection(_pg(), "shop", "dev", {})
+
+
+def test_postgres_defaults_and_aliases() -> None:
+    profile = profile_from_connection(
+        _pg(port=None, schema=None, extra_dejson={"dbname": "from_extra", "schema": "s"}), "shop", "dev", {}
+    )
+    target = yaml.safe_load(profile.profiles_yml)["shop"]["outputs"]["dev"]
+    assert target["port"] == 5432 and target["dbname"] == "from_extra" and target["schema"] == "s"
+    # profile_args override, alias, remove (None), and coerce to int
+    profile = profile_from_connection(
+        _pg(), "shop", "dev", {"schema": "x", "database": "other", "sslmode": None, "port": "6543"}
+    )
+    target = yaml.safe_load(profile.profiles_yml)["shop"]["outputs"]["dev"]
+    assert target["dbname"] == "other" and "database" not in target
+    assert "sslmode" not in target
+    assert target["port"] == 6543
+
+
+def test_profile_args_secret_goes_through_env() -> None:
+    profile = profile_from_connection(_pg(password=None), "shop", "dev", {"schema": "x", "password": "args-pass-123"})
+    assert "args-pass-123" not in profile.profiles_yml
+    assert profile.env == {"MANIFEST_DAG_WAREHOUSE_PG_PASSWORD": "args-pass-123"}
+
+
+def test_bad_port_is_a_profile_error() -> None:
+    with pytest.raises(ProfileError, match="port must be"):
+        profile_from_connection(_pg(), "shop", "dev", {"schema": "x", "port": "fivefour"})
+
+
+@pytest.mark.parametrize("host", [None, ":memory:"])
+def test_duckdb_needs_a_database_file(host: str | None) -> None:
+    conn = SimpleNamespace(
+        conn_id="duck", conn_type="duckdb", host=host, port=None, login=None, password=None, schema=None, extra_dejson={}
+    )
+    with pytest.raises(ProfileError, match=r"'duck'.*profile_args=\{'path'"):
+        profile_from_connection(conn, "shop", "dev", {})
+    profile = profile_from_connection(conn, "shop", "dev", {"path": "/data/x.duckdb"})
+    assert yaml.safe_load(profile.profiles_yml)["shop"]["outputs"]["dev"]["path"] == "/data/x.duckdb"
+
+
+def test_unsupported_conn_type_lists_the_supported_ones() -> None:
+    conn = SimpleNamespace(conn_id="m", conn_type="mysql", host="h", port=None, login=None, password=None, schema=None, extra_dejson={})
+    with pytest.raises(ProfileError, match=r"'m'.*'mysql'.*duckdb.*postgres.*snowflake") as info:
+        profile_from_connection(conn, "shop", "dev", {})
+    assert "google_cloud_platform" in str(info.value) and "trino" in str(info.value)
+
+
+def test_extra_as_json_string_when_no_extra_dejson() -> None:
+    conn = SimpleNamespace(
+        conn_id="pg", conn_type="postgres", host="h", port=None, login="u", password="pw-12345", schema="db",
+        extra='{"schema": "s"}',
+    )
+    target = yaml.safe_load(profile_from_connection(conn, "p", "t", {}).profiles_yml)["p"]["outputs"]["t"]
+    assert target["schema"] == "s"
+
+
+# --- resolve_profile ---------------------------------------------------------------------------
+
+
+def _env_conn(case: dict[str, Any]) -> str:
+    """The Airflow JSON form of a connection, as AIRFLOW_CONN_<ID> holds it."""
+    return json.dumps({k: case[k] for k in CONN_FIELDS if k in case})
+
+
+@pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
+def test_resolve_profile_from_airflow_env_connection(path: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A real Airflow Connection defined by AIRFLOW_CONN_<ID> (JSON), fetched through airflow.sdk."""
+    case = _case(path)
+    monkeypatch.setenv(f"AIRFLOW_CONN_{case['conn_id'].upper()}", _env_conn(case))
+    config = ProfileConfig(
+        profile_name=case.get("profile_name", "shop"),
+        target_name=case.get("target_name", "dev"),
+        conn_id=case["conn_id"],
+        profile_args=case.get("profile_args", {}),
+    )
+    profile = resolve_profile(config, tmp_path)
+    assert isinstance(profile, RenderedProfile)
+    assert profile.profiles_yml == path.with_suffix(".yml").read_text()
+    assert profile.env == _render(case).env
+
+
+def test_resolve_profile_missing_conn_id_names_it_and_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AIRFLOW_CONN_NO_SUCH_WAREHOUSE", raising=False)
+    config = ProfileConfig(profile_name="shop", conn_id="no_such_warehouse")
+    with pytest.raises(ProfileError, match="'no_such_warehouse'") as info:
+        resolve_profile(config, Path("."))
+    assert "AIRFLOW_CONN_NO_SUCH_WAREHOUSE" in str(info.value)
+    assert "airflow connections add no_such_warehouse" in str(info.value)
+
+
+def test_resolve_profile_neither_is_none() -> None:
+    assert resolve_profile(ProfileConfig(profile_name="shop"), Path(".")) is None
+
+
+def test_resolve_profile_file(tmp_path: Path) -> None:
+    (tmp_path / "conf").mkdir()
+    file = tmp_path / "conf" / "profiles.yml"
+    file.write_text("shop:\n  target: dev\n  outputs:\n    dev: {type: duckdb, path: x.duckdb}\n    prod: {type: duckdb, path: y.duckdb}\n")
+    assert resolve_profile(ProfileConfig(profile_name="shop", profiles_yml_path=file), tmp_path) == file
+    # relative to the project dir, and a directory means the profiles.yml in it
+    assert resolve_profile(ProfileConfig(profile_name="shop", target_name="prod", profiles_yml_path="conf/profiles.yml"), tmp_path) == file
+    assert resolve_profile(ProfileConfig(profile_name="shop", profiles_yml_path=tmp_path / "conf"), tmp_path) == file
+
+    with pytest.raises(ProfileError, match=rf"{file}.*no profile 'other'.*shop"):
+        resolve_profile(ProfileConfig(profile_name="other", profiles_yml_path=file), tmp_path)
+    with pytest.raises(ProfileError, match=rf"{file}.*profile 'shop' has no target 'ci'.*dev, prod"):
+        resolve_profile(ProfileConfig(profile_name="shop", target_name="ci", profiles_yml_path=file), tmp_path)
+    missing = tmp_path / "nope.yml"
+    with pytest.raises(ProfileError, match=rf"{missing}: no such profiles file"):
+        resolve_profile(ProfileConfig(profile_name="shop", profiles_yml_path=missing), tmp_path)
+    bad = tmp_path / "bad.yml"
+    bad.write_text("shop: [unclosed\n")
+    with pytest.raises(ProfileError, match=rf"{bad}: is not valid YAML"):
+        resolve_profile(ProfileConfig(profile_name="shop", profiles_yml_path=bad), tmp_path)
+
+
+def test_no_airflow_or_dbt_import_at_module_level() -> None:
+    code = (
+        "import sys, manifest_dag.profiles; "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('airflow', 'dbt')]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_secrets_are_registered_with_airflows_masker() -> None:
+    pytest.importorskip("airflow.sdk")
+    from airflow.sdk._shared.secrets_masker import redact
+
+    fresh = "never-seen-before-" + os.urandom(6).hex()
+    assert redact(f"the password is {fresh}") != "the password is ***"
+    profile = profile_from_connection(_pg(password=fresh), "shop", "dev", {"schema": "x"})
+    assert profile.secrets == frozenset({fresh})
+    assert redact(f"the password is {fresh}") == "the password is ***"
