@@ -13,6 +13,7 @@ imports ``airflow.sdk``), and no dbt import at all.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -146,6 +147,8 @@ class AdapterMapping:
     aliases: Mapping[str, str] = field(default_factory=dict)
     #: target fields holding secrets: given in ``profile_args`` they go through env vars too.
     secret_fields: frozenset[str] = frozenset({"password"})
+    #: a last check of the merged target (raise ProfileError), beyond ``required``.
+    check: Callable[[ConnectionView, dict[str, Any]], None] | None = None
 
 
 ADAPTERS: dict[str, AdapterMapping] = {}
@@ -321,7 +324,7 @@ def _snowflake(c: ConnectionView) -> dict[str, Any]:
     if key_content or key_file:
         # Key-pair auth: the Connection's password is the key's passphrase (as in Airflow's hook).
         if key_content:
-            fields["private_key"] = c.secret("private_key", key_content)
+            fields["private_key"] = c.secret("private_key", _pem_text(str(key_content)))
         else:
             fields["private_key_path"] = key_file
         if c.password:
@@ -336,6 +339,18 @@ def _snowflake(c: ConnectionView) -> dict[str, Any]:
         fields["schema"] = schema
     c.passthrough(fields, _SNOWFLAKE_EXTRA)
     return fields
+
+
+def _pem_text(content: str) -> str:
+    """The key as PEM text: Airflow's snowflake provider stores ``private_key_content`` base64-encoded
+    (older versions: the PEM itself); dbt-snowflake wants the PEM (or a base64 DER key, kept as is)."""
+    if content.lstrip().startswith("-----BEGIN"):
+        return content
+    try:
+        decoded = base64.b64decode(content, validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return content
+    return decoded if decoded.lstrip().startswith("-----BEGIN") else content
 
 
 _BIGQUERY_EXTRA = (
@@ -436,8 +451,8 @@ register_adapter(
     AdapterMapping(
         "duckdb",
         _duckdb,
-        required={},  # the path is checked by _check_duckdb_path, with a fuller message
         secret_fields=frozenset({"password", "motherduck_token"}),
+        check=_check_duckdb_path,
     ),
 )
 register_adapter(
@@ -606,15 +621,17 @@ def profile_from_connection(
         key = mapping.aliases.get(key, key)
         if value is None:
             fields.pop(key, None)
-        elif key in mapping.secret_fields and not isinstance(value, EnvRef):
+        elif isinstance(value, str) and "{{" in value:
+            fields[key] = EnvRef(value)  # the user's own Jinja (e.g. their env_var()): dbt renders it
+        elif key in mapping.secret_fields:
             fields[key] = view.secret(key, value, json_value=key == "keyfile_json")
         else:
             fields[key] = value
     fields = {k: v for k, v in fields.items() if v is not None and v != ""}
     fields["type"] = mapping.dbt_type
     _coerce(conn_id, fields)
-    if mapping.dbt_type == "duckdb":
-        _check_duckdb_path(view, fields)
+    if mapping.check is not None:
+        mapping.check(view, fields)
     missing = [name for name in mapping.required if name not in fields]
     if missing:
         hints = "; ".join(f"{name}: set {mapping.required[name]}" for name in missing)
@@ -759,7 +776,7 @@ def _check_profiles_file(path: Path, config: ProfileConfig, project_dir: Path | 
     except yaml.YAMLError as exc:
         raise ProfileError(f"{path}: is not valid YAML: {exc}") from exc
     if not isinstance(data, Mapping) or not isinstance(data.get(config.profile_name), Mapping):
-        found = sorted(k for k in data if k != "config") if isinstance(data, Mapping) else []
+        found = sorted(str(k) for k in data if k != "config") if isinstance(data, Mapping) else []
         raise ProfileError(
             f"{path}: defines no profile {config.profile_name!r} (profiles in the file: "
             f"{', '.join(map(str, found)) or 'none'}); fix ProfileConfig.profile_name or the file"

@@ -304,3 +304,23 @@ def test_secrets_are_registered_with_airflows_masker() -> None:
     profile = profile_from_connection(_pg(password=fresh), "shop", "dev", {"schema": "x"})
     assert profile.secrets == frozenset({fresh})
     assert redact(f"the password is {fresh}") == "the password is ***"
+
+
+def test_profile_args_jinja_is_kept_for_dbt_to_render() -> None:
+    profile = profile_from_connection(
+        _pg(password=None), "shop", "dev", {"schema": "{{ env_var('SCHEMA', 'dev') }}", "password": "{{ env_var('MY_PW') }}"}
+    )
+    assert "password: \"{{ env_var('MY_PW') }}\"" in profile.profiles_yml
+    assert "schema: \"{{ env_var('SCHEMA', 'dev') }}\"" in profile.profiles_yml
+    assert profile.env == {} and profile.secrets == frozenset()
+
+
+def test_snowflake_base64_private_key_content_is_decoded_to_pem() -> None:
+    import base64
+
+    pem = "-----BEGIN PRIVATE KEY-----\nMIIFakeSnowflakeKeyForTests\n-----END PRIVATE KEY-----\n"
+    case = _case(PROFILES / "snowflake_keypair.json")
+    case["extra"]["private_key_content"] = base64.b64encode(pem.encode()).decode()
+    profile = _render(case)
+    assert profile.env["MANIFEST_DAG_SNOWFLAKE_KEYPAIR_PRIVATE_KEY"] == pem
+    assert profile.profiles_yml == (PROFILES / "snowflake_keypair.yml").read_text()
