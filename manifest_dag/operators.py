@@ -155,6 +155,12 @@ class DbtVenvOperator(BaseOperator):
 
         return run_operator(self, context)
 
+    def on_kill(self) -> None:
+        """Airflow stops the task (timeout, mark-failed): stop dbt with it."""
+        invoker = getattr(self, "_invoker", None)
+        if invoker is not None:
+            invoker.kill()
+
 
 class DbtRunOperator(DbtVenvOperator):
     dbt_command = "run"

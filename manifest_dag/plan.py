@@ -138,19 +138,30 @@ class _Planner:
     def plan(self) -> RenderPlan:
         order = self.graph.topological_order()
         selected, nodes = self.selected, self.nodes
-        rendered = [u for u in order if u in selected and self._renders(nodes[u])]
-        rendered_set = set(rendered)
         tests = [
             u
             for u in order
             if u in selected and nodes[u].resource_type in TEST_TYPES and self._keeps_package(nodes[u])
         ]
+        attaches = self.behavior in (TestBehavior.AFTER_EACH, TestBehavior.BUILD)
+        # A source's tests gate what reads the source, as in `dbt build`: such a source becomes a
+        # unit of its own (its test task), even when its freshness is not rendered.
+        tested_sources = set()
+        if attaches:
+            for t in tests:
+                parents = self.graph.test_parents(t)
+                if len(parents) == 1 and nodes[parents[0]].resource_type == "source":
+                    tested_sources.add(parents[0])
+        rendered = [
+            u for u in order if (u in selected and self._renders(nodes[u])) or u in tested_sources
+        ]
+        rendered_set = set(rendered)
         waits = self.graph.nearest_rendered(rendered_set)
         names = self._unique_names(rendered)
 
         attached: dict[str, list[str]] = defaultdict(list)
         loose: dict[tuple[str, ...], list[str]] = defaultdict(list)
-        if self.behavior in (TestBehavior.AFTER_EACH, TestBehavior.BUILD):
+        if attaches:
             for t in tests:
                 parents = self.graph.test_parents(t)
                 if len(parents) == 1 and parents[0] in rendered_set:
@@ -221,7 +232,10 @@ class _Planner:
         outlet = None
         if self.config.emit_assets and node.resource_type in ("model", "seed", "snapshot"):
             outlet = naming.asset_uri(node, self.graph.manifest.adapter_type)
-        if behavior is TestBehavior.BUILD and node.resource_type != "source":
+        if node.resource_type == "source":
+            self._add_source(node, name, select, tests, doc)
+            return
+        if behavior is TestBehavior.BUILD:
             tid = self._task(
                 naming.task_id(name, "build", False),
                 command="build",
@@ -271,6 +285,33 @@ class _Planner:
                 upstream={tid},
             )
             self.exit[uid] = test_tid
+
+    def _add_source(self, node: DbtNode, name: str, select: tuple[str, ...], tests: tuple[str, ...], doc: str) -> None:
+        """A source: its freshness check (when rendered), then its tests; dependents wait for both."""
+        uid = node.unique_id
+        first: str | None = None
+        if self._renders(node):
+            first = self._task(
+                self.naming.task_id(name, "source freshness", False),
+                command="source freshness",
+                select=select,
+                node_ids=(uid,),
+                doc_md=doc,
+            )
+        if tests:
+            last = self._task(
+                self.naming.task_id(name, "test", False),
+                command="test",
+                select=tuple(self.naming.dbt_selector(self.nodes[t]) for t in tests),
+                node_ids=tests,
+                doc_md=f"Tests of `{uid}`",
+                upstream={first} if first else set(),
+            )
+        else:
+            last = first
+        assert last is not None
+        self.entry[uid] = first or last
+        self.exit[uid] = last
 
     # -- tests outside model groups ------------------------------------------------------------
     def _add_loose_tests(
