@@ -585,6 +585,7 @@ class _Context:
         self._fqn_simple: dict[str, set[str]] | None = None
         self._paths: tuple[frozenset[str], frozenset[str]] | None = None
         self._patch_paths: dict[str, str] | None = None
+        self._node_paths: list[tuple[str, str, tuple[str, ...]]] | None = None
         self._default: tuple[str | None] | None = None
         self._sources: frozenset[str] | None = None
 
@@ -683,6 +684,17 @@ class _Context:
                 dirs.update(_parents(path))
             self._paths = (frozenset(files), frozenset(dirs))
         return self._paths
+
+    def node_paths(self) -> list[tuple[str, str, tuple[str, ...]]]:
+        """(unique id, original_file_path, its folders) for every node that has a file."""
+        if self._node_paths is None:
+            out = []
+            for uid, node in self.nodes.items():
+                if node.original_file_path:
+                    path = _norm_path(node.original_file_path)
+                    out.append((uid, path, tuple(_parents(path))))
+            self._node_paths = out
+        return self._node_paths
 
     def patch_paths(self) -> dict[str, str]:
         """unique id → the YAML file that documents the node (``patch_path`` without ``pkg://``)."""
@@ -1038,16 +1050,11 @@ def _m_path(ctx: _Context, c: Criterion) -> set[str]:
     if not matched:
         return set()
     out = set()
-    for n in ctx.all_nodes():
-        ofp = n.original_file_path
-        if not ofp:
-            continue
-        path = _norm_path(ofp)
-        if path in matched or patches.get(n.unique_id) in matched:
-            out.add(n.unique_id)
-            continue
-        if any(parent in matched for parent in _parents(path)):
-            out.add(n.unique_id)
+    for uid, path, parents in ctx.node_paths():
+        if path in matched or any(parent in matched for parent in parents):
+            out.add(uid)
+        elif patches and patches.get(uid) in matched:
+            out.add(uid)
     return out
 
 
