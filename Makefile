@@ -32,3 +32,8 @@ demo: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .airflow .pytest_cache build *.egg-info
+
+# Regenerate fixtures/manifests/ and fixtures/selection/*_dbt_ls.json from the fixture dbt projects
+# (dbt-core 1.11 in its own venv at .cache/dbt-venv; see fixtures/README.md).
+golden:
+	$(PYTHON) scripts/make_fixtures.py
