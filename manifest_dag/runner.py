@@ -1,0 +1,316 @@
+"""One dbt invocation on a worker: venv, workspace, profile, dbt, results.
+
+No Airflow import: ``run_operator`` (the one Airflow-facing function) imports lazily, so the rest
+is testable alone and the CLI can run dbt the same way. dbt is reached only through an
+``Invoker``: today a fresh subprocess per call; a warm, long-lived dbt process can slot in beside
+it with the same contract (argv, cwd, env, line callback → exit code).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from manifest_dag.config import ProfileConfig
+from manifest_dag.errors import DbtRunError, ManifestDagError, WorkspaceError
+from manifest_dag.venv import Venv, VenvCache, VenvSpec
+from manifest_dag.workspace import ParseState, Workspace, canonical_vars
+
+Log = Callable[[str], None]
+
+#: dbt's words when it cannot reuse partial_parse.msgpack, and what we tell the user about it.
+_REPARSE_MARKERS = ("Unable to do partial parsing",)
+STATE_DIR = ".state"  # under the venv cache root: kept msgpacks and dbt deps
+
+
+class Invoker(Protocol):
+    """Runs one dbt command line; streams its output lines; returns the exit code."""
+
+    def invoke(self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], on_line: Log) -> int: ...
+
+    def kill(self) -> None: ...
+
+
+class SubprocessInvoker:
+    """A fresh ``<venv>/bin/dbt`` process per invocation, in its own process group."""
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen[str] | None = None
+
+    def invoke(self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], on_line: Log) -> int:
+        proc = subprocess.Popen(  # noqa: S603 - an argv list, never a shell string
+            list(argv),
+            cwd=str(cwd),
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            bufsize=1,
+            start_new_session=True,
+        )
+        self._proc = proc
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                on_line(line.rstrip("\n"))
+            return proc.wait()
+        finally:
+            self._proc = None
+
+    def kill(self) -> None:
+        """Stop dbt and its children (Airflow's on_kill: timeout, mark-failed)."""
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+@dataclass(frozen=True)
+class DbtInvocation:
+    """Everything one dbt call needs, with templated values already rendered."""
+
+    command_args: tuple[str, ...]
+    project_dir: Path
+    venv_spec: VenvSpec
+    profile_config: ProfileConfig | None = None
+    manifest_path: Path | None = None
+    partial_parse_path: Path | None = None
+    cache_dir: Path | None = None
+    dbt_vars: Mapping[str, Any] | str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    install_deps: bool = False
+
+
+@dataclass
+class InvocationOutcome:
+    """What happened, for the caller's logs, XCom and tests."""
+
+    exit_code: int
+    summary: Any  # results.RunSummary | None
+    duration: float
+    reparsed: str | None  # dbt's reason when it could not reuse partial parsing
+    venv: Venv
+    lines: list[str] = field(default_factory=list, repr=False)
+
+
+def venv_dbt_version(venv: Venv) -> str | None:
+    """dbt-core's version in a venv, from its dist-info folder name (no subprocess)."""
+    for info in venv.path.glob("lib/python*/site-packages/dbt_core-*.dist-info"):
+        return info.name[len("dbt_core-") : -len(".dist-info")]
+    return None
+
+
+class _Masker:
+    def __init__(self, secrets: frozenset[str] | set[str]) -> None:
+        self.secrets = sorted((s for s in secrets if s and len(s) >= 3), key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, "***")
+        return text
+
+
+def run_dbt(
+    inv: DbtInvocation,
+    *,
+    log: Log,
+    invoker: Invoker | None = None,
+    artifacts_callback: Callable[[Path], None] | None = None,
+    venv_cache: VenvCache | None = None,
+) -> InvocationOutcome:
+    """Run one dbt command as ``inv`` says; raise ``DbtRunError`` when dbt fails."""
+    from manifest_dag.profiles import RenderedProfile, resolve_profile, write_profile
+    from manifest_dag.results import read_run_results
+
+    invoker = invoker or SubprocessInvoker()
+    cache = venv_cache or VenvCache(inv.cache_dir, log)
+    venv = cache.ensure(inv.venv_spec)
+    dbt = venv.executable("dbt")
+    dbt_version = venv_dbt_version(venv)
+    profile = resolve_profile(inv.profile_config, inv.project_dir) if inv.profile_config else None
+    secrets = set(profile.secrets) if isinstance(profile, RenderedProfile) else set()
+    mask = _Masker(secrets)
+    vars_json = canonical_vars(inv.dbt_vars)
+    pc = inv.profile_config
+    state = ParseState(
+        dbt_version=dbt_version,
+        profile_name=pc.profile_name if pc else None,
+        target_name=pc.target_name if pc else None,
+        vars_json=vars_json or "",
+    )
+    env = venv.environ()
+    env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    env.update(inv.env)
+    if isinstance(profile, RenderedProfile):
+        env.update(profile.env)
+
+    with Workspace(
+        inv.project_dir,
+        cache_root=cache.root / STATE_DIR,
+        state=state,
+        manifest_path=inv.manifest_path,
+        partial_parse_path=inv.partial_parse_path,
+        log=log,
+    ) as ws:
+        profile_args: list[str] = []
+        if isinstance(profile, RenderedProfile):
+            write_profile(profile, ws.profiles_dir)
+            profile_args = ["--profiles-dir", str(ws.profiles_dir)]
+        elif isinstance(profile, Path):
+            _copy_private(profile, ws.profiles_dir / "profiles.yml")
+            profile_args = ["--profiles-dir", str(ws.profiles_dir)]
+        if pc is not None:
+            profile_args += ["--profile", pc.profile_name, "--target", pc.target_name]
+
+        def dbt_argv(args: Sequence[str], project: Path, target: Path, logs: Path) -> list[str]:
+            argv = [str(dbt), *args, "--project-dir", str(project), *profile_args]
+            argv += ["--target-path", str(target), "--log-path", str(logs)]
+            if vars_json and args[0] != "deps":
+                argv += ["--vars", vars_json]
+            if not any(a in ("--use-colors", "--no-use-colors") for a in args):
+                argv.append("--no-use-colors")  # task logs are plain text
+            return argv
+
+        if ws.needs_deps():
+            if not inv.install_deps:
+                log(
+                    f"warning: {inv.project_dir} declares dbt packages but has no dbt_packages/; "
+                    "set ProjectConfig(install_deps=True) to run `dbt deps` once per worker"
+                )
+            else:
+
+                def run_deps(project: Path) -> None:
+                    argv = dbt_argv(["deps"], project, project / "target", project / "logs")
+                    code = invoker.invoke(argv, cwd=project, env=env, on_line=lambda s: log(mask(s)))
+                    if code != 0:
+                        raise DbtRunError(f"`dbt deps` failed with exit code {code} in {project}; see the lines above")
+
+                ws.install_deps(run_deps)
+
+        argv = dbt_argv(list(inv.command_args), ws.project, ws.target, ws.logs)
+        shown = " ".join(inv.command_args)
+        log(f"running: dbt {shown}  (dbt {dbt_version}, venv {venv.key})")
+        reparsed: list[str] = []
+        lines: list[str] = []
+
+        def on_line(raw: str) -> None:
+            line = mask(raw)
+            lines.append(line)
+            if any(m in line for m in _REPARSE_MARKERS):
+                reparsed.append(line.split("  ", 1)[-1].strip())
+            log(line)
+
+        started = time.monotonic()
+        code = invoker.invoke(argv, cwd=inv.project_dir, env=env, on_line=on_line)
+        duration = time.monotonic() - started
+        if reparsed:
+            log(
+                "partial parse was not reused: "
+                + reparsed[0]
+                + " — keep dbt version, vars, profile and target the same as when the msgpack was "
+                "written (this worker keeps a fresh copy after each successful run)"
+            )
+        results_path = ws.target / "run_results.json"
+        summary = read_run_results(results_path) if results_path.is_file() else None
+        if summary is not None:
+            for line in summary.log_lines():
+                log(line)
+        if artifacts_callback is not None:
+            artifacts_callback(ws.target)
+        outcome = InvocationOutcome(code, summary, duration, reparsed[0] if reparsed else None, venv, lines)
+        ok = code == 0 and (summary is None or summary.success)
+        if ok:
+            ws.keep_partial_parse()
+            return outcome
+        raise _failure(shown, code, summary, lines, ws)
+
+
+def _failure(shown: str, code: int, summary: Any, lines: list[str], ws: Workspace) -> DbtRunError:
+    if summary is not None and not summary.success:
+        detail = summary.failure_message()
+    else:
+        tail = "\n".join(lines[-15:])
+        detail = f"dbt wrote no run results; its last lines:\n{tail}"
+    return DbtRunError(f"`dbt {shown}` failed (exit code {code}).\n{detail}")
+
+
+def _copy_private(source: Path, dest: Path) -> None:
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out, source.open("rb") as src:
+        shutil.copyfileobj(src, out)
+
+
+# -- Airflow side ------------------------------------------------------------------------------------
+def cache_dir_for(venv_config: Any) -> Path | None:
+    """VenvConfig.cache_dir, else Airflow's ``[manifest_dag] venv_cache_dir``, else the default."""
+    if venv_config.cache_dir:
+        return Path(venv_config.cache_dir)
+    try:
+        from airflow.configuration import conf
+
+        value = conf.get("manifest_dag", "venv_cache_dir", fallback=None)
+    except Exception:  # noqa: BLE001 - config is optional; a broken one must not stop the task
+        value = None
+    return Path(value) if value else None
+
+
+def invocation_for(op: Any) -> DbtInvocation:
+    """The invocation an operator's (rendered) arguments describe."""
+    return DbtInvocation(
+        command_args=tuple(op.dbt_args()),
+        project_dir=Path(op.project_dir),
+        venv_spec=op.venv_config.to_spec(),
+        profile_config=op.profile_config,
+        manifest_path=Path(op.manifest_path) if op.manifest_path else None,
+        partial_parse_path=Path(op.partial_parse_path) if op.partial_parse_path else None,
+        cache_dir=cache_dir_for(op.venv_config),
+        dbt_vars=op.dbt_vars,
+        env={str(k): str(v) for k, v in (op.env or {}).items()},
+        install_deps=op.install_deps,
+    )
+
+
+def run_operator(op: Any, context: Any) -> dict[str, Any]:
+    """``DbtVenvOperator.execute``: run dbt, log as we go, return a small summary for XCom."""
+    if not op.project_dir:
+        raise WorkspaceError(f"task {op.task_id}: no project_dir; set ProjectConfig(project_dir=...)")
+    invoker = SubprocessInvoker()
+    op._invoker = invoker
+    callback = None
+    if op.artifacts_callback is not None:
+        user_callback = op.artifacts_callback
+
+        def callback(target: Path) -> None:
+            user_callback(target, context)
+
+    try:
+        outcome = run_dbt(invocation_for(op), log=op.log.info, invoker=invoker, artifacts_callback=callback)
+    except ManifestDagError:
+        raise
+    finally:
+        op._invoker = None
+    summary = outcome.summary
+    return {
+        "command": op.dbt_command,
+        "exit_code": outcome.exit_code,
+        "seconds": round(outcome.duration, 3),
+        "partial_parse_reused": outcome.reparsed is None,
+        "statuses": summary.status_counts() if summary is not None and hasattr(summary, "status_counts") else {},
+    }
