@@ -97,6 +97,25 @@ _TEST_TYPES = frozenset({"test", "unit_test"})
 
 _WILDCARD_CHARS = frozenset("*?[]")
 
+# -- version gates: where dbt releases answer differently, answer as the manifest's dbt would ----
+#: A bare wildcard name (``stg_*``) matches model names in sub-folders: seen in dbt 1.11.16; dbt
+#: 1.12.0 and the releases before 1.11.16 only match it against the whole fqn after the package
+#: (so only root-level nodes). Releases after 1.12.0 are assumed to have the fix.
+LEAF_WILDCARD_SINCE = (1, 11, 16)
+LEAF_WILDCARD_LACKING = ((1, 12, 0),)
+
+
+def _version_tuple(version: str) -> tuple[int, ...] | None:
+    match = re.match(r"(\d+)\.(\d+)\.(\d+)", version or "")
+    return tuple(int(g) for g in match.groups()) if match else None
+
+
+def _leaf_wildcards(dbt_version: str) -> bool:
+    version = _version_tuple(dbt_version)
+    if version is None:
+        return True
+    return version >= LEAF_WILDCARD_SINCE and version not in LEAF_WILDCARD_LACKING
+
 _METHODS = (
     "fqn",
     "tag",
@@ -116,7 +135,6 @@ _METHODS = (
     "saved_query",
     "unit_test",
     "version",
-    "selector",
 )
 #: Methods that need the artifacts of an earlier run, which an offline manifest does not have.
 _STATE_METHODS = ("state", "result", "source_status")
@@ -358,6 +376,13 @@ def _default_method(value: str) -> str:
 
 
 def _check_method(raw: str, method: str, args: tuple[str, ...]) -> None:
+    if method == "selector":
+        raise SelectionError(
+            f"selection term {raw!r}: dbt 1.11 has no 'selector:' method ('selector' is not a "
+            "valid method name; dbt adds it in 1.12). Pass the YAML selector's name as "
+            "selector=... (dbt's --selector) instead, or reference it from another YAML selector "
+            "with 'method: selector'."
+        )
     if method in _STATE_METHODS:
         raise SelectionError(
             f"selection term {raw!r} uses '{method}:', which compares with the artifacts of an "
@@ -521,8 +546,6 @@ class _YamlParser:
                 f"{where}: indirect_selection {indirect!r} is not one of "
                 f"{', '.join(INDIRECT_SELECTION_MODES)}."
             )
-        if method == "selector":
-            return self._reference(value, name)
         return Criterion(
             raw=raw,
             method=method,
@@ -588,6 +611,7 @@ class _Context:
         self._node_paths: list[tuple[str, str, tuple[str, ...]]] | None = None
         self._default: tuple[str | None] | None = None
         self._sources: frozenset[str] | None = None
+        self.leaf_wildcards = _leaf_wildcards(manifest.dbt_version)
 
     # -- adjacency --------------------------------------------------------------------------
     def use_graph(self, graph: DbtGraph) -> None:
@@ -703,7 +727,8 @@ class _Context:
         return self._patch_paths
 
 
-_FQN_TYPES = _PARSED_TYPES | {"unit_test", "function"}
+#: fqn: matches every node but sources (exposures, metrics, unit tests... included).
+_FQN_TYPES = _NODE_TYPES - {"source"}
 
 
 def _fqn_simple_keys(node: DbtNode) -> set[str]:
@@ -798,26 +823,30 @@ def _m_fqn(ctx: _Context, c: Criterion) -> set[str]:
     if "." not in value and not _has_wildcard(value):
         return set(ctx.fqn_simple.get(value, ()))
     parts = tuple(value.split("."))
+    leaf = _pattern(value) if ctx.leaf_wildcards else value.__eq__
     return {
         n.unique_id
         for n in ctx.of_types(_FQN_TYPES)
         if n.fqn
-        and (_fqn_match(n.fqn, parts, value, n.version is not None)
-             or (len(n.fqn) > 1 and _fqn_match(n.fqn[1:], parts, value, n.version is not None)))
+        and (_fqn_match(n.fqn, parts, leaf, n.version is not None)
+             or (len(n.fqn) > 1 and _fqn_match(n.fqn[1:], parts, leaf, n.version is not None)))
     }
 
 
-def _fqn_match(fqn: tuple[str, ...], parts: tuple[str, ...], value: str, versioned: bool) -> bool:
-    """Does selector ``value`` (split into ``parts`` on dots) match this fqn?
+def _fqn_match(
+    fqn: tuple[str, ...], parts: tuple[str, ...], leaf: Callable[[str], bool], versioned: bool
+) -> bool:
+    """Does a selector (split into ``parts`` on dots; ``leaf`` matches it whole) match this fqn?
 
-    The leaf name matches outright (for versioned models: the model name, ``name_vN`` or
-    ``name.vN``); otherwise the selector is a dotted prefix of the fqn, where the first part with
-    a wildcard is matched, with the rest of the selector, against the rest of the fqn.
+    The leaf name matches outright, wildcards allowed (for versioned models: the model name, or
+    ``name_vN`` / ``name.vN``); otherwise the selector is a dotted prefix of the fqn, where the
+    first part with a wildcard is matched, with the rest of the selector, against the rest of
+    the fqn ('*' spans dots there).
     """
     if versioned and len(fqn) >= 2:
-        if fqn[-2] == value or f"{fqn[-2]}_{fqn[-1]}" == "_".join(parts[-2:]):
+        if leaf(fqn[-2]) or f"{fqn[-2]}_{fqn[-1]}" == "_".join(parts[-2:]):
             return True
-    elif fqn[-1] == value:
+    elif leaf(fqn[-1]):
         return True
     flat = [p for seg in fqn for p in seg.split(".")]
     if len(flat) < len(parts):
@@ -1120,11 +1149,7 @@ class _Evaluator:
         return self._incorporate(direct, indirect, spec.indirect), indirect
 
     def _criterion(self, c: Criterion) -> tuple[set[str], set[str]]:
-        if c.method == "selector":
-            yaml_spec = self.ctx.selector_spec(c.value, c.indirect, where=f"selection term {c.raw!r}:")
-            collected, _ = self.evaluate(yaml_spec)
-        else:
-            collected = _METHOD_FUNCS[c.method](self.ctx, c)
+        collected = _METHOD_FUNCS[c.method](self.ctx, c)
         selected = collected | self._neighbours(c, collected) if collected else collected
         if c.indirect == "empty":
             return selected, set()

@@ -107,7 +107,7 @@ def _kwargs(case: dict[str, Any]) -> dict[str, Any]:
 
 #: Messages of the SelectionErrors raised for terms that are malformed but that dbt only answers
 #: with "no nodes selected" (it warns and lists nothing).
-_MALFORMED = ("nothing after", "names no node", "graph operator", "empty term")
+_MALFORMED = ("nothing after", "names no node", "graph operator", "empty term", "needs a config key")
 
 
 def _check(manifest_path: str, case: dict[str, Any]) -> None:
@@ -229,12 +229,13 @@ def _node(uid: str, **kw: Any) -> DbtNode:
     return DbtNode(**defaults)
 
 
-def _synthetic(selectors: dict[str, Any] | None = None) -> Manifest:
+def _synthetic(selectors: dict[str, Any] | None = None, dbt_version: str = "1.11.0") -> Manifest:
     nodes = [
         _node("model.p.a", config={"materialized": "view", "meta": {"owner": "x", "n": 6}}),
         _node("model.p.b", depends_on=("model.p.a",), tags=("t1",),
               config={"materialized": "table", "tags": ["t1"], "contains_pii": True}),
-        _node("model.p.c", depends_on=("model.p.b",), original_file_path="models/sub/c.sql"),
+        _node("model.p.c", depends_on=("model.p.b",), original_file_path="models/sub/c.sql",
+              fqn=("p", "sub", "c")),
         _node("model.p.dim.v1", name="dim", version="1", latest_version="2",
               fqn=("p", "dim", "v1"), depends_on=("model.p.a",)),
         _node("model.p.dim.v2", name="dim", version="2", latest_version="2",
@@ -256,7 +257,7 @@ def _synthetic(selectors: dict[str, Any] | None = None) -> Manifest:
     return Manifest(
         path=Path("synthetic/manifest.json"),
         schema_version=12,
-        dbt_version="1.11.0",
+        dbt_version=dbt_version,
         project_name="p",
         adapter_type=None,
         nodes={n.unique_id: n for n in nodes},
@@ -286,15 +287,17 @@ def test_versioned_model_names(syn: Manifest) -> None:
 
 def test_fqn_forms(syn: Manifest) -> None:
     m = {"resource_types": ["model"]}
-    assert _sel(syn, "p.sub.c", **m) == set()  # fqn is not the folder path here
-    assert _sel(syn, "p.c", **m) == {"p.c"}
+    assert _sel(syn, "p.sub.c", **m) == {"p.c"}
+    assert _sel(syn, "sub.c", **m) == {"p.c"}
+    assert _sel(syn, "sub", **m) == {"p.c"}
+    assert _sel(syn, "p.c", **m) == set()  # a dotted name is a prefix of the fqn, not a suffix
     assert _sel(syn, "q", **m) == {"q.pk"}
     assert _sel(syn, "q.pk", **m) == {"q.pk"}
     assert _sel(syn, "p.d*", **m) == {"p.dim.v1", "p.dim.v2", "p.dim.v3"}
     # a wildcard part is matched against the whole rest of the fqn (with or without package)
     assert _sel(syn, "[ab]", **m) == {"p.a", "p.b"}
     assert _sel(syn, "p.[ab]", **m) == {"p.a", "p.b"}
-    assert _sel(syn, "?", **m) == {"p.a", "p.b", "p.c"}
+    assert _sel(syn, "?", **m) == {"p.a", "p.b"}
     assert _sel(syn, "d*", **m) == {"p.dim.v1", "p.dim.v2", "p.dim.v3"}  # '*' spans dots
 
 
@@ -393,7 +396,10 @@ def test_yaml_selectors(yml: Manifest) -> None:
     assert _sel(yml, selector="i", **m) == {"p.b"}
     # the children operator walks into tests too; indirect_selection: empty adds no others
     assert _sel(yml, selector="kids") == {"p.a", "p.b", "p.t_ab", "p.dim.v1", "p.dim.v2", "p.dim.v3"}
-    assert _sel(yml, "selector:base", **m) == {"p.a", "p.b"}
+    # 'selector:' inside --select arrives only in dbt 1.12; dbt 1.11 refuses it, and so do we
+    with pytest.raises(SelectionError, match="selector=") as info:
+        select_nodes(yml, ["selector:base"])
+    assert "'selector:base'" in str(info.value)
 
 
 def test_default_selector_applies_only_without_arguments(yml: Manifest) -> None:
@@ -417,3 +423,15 @@ def test_yaml_selector_errors(yml: Manifest) -> None:
 def test_graph_argument_is_used(jaffle: Manifest) -> None:
     graph = _graph(str(JAFFLE))
     assert select_nodes(jaffle, ["@stg_orders"], graph=graph) == select_nodes(jaffle, ["@stg_orders"])
+
+
+@pytest.mark.parametrize(
+    ("dbt_version", "nested_match"),
+    [("1.10.5", False), ("1.11.15", False), ("1.11.16", True), ("1.12.0", False), ("1.13.0", True)],
+)
+def test_bare_wildcard_follows_the_manifests_dbt_version(dbt_version: str, nested_match: bool) -> None:
+    """dbt 1.11.16 matches ``c*`` against names in sub-folders; dbt 1.12.0 did not (real answers)."""
+    nested = {"p.c"} if nested_match else set()
+    manifest = _synthetic(dbt_version=dbt_version)
+    assert _sel(manifest, "c*", resource_types=["model"]) == nested
+    assert _sel(manifest, "*.c", resource_types=["model"]) == {"p.c"}  # the explicit form works in all
