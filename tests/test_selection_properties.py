@@ -23,7 +23,8 @@ TUVA = SHARED / "large" / "tuva" / "manifest.json.gz"
 MANIFESTS = [p for p in (JAFFLE, TUVA, *sorted((FIXTURES / "manifests").glob("*/manifest.json"))) if p.exists()]
 
 SETTINGS = settings(
-    max_examples=25,
+    max_examples=40,
+    database=None,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     derandomize=True,
