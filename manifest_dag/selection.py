@@ -12,15 +12,18 @@ How an answer is built, the way dbt builds it:
 2. Each criterion picks nodes with its method, adds graph neighbours for its operators, then
    adds tests (and unit tests) attached to what it picked, by its indirect-selection mode:
    ``eager`` any parent picked, ``cautious`` every parent picked, ``buildable`` every parent
-   picked or upstream of what was picked, ``empty`` none.
+   picked, upstream of what was picked, or a source; ``empty`` none.
 3. Set operations combine the criteria's sets; ``cautious``/``buildable`` get a second look at
    tests held back by one criterion whose parents another criterion brought in. Exclusions are
    always eager, so excluding a model excludes its tests too.
 4. What remains is filtered by resource type; ``dbt ls`` lists every type but analyses by default.
 
 A few malformed terms that dbt itself only answers with "no nodes selected" (``tag:``, ``1+``,
-``++x``, an empty term between commas) raise ``SelectionError`` here instead: they can never select
-anything, and a DAG silently built from nothing helps nobody.
+``++x``, ``config:x``, an empty term between commas) raise ``SelectionError`` here instead: they
+can never select anything, and a DAG silently built from nothing helps nobody.
+
+Where dbt releases disagree (see ``LEAF_WILDCARD_SINCE``), the answer is the one the dbt version
+that wrote the manifest gives, since that is the dbt the workers run.
 """
 
 from __future__ import annotations
@@ -115,6 +118,7 @@ def _leaf_wildcards(dbt_version: str) -> bool:
     if version is None:
         return True
     return version >= LEAF_WILDCARD_SINCE and version not in LEAF_WILDCARD_LACKING
+
 
 _METHODS = (
     "fqn",
@@ -712,11 +716,15 @@ class _Context:
         return self._paths
 
     def node_paths(self) -> list[tuple[str, str, tuple[str, ...]]]:
-        """(unique id, original_file_path, its folders) for every node that has a file."""
+        """(unique id, original_file_path, its folders) for the root project's nodes.
+
+        Paths are relative to the root project, and a package node's ``original_file_path`` is
+        relative to its package, so package nodes never match a ``path:`` (dbt ignores them too).
+        """
         if self._node_paths is None:
             out = []
             for uid, node in self.nodes.items():
-                if node.original_file_path:
+                if node.original_file_path and node.package_name == self.project:
                     path = _norm_path(node.original_file_path)
                     out.append((uid, path, tuple(_parents(path))))
             self._node_paths = out
@@ -1001,13 +1009,6 @@ def _m_test_type(ctx: _Context, c: Criterion) -> set[str]:
         f"selection term {c.raw!r}: test_type is one of 'generic', 'singular', 'unit' or 'data' "
         "(data = generic and singular)."
     )
-
-
-def _version_key(v: str) -> tuple[int, float | str]:
-    try:
-        return (0, float(v))
-    except ValueError:
-        return (1, v)
 
 
 def _version_cmp(a: str, b: str) -> int:

@@ -312,6 +312,7 @@ def test_path_never_reaches_into_package_folders(syn: Manifest) -> None:
     assert _sel(syn, "path:models/**/*.yml") == {"p.t_ab", "p.b.ut", "p.t_c"}  # ** spans 0+ folders
     assert _sel(syn, "path:models/*/*.yml") == {"p.t_c"}
     assert _sel(syn, "path:dbt_packages/q") == set()
+    assert "q.pk" not in _sel(syn, "path:models")  # its own models/pk.sql is not the root's
 
 
 def test_config_comparisons(syn: Manifest) -> None:
