@@ -706,12 +706,9 @@ class _Context:
         if self._paths is None:
             files: set[str] = set()
             dirs: set[str] = set()
-            for node in self.nodes.values():
-                if node.package_name != self.project or not node.original_file_path:
-                    continue
-                path = _norm_path(node.original_file_path)
+            for _, path, parents in self.node_paths():
                 files.add(path)
-                dirs.update(_parents(path))
+                dirs.update(parents)
             self._paths = (frozenset(files), frozenset(dirs))
         return self._paths
 
@@ -726,7 +723,7 @@ class _Context:
             for uid, node in self.nodes.items():
                 if node.original_file_path and node.package_name == self.project:
                     path = _norm_path(node.original_file_path)
-                    out.append((uid, path, tuple(_parents(path))))
+                    out.append((uid, path, _parents(path)))
             self._node_paths = out
         return self._node_paths
 
@@ -764,9 +761,18 @@ def _norm_path(path: str) -> str:
     return path
 
 
-def _parents(path: str) -> list[str]:
-    parts = path.split("/")
-    return ["/".join(parts[:i]) for i in range(1, len(parts))]
+def _parents(path: str) -> tuple[str, ...]:
+    """The folders holding ``path``, outermost first: a/b/c.sql → (a, a/b)."""
+    if "/" not in path:
+        return ()
+    return _folders(path.rsplit("/", 1)[0])
+
+
+@lru_cache(maxsize=16384)
+def _folders(folder: str) -> tuple[str, ...]:
+    if "/" not in folder:
+        return (folder,)
+    return (*_folders(folder.rsplit("/", 1)[0]), folder)
 
 
 def _read_patch_paths(manifest: Manifest) -> dict[str, str]:
@@ -1077,8 +1083,12 @@ def _m_path(ctx: _Context, c: Criterion) -> set[str]:
     patches = ctx.patch_paths() if needs_patches else {}
     if patches:
         files = files | frozenset(patches.values())
-    candidates = dirs if dirs_only else (files | dirs)
-    matched = {p for p in candidates if _glob_match(parts, tuple(p.split("/")))}
+    if any(_has_wildcard(part) for part in parts):
+        candidates = dirs if dirs_only else (files | dirs)
+        matched = {p for p in candidates if _glob_match(parts, tuple(p.split("/")))}
+    else:
+        literal = "/".join(parts)
+        matched = {literal} if literal in dirs or (not dirs_only and literal in files) else set()
     if not matched:
         return set()
     out = set()
