@@ -227,9 +227,9 @@ def select_nodes(
             )
         if select or exclude:
             raise SelectionError(
-                f"selector={selector!r} cannot be combined with select/exclude (dbt uses only "
-                "the selector then); put the extra terms into the YAML selector, or reference "
-                f"it from select as 'selector:{selector}'."
+                f"selector={selector!r} cannot be combined with select/exclude: a YAML "
+                "selector is the whole selection. Add the extra terms to its definition "
+                "(union / intersection / exclude) in selectors.yml, or pass select/exclude alone."
             )
         spec: Spec = ctx.selector_spec(selector.strip(), indirect_selection, where="selector=")
     elif not select and not exclude and ctx.default_selector() is not None:
@@ -334,9 +334,9 @@ def _parse_term(raw: str, indirect: str = "eager") -> Criterion:
             )
         raise SelectionError(
             f"selection term {raw!r} names no node, only graph operators; put a model name or "
-            f"'method:value' next to them, e.g. '{raw.rstrip('+') or '+'}my_model' or 'my_model+'."
+            f"'method:value' next to them, e.g. '{raw}my_model'."
         )
-    if value[0] in "+@" or value[-1] == "+" or "@" in value:
+    if value[0] in "+@" or value[-1] == "+":
         raise SelectionError(
             f"selection term {raw!r} repeats or misplaces a graph operator; dbt's forms are "
             "'+x', 'N+x', 'x+', 'x+N', '+x+' and '@x' (each operator once)."

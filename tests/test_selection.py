@@ -161,6 +161,8 @@ def jaffle() -> Manifest:
         ({"select": ["++orders"]}, "++orders"),
         ({"select": ["orders++"]}, "orders++"),
         ({"select": ["@orders+"]}, "@orders+"),
+        ({"select": ["@@orders"]}, "@@orders"),
+        ({"select": ["+"]}, "+"),
         ({"select": ["orders,,customers"]}, "orders,,customers"),
         ({"select": ["orders,"]}, "orders,"),
         ({"select": ["config:table"]}, "config:table"),
@@ -313,6 +315,10 @@ def test_path_never_reaches_into_package_folders(syn: Manifest) -> None:
     assert _sel(syn, "path:models/*/*.yml") == {"p.t_c"}
     assert _sel(syn, "path:dbt_packages/q") == set()
     assert "q.pk" not in _sel(syn, "path:models")  # its own models/pk.sql is not the root's
+
+
+def test_config_values_may_hold_operator_characters(syn: Manifest) -> None:
+    assert _sel(syn, "config.meta.owner:team@example.com") == set()
 
 
 def test_config_comparisons(syn: Manifest) -> None:
