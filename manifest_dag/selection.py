@@ -237,7 +237,7 @@ def select_nodes(
     else:
         spec = _parse_cli(select, exclude, indirect_selection)
 
-    direct, _ = _Evaluator(ctx, indirect_selection).evaluate(spec)
+    direct, _ = _Evaluator(ctx).evaluate(spec)
     nodes = ctx.nodes
     return frozenset(uid for uid in direct if nodes[uid].resource_type in types)
 
@@ -1143,9 +1143,8 @@ _METHOD_FUNCS: dict[str, Callable[[_Context, Criterion], set[str]]] = {
 # Evaluation
 # ---------------------------------------------------------------------------------------------
 class _Evaluator:
-    def __init__(self, ctx: _Context, indirect: str) -> None:
+    def __init__(self, ctx: _Context) -> None:
         self.ctx = ctx
-        self.indirect = indirect
         self.nodes = ctx.nodes
 
     def evaluate(self, spec: Spec) -> tuple[set[str], set[str]]:
