@@ -176,12 +176,13 @@ def run_dbt(
         elif isinstance(profile, Path):
             _copy_private(profile, ws.profiles_dir / "profiles.yml")
             profile_args = ["--profiles-dir", str(ws.profiles_dir)]
-        if pc is not None:
-            profile_args += ["--profile", pc.profile_name, "--target", pc.target_name]
+        profile_args += _profile_flags(pc, inv.project_dir, profile)
 
         def dbt_argv(args: Sequence[str], project: Path, target: Path, logs: Path) -> list[str]:
             argv = [str(dbt), *args, "--project-dir", str(project), *profile_args]
-            argv += ["--target-path", str(target), "--log-path", str(logs)]
+            if args[0] != "deps":  # deps takes neither
+                argv += ["--target-path", str(target)]
+            argv += ["--log-path", str(logs)]
             if vars_json and args[0] != "deps":
                 argv += ["--vars", vars_json]
             if not any(a in ("--use-colors", "--no-use-colors") for a in args):
@@ -198,9 +199,16 @@ def run_dbt(
 
                 def run_deps(project: Path) -> None:
                     argv = dbt_argv(["deps"], project, project / "target", project / "logs")
-                    code = invoker.invoke(argv, cwd=project, env=env, on_line=lambda s: log(mask(s)))
+                    out: list[str] = []
+
+                    def on_deps_line(raw: str) -> None:
+                        out.append(mask(raw))
+                        log(out[-1])
+
+                    code = invoker.invoke(argv, cwd=project, env=env, on_line=on_deps_line)
                     if code != 0:
-                        raise DbtRunError(f"`dbt deps` failed with exit code {code} in {project}; see the lines above")
+                        tail = "\n".join(out[-15:])
+                        raise DbtRunError(f"`dbt deps` failed with exit code {code} in {project}:\n{tail}")
 
                 ws.install_deps(run_deps)
 
@@ -220,6 +228,8 @@ def run_dbt(
         started = time.monotonic()
         code = invoker.invoke(argv, cwd=inv.project_dir, env=env, on_line=on_line)
         duration = time.monotonic() - started
+        for note in _parse_notes(ws.logs / "dbt.log"):
+            log(f"dbt parse: {note}")
         if reparsed:
             log(
                 "partial parse was not reused: "
@@ -242,6 +252,19 @@ def run_dbt(
         raise _failure(shown, code, summary, lines, ws)
 
 
+_PARSE_NOTES = ("Partial parsing enabled", "skipping parsing", "Unable to do partial parsing", "Starting full parse")
+
+
+def _parse_notes(dbt_log: Path) -> list[str]:
+    """What dbt's debug log says about parsing (the console shows it only at debug level)."""
+    try:
+        with dbt_log.open(errors="replace") as fh:
+            notes = [line.strip() for line in fh if any(n in line for n in _PARSE_NOTES)]
+    except OSError:
+        return []
+    return [n.split("]: ", 1)[-1] if "]: " in n else n for n in notes][:5]
+
+
 def _failure(shown: str, code: int, summary: Any, lines: list[str], ws: Workspace) -> DbtRunError:
     if summary is not None and not summary.success:
         detail = summary.failure_message()
@@ -249,6 +272,35 @@ def _failure(shown: str, code: int, summary: Any, lines: list[str], ws: Workspac
         tail = "\n".join(lines[-15:])
         detail = f"dbt wrote no run results; its last lines:\n{tail}"
     return DbtRunError(f"`dbt {shown}` failed (exit code {code}).\n{detail}")
+
+
+def _profile_flags(pc: ProfileConfig | None, project_dir: Path, profile: Any) -> list[str]:
+    """``--profile``/``--target`` only where they differ from what dbt would pick anyway.
+
+    dbt hashes the *flags* into its partial-parse check, so a ``dbt parse`` run without them (the
+    usual way a manifest is made) is only reused by invocations without them too.
+    """
+    if pc is None:
+        return []
+    import yaml
+
+    from manifest_dag.profiles import RenderedProfile
+
+    flags: list[str] = []
+    try:
+        project = yaml.safe_load((project_dir / "dbt_project.yml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        project = {}
+    if project.get("profile") != pc.profile_name:
+        flags += ["--profile", pc.profile_name]
+    try:
+        text = profile.profiles_yml if isinstance(profile, RenderedProfile) else Path(profile).read_text()
+        default_target = (yaml.safe_load(text) or {}).get(pc.profile_name, {}).get("target")
+    except (OSError, yaml.YAMLError, AttributeError, TypeError):
+        default_target = None
+    if default_target != pc.target_name:
+        flags += ["--target", pc.target_name]
+    return flags
 
 
 def _copy_private(source: Path, dest: Path) -> None:

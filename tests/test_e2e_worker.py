@@ -1,0 +1,116 @@
+"""The worker path with real dbt in a real venv: partial-parse reuse and secrets."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from manifest_dag import DbtRunError, ProfileConfig
+from manifest_dag.runner import DbtInvocation, run_dbt
+from manifest_dag.venv import VenvCache, VenvSpec
+from tests.airflow_run import E2E_VENV_CACHE, VENV_REQUIREMENTS
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.e2e
+
+SHOP = REPO / "fixtures" / "shop"
+SHOP_MANIFEST = REPO / "fixtures" / "manifests" / "shop" / "manifest.json"
+
+
+def copy_shop(dest: Path) -> Path:
+    shutil.copytree(SHOP, dest, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages", "*.duckdb"))
+    return dest
+
+
+def invoke(project: Path, args: tuple[str, ...], db: Path | None, **kw) -> tuple[list[str], dict]:
+    """Run dbt through the runner; return the log lines and dbt's perf_info.json."""
+    lines: list[str] = []
+    perf: dict = {}
+
+    def keep(target: Path) -> None:
+        info = target / "perf_info.json"
+        if info.exists():
+            perf.update(json.loads(info.read_text()))
+
+    run_dbt(
+        DbtInvocation(
+            command_args=args,
+            project_dir=project,
+            venv_spec=VenvSpec(requirements=tuple(VENV_REQUIREMENTS)),
+            profile_config=ProfileConfig(profile_name="shop", profiles_yml_path=project / "profiles.yml"),
+            cache_dir=E2E_VENV_CACHE,
+            env={"SHOP_DUCKDB_PATH": str(db)} if db else {},
+            install_deps=True,
+            **kw,
+        ),
+        log=lines.append,
+        artifacts_callback=keep,
+    )
+    return lines, perf
+
+
+def test_partial_parse_is_reused_and_parse_is_shorter(tmp_path: Path) -> None:
+    project = copy_shop(tmp_path / "shop")
+    db = tmp_path / "shop.duckdb"
+    full_log, full = invoke(project, ("parse", "--no-partial-parse"), db)
+    assert full["is_partial_parse_enabled"] is False
+    reuse_log, reuse = invoke(project, ("parse",), db)
+    text = "\n".join(reuse_log)
+    assert "Unable to do partial parsing" not in text
+    assert "dbt parse: Partial parsing enabled, no changes found, skipping parsing" in text, text[-2000:]
+    assert "partial parse: reusing this slot's copy" in text
+    assert reuse["is_partial_parse_enabled"] is True
+    assert reuse["load_all_elapsed"] < 0.6 * full["load_all_elapsed"], (full["load_all_elapsed"], reuse["load_all_elapsed"])
+
+
+def test_manifest_side_msgpack_is_relocated_and_reused(tmp_path: Path) -> None:
+    """A fresh project path (new worker) reuses the msgpack beside the manifest, paths moved."""
+    project = copy_shop(tmp_path / "elsewhere" / "shop")
+    # the profile as `make golden` parsed it (its default DuckDB path, relative to the project)
+    log, perf = invoke(project, ("seed", "--select", "raw_country_regions"), None, manifest_path=SHOP_MANIFEST)
+    text = "\n".join(log)
+    assert f"reusing {SHOP_MANIFEST.parent / 'partial_parse.msgpack'}" in text
+    assert "paths moved from" in text
+    assert "Unable to do partial parsing" not in text
+    # the seed was read from this workspace, not from where the msgpack was written
+    assert "1 of 1 OK loaded seed file" in text or "PASS=1" in text, text[-2000:]
+
+
+def test_postgres_password_reaches_no_log_and_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    password = "s3cr3t-Pa55w0rd-for-e2e"
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_WAREHOUSE",
+        json.dumps({"conn_type": "postgres", "host": "127.0.0.1", "port": 1, "login": "dbt",
+                    "password": password, "schema": "analytics"}),
+    )
+    project = copy_shop(tmp_path / "shop")
+    lines: list[str] = []
+    cache = VenvCache(E2E_VENV_CACHE, log=lines.append)
+    with pytest.raises(DbtRunError) as err:
+        run_dbt(
+            DbtInvocation(
+                command_args=("run", "--select", "stg_orders"),
+                project_dir=project,
+                venv_spec=VenvSpec(requirements=("dbt-core~=1.11.0", "dbt-postgres~=1.10.0")),
+                profile_config=ProfileConfig(profile_name="shop", conn_id="warehouse", profile_args={"schema": "public", "connect_timeout": 2}),
+                cache_dir=E2E_VENV_CACHE,
+                install_deps=True,
+            ),
+            log=lines.append,
+            venv_cache=cache,
+        )
+    assert "127.0.0.1" in str(err.value) or any("127.0.0.1" in line or "connect" in line.lower() for line in lines)
+    assert password not in str(err.value)
+    assert not [line for line in lines if password in line]
+    leaked = []
+    for root in (E2E_VENV_CACHE / ".state", tmp_path, Path("/tmp")):
+        for path in root.rglob("*"):
+            try:
+                if path.is_file() and path.stat().st_size < 5_000_000 and password.encode() in path.read_bytes():
+                    leaked.append(path)
+            except OSError:
+                continue
+    assert not leaked, f"password found in {leaked}"
