@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -272,16 +273,25 @@ class Workspace:
 
     def _check_source(self) -> None:
         src = self.source
-        if not src.is_dir():
+        who = f"this worker ({os.uname().nodename}, uid {os.getuid()})"
+        try:
+            is_dir = stat.S_ISDIR(os.stat(src).st_mode)
+        except FileNotFoundError:
             raise WorkspaceError(
-                f"dbt project dir {src} does not exist on this worker ({os.uname().nodename}). "
-                "Deploy the dbt project to the workers at that path, or set ProjectConfig(project_dir=...)."
-            )
-        if not os.access(src, os.R_OK | os.X_OK) or not (src / "dbt_project.yml").is_file():
-            what = "is not readable" if not os.access(src, os.R_OK | os.X_OK) else "has no dbt_project.yml"
-            raise WorkspaceError(f"dbt project dir {src} {what}; project_dir must be the folder holding dbt_project.yml.")
-        if not os.access(src / "dbt_project.yml", os.R_OK):
-            raise WorkspaceError(f"{src / 'dbt_project.yml'} is not readable by this worker's user.")
+                f"dbt project dir {src} does not exist on {who}. Deploy the dbt project to the "
+                "workers at that path, or set ProjectConfig(project_dir=...)."
+            ) from None
+        except PermissionError:
+            raise WorkspaceError(f"dbt project dir {src} is not readable by {who}: fix its permissions.") from None
+        if not is_dir:
+            raise WorkspaceError(f"dbt project dir {src} is not a directory; project_dir must be the folder holding dbt_project.yml.")
+        if not os.access(src, os.R_OK | os.X_OK):
+            raise WorkspaceError(f"dbt project dir {src} is not readable by {who}: fix its permissions.")
+        marker = src / "dbt_project.yml"
+        if not marker.is_file():
+            raise WorkspaceError(f"dbt project dir {src} has no dbt_project.yml; project_dir must be the folder holding it.")
+        if not os.access(marker, os.R_OK):
+            raise WorkspaceError(f"{marker} is not readable by {who}: fix its permissions.")
 
     # -- partial parse ------------------------------------------------------------------------------
     def _place_partial_parse(self) -> None:

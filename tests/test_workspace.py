@@ -1,0 +1,180 @@
+from __future__ import annotations
+
+import gzip
+import os
+import stat
+from pathlib import Path
+
+import msgpack
+import pytest
+
+from manifest_dag import WorkspaceError
+from manifest_dag.workspace import (
+    PARTIAL_PARSE,
+    ParseState,
+    Workspace,
+    canonical_vars,
+    msgpack_dbt_version,
+    msgpack_project_root,
+    relocate_msgpack,
+)
+from tests.conftest import REPO, SHARED
+
+SHOP = REPO / "fixtures" / "shop"
+SHOP_MSGPACK = REPO / "fixtures" / "manifests" / "shop" / PARTIAL_PARSE
+STATE = ParseState(dbt_version="1.11.16", profile_name="shop", target_name="dev", vars_json="")
+
+
+def make_project(root: Path) -> Path:
+    project = root / "proj"
+    (project / "models").mkdir(parents=True)
+    (project / "dbt_project.yml").write_text("name: shop\nprofile: shop\n")
+    (project / "models" / "a.sql").write_text("select 1")
+    for junk in ("target", "logs", ".venv"):
+        (project / junk).mkdir()
+        (project / junk / "x").write_text("junk")
+    (project / "dev.duckdb").write_text("db")
+    return project
+
+
+def test_msgpack_version_is_read_from_the_header() -> None:
+    assert msgpack_dbt_version(SHARED / "versions" / "partial_parse_dbt-1.11.16.msgpack") == "1.11.16"
+    assert msgpack_dbt_version(SHARED / "versions" / "partial_parse_dbt-1.5.12.msgpack") == "1.5.12"
+
+
+def test_msgpack_version_of_garbage_is_none(tmp_path: Path) -> None:
+    bad = tmp_path / "x.msgpack"
+    bad.write_bytes(b"\x00garbage")
+    assert msgpack_dbt_version(bad) is None
+    assert msgpack_dbt_version(tmp_path / "missing") is None
+
+
+def test_relocation_rewrites_every_path_under_the_old_root(tmp_path: Path) -> None:
+    source = tmp_path / "pp.msgpack"
+    source.write_bytes(gzip.decompress((SHARED / "large" / "tuva" / "partial_parse.msgpack.gz").read_bytes()))
+    dest = tmp_path / "out.msgpack"
+    old = relocate_msgpack(source, dest, tmp_path / "new" / "root", "integration_tests")
+    assert old == "/tmp/manifests-work/tuva/integration_tests"
+    moved = msgpack.unpackb(dest.read_bytes(), raw=False, strict_map_key=False)
+    assert msgpack_project_root(moved, "integration_tests") == str(tmp_path / "new" / "root")
+    assert old.encode() not in dest.read_bytes()
+    original = msgpack.unpackb(source.read_bytes(), raw=False, strict_map_key=False)
+    assert original.keys() == moved.keys() and len(original["nodes"]) == len(moved["nodes"])
+    assert msgpack_dbt_version(dest) == msgpack_dbt_version(source)
+
+
+def test_relocation_to_the_same_root_copies_the_bytes(tmp_path: Path) -> None:
+    data = msgpack.unpackb(SHOP_MSGPACK.read_bytes(), raw=False, strict_map_key=False)
+    root = msgpack_project_root(data, "shop")
+    dest = tmp_path / "same.msgpack"
+    assert relocate_msgpack(SHOP_MSGPACK, dest, Path(root), "shop") == root
+    assert dest.read_bytes() == SHOP_MSGPACK.read_bytes()
+
+
+def test_canonical_vars_are_stable() -> None:
+    assert canonical_vars({"b": 1, "a": "x"}) == canonical_vars({"a": "x", "b": 1}) == '{"a":"x","b":1}'
+    assert canonical_vars(None) is None and canonical_vars({}) is None
+    with pytest.raises(WorkspaceError, match="JSON-serialisable"):
+        canonical_vars({"when": object()})
+
+
+def test_copy_leaves_out_outputs_and_is_removed(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    ws = Workspace(project, cache_root=tmp_path / "cache", state=STATE, log=lambda s: None)
+    with ws:
+        copy = ws.project
+        assert (copy / "models" / "a.sql").read_text() == "select 1"
+        assert not (copy / "logs").exists() and not (copy / ".venv").exists() and not (copy / "dev.duckdb").exists()
+        assert (copy / "target").is_dir() and not (copy / "target" / "x").exists()
+        assert stat.S_IMODE(os.stat(ws.profiles_dir).st_mode) == 0o700
+        private = ws.profiles_dir
+    assert not copy.exists() and not private.exists()
+
+
+def test_removed_even_when_the_task_fails(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    with pytest.raises(RuntimeError):
+        with Workspace(project, cache_root=tmp_path / "cache", state=STATE, log=lambda s: None) as ws:
+            copy = ws.project
+            raise RuntimeError("dbt failed")
+    assert not copy.exists()
+
+
+def test_parallel_workspaces_get_their_own_slot_and_slots_are_reused(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    kw = dict(cache_root=tmp_path / "cache", state=STATE, log=lambda s: None)
+    with Workspace(project, **kw) as a, Workspace(project, **kw) as b:
+        assert a.project != b.project
+        first, second = a.project, b.project
+    with Workspace(project, **kw) as c:
+        assert c.project == first  # the same absolute path again: dbt's paths stay valid
+    assert first.parent.name == "0" and second.parent.name == "1"
+
+
+def test_slot_msgpack_is_preferred_and_version_mismatch_is_refused(tmp_path: Path) -> None:
+    project = tmp_path / "shop"
+    import shutil
+
+    shutil.copytree(SHOP, project, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages", "*.duckdb"))
+    lines: list[str] = []
+    kw = dict(cache_root=tmp_path / "cache", log=lines.append, manifest_path=SHOP_MSGPACK.parent / "manifest.json")
+    with Workspace(project, state=ParseState("1.10.0", "shop", "dev", ""), **kw) as ws:
+        assert not (ws.target / PARTIAL_PARSE).exists()
+    assert any("written by dbt 1.11.16, this venv runs dbt 1.10.0" in line for line in lines)
+    lines.clear()
+    with Workspace(project, state=STATE, **kw) as ws:
+        placed = ws.target / PARTIAL_PARSE
+        assert placed.exists()
+        data = msgpack.unpackb(placed.read_bytes(), raw=False, strict_map_key=False)
+        assert msgpack_project_root(data, "shop") == str(ws.project)
+        ws.keep_partial_parse()
+    assert any("paths moved from" in line for line in lines)
+    lines.clear()
+    with Workspace(project, state=STATE, **kw) as ws:
+        assert (ws.target / PARTIAL_PARSE).exists()
+    assert lines[0].startswith("partial parse: reusing this slot's copy (dbt 1.11.16)")
+
+
+def test_missing_project_dir_names_it(tmp_path: Path) -> None:
+    with pytest.raises(WorkspaceError, match="does not exist on this worker") as err:
+        Workspace(tmp_path / "nope", cache_root=tmp_path, state=STATE).__enter__()
+    assert str(tmp_path / "nope") in str(err.value)
+
+
+def test_dir_without_dbt_project_yml(tmp_path: Path) -> None:
+    with pytest.raises(WorkspaceError, match="has no dbt_project.yml"):
+        Workspace(tmp_path, cache_root=tmp_path / "c", state=STATE).__enter__()
+
+
+def test_unreadable_project_dir_names_it(tmp_path: Path) -> None:
+    """Checked as an unprivileged user (root reads everything), in a child process."""
+    import subprocess
+    import sys
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="md-unreadable-", dir="/tmp"))
+    try:
+        base.chmod(0o755)
+        project = make_project(base)
+        project.chmod(0o700)  # owned by root: the child (nobody) cannot enter it
+        code = (
+            "import os, sys\n"
+            "from pathlib import Path\n"
+            "from manifest_dag.workspace import Workspace, ParseState\n"
+            "from manifest_dag.errors import WorkspaceError\n"
+            "if os.geteuid() == 0: os.setgid(65534); os.setuid(65534)\n"
+            "try:\n"
+            "    Workspace(Path(sys.argv[1]), cache_root=Path('/tmp/md-unused'), state=ParseState(None, None, None, '')).__enter__()\n"
+            "except WorkspaceError as e:\n"
+            "    print(e)\n"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(project)], capture_output=True, text=True, cwd=str(REPO),
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
+        assert "is not readable by this worker" in out.stdout, out.stdout + out.stderr
+        assert str(project) in out.stdout
+    finally:
+        import shutil
+
+        shutil.rmtree(base, ignore_errors=True)
