@@ -63,6 +63,8 @@ class DbtNode:
     original_file_path: str
     path: str
     depends_on: tuple[str, ...]
+    #: the YAML file that documents the node (``pkg://models/x.yml``): ``path:`` on a .yml picks it
+    patch_path: str | None = None
     tags: tuple[str, ...] = ()
     config: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     meta: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
@@ -267,6 +269,7 @@ def _node(uid: str, raw: dict[str, Any], intern: _Interner) -> DbtNode:
         original_file_path=_str(raw.get("original_file_path")) or "",
         path=_str(raw.get("path")) or "",
         depends_on=_dependencies(raw),
+        patch_path=_str(raw.get("patch_path")),
         tags=_strs(raw.get("tags"), "tags"),
         config=config,
         meta=intern(raw.get("meta")),

@@ -28,7 +28,6 @@ that wrote the manifest gives, since that is the dbt the workers run.
 
 from __future__ import annotations
 
-import gzip
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -776,46 +775,12 @@ def _folders(folder: str) -> tuple[str, ...]:
 
 
 def _read_patch_paths(manifest: Manifest) -> dict[str, str]:
-    """Patch paths are not on DbtNode: read them from the manifest file once, when needed."""
+    """unique id → the YAML file documenting the node, from ``DbtNode.patch_path``."""
     out: dict[str, str] = {}
-    nodes = manifest.nodes
-    sample = next(iter(nodes.values()), None)
-    if sample is not None and hasattr(sample, "patch_path"):
-        for uid, node in nodes.items():
-            value = getattr(node, "patch_path", None)
-            if isinstance(value, str) and value:
-                out[uid] = _norm_path(value.split("://", 1)[-1])
-        return out
-    import orjson
-
-    try:
-        raw = manifest.path.read_bytes()
-    except FileNotFoundError:
-        return out  # built in memory (tests): no file, no patch paths
-    except OSError as exc:
-        raise SelectionError(
-            f"{manifest.path}: cannot re-read the manifest for the YAML files that document "
-            f"nodes (patch_path), which a 'path:' on a .yml file needs: {exc}."
-        ) from None
-    try:
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-        data = orjson.loads(raw)
-    except (OSError, ValueError, EOFError) as exc:
-        raise SelectionError(
-            f"{manifest.path}: cannot re-read the manifest for the YAML files that document "
-            f"nodes (patch_path), which a 'path:' on a .yml file needs: {exc}."
-        ) from None
-    for collection in ("nodes", "sources", "exposures", "metrics", "semantic_models",
-                       "saved_queries", "unit_tests", "functions"):
-        entries = data.get(collection) or {}
-        if not isinstance(entries, dict):
-            continue
-        for uid, raw_node in entries.items():
-            if uid in nodes and isinstance(raw_node, dict):
-                value = raw_node.get("patch_path")
-                if isinstance(value, str) and value:
-                    out[uid] = _norm_path(value.split("://", 1)[-1])
+    for uid, node in manifest.nodes.items():
+        value = node.patch_path
+        if value:
+            out[uid] = _norm_path(value.split("://", 1)[-1])
     return out
 
 

@@ -20,6 +20,7 @@ from manifest_dag import (
     TestBehavior,
     VenvConfig,
     load_manifest,
+    select_nodes,
 )
 from manifest_dag.graph import DbtGraph
 from manifest_dag.operators import DbtRunOperator, DbtSeedOperator, DbtTestOperator
@@ -73,7 +74,8 @@ def test_link_matches_set_downstream() -> None:
 def test_groups_and_order_match_the_manifest(path: Path) -> None:
     dag = make_dag(path)
     manifest = load_manifest(path)
-    models = [n for n in manifest.by_type("model") if not n.is_ephemeral]
+    selected = select_nodes(manifest)  # everything, unless the project has a default selector
+    models = [n for n in manifest.by_type("model") if not n.is_ephemeral and n.unique_id in selected]
     groups = [g for g in dag.task_group.children.values() if g.__class__.__name__ == "TaskGroup"]
     assert len(groups) == len(models) == len(dag.dbt_plan.groups)
     assert {g.node_id for g in dag.dbt_plan.groups} == {m.unique_id for m in models}
@@ -81,10 +83,12 @@ def test_groups_and_order_match_the_manifest(path: Path) -> None:
         run = dag.task_dict[f"{group.group_id}.run"]
         assert isinstance(run, DbtRunOperator)
     checked = assert_order_matches(DbtGraph(manifest), dag.dbt_plan, upstream_in(dag))
-    assert checked == len(models) + len(manifest.by_type("seed")) + len(manifest.by_type("snapshot"))
+    others = [n for t in ("seed", "snapshot") for n in manifest.by_type(t) if n.unique_id in selected]
+    assert checked == len(models) + len(others)
     # every selected test runs in exactly one task
     ran = [uid for spec in dag.dbt_plan.tasks if spec.command == "test" for uid in spec.node_ids]
-    assert sorted(ran) == sorted(n.unique_id for n in manifest.nodes.values() if n.resource_type in ("test", "unit_test"))
+    tests = [n.unique_id for n in manifest.nodes.values() if n.resource_type in ("test", "unit_test")]
+    assert sorted(ran) == sorted(t for t in tests if t in selected)
 
 
 def test_jaffle_shape_after_each() -> None:
