@@ -92,3 +92,12 @@ def test_import_is_light() -> None:
     assert done.returncode == 0, done.stderr
     heavy = json.loads(done.stdout.strip().splitlines()[-1])
     assert heavy == [], f"import manifest_dag imported {heavy[:10]}"
+
+
+def test_api_page_lists_every_public_name() -> None:
+    """``docs/api.md`` has a line for each exported name."""
+    from tests.conftest import REPO
+
+    page = (REPO / "docs" / "api.md").read_text(encoding="utf-8")
+    missing = [name for name in PUBLIC_NAMES if f"`{name}" not in page]
+    assert missing == [], f"docs/api.md does not mention {missing}"
