@@ -115,11 +115,16 @@ class ProjectConfig:
     partial_parse_path: str | Path | None = None
     #: run ``dbt deps`` (once per worker per package spec) when the project has packages.
     install_deps: bool = False
+    #: where parsed plans are cached (see ``manifest_dag.cache``); None: ``MANIFEST_DAG_PLAN_CACHE``
+    #: or ``~/.cache/manifest-dag/plans``; False: no disk cache.
+    plan_cache_dir: str | Path | bool | None = None
 
     def __post_init__(self) -> None:
         _path(self, "manifest_path", required=True)
         _path(self, "project_dir")
         _path(self, "partial_parse_path")
+        if self.plan_cache_dir is not None and self.plan_cache_dir is not False:
+            _path(self, "plan_cache_dir")
         _mapping(self, "dbt_vars")
         _mapping(self, "env_vars", str_values=True)
         _bool(self, "install_deps")
@@ -232,6 +237,8 @@ class RenderConfig:
     emit_assets: bool = False
     #: the naming object (task ids, group ids, docs, asset URIs); default ``DbtNaming()``.
     naming: Any = None
+    #: inside a task's parsing context, build only that task (Airflow's runner needs no more).
+    task_scoped: bool = True
 
     def __post_init__(self) -> None:
         _str_tuple(self, "select")
@@ -246,7 +253,7 @@ class RenderConfig:
                 "indirect_selection",
                 f"must be eager, cautious, buildable or empty, got {self.indirect_selection!r}",
             )
-        for name in ("include_packages", "allow_empty", "emit_assets"):
+        for name in ("include_packages", "allow_empty", "emit_assets", "task_scoped"):
             _bool(self, name)
         if self.naming is None:
             from manifest_dag.naming import DbtNaming

@@ -6,19 +6,25 @@ Nothing here runs dbt or imports it: this is what the DAG processor executes eve
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from airflow.sdk import DAG, TaskGroup
 from airflow.sdk.bases.operator import BaseOperator
 
+from manifest_dag.cache import cached_plan
 from manifest_dag.config import ProfileConfig, ProjectConfig, RenderConfig, VenvConfig
 from manifest_dag.errors import ConfigError, SelectionError
 from manifest_dag.graph import DbtGraph
 from manifest_dag.manifest import Manifest, load_manifest
 from manifest_dag.operators import OPERATOR_FOR_COMMAND
 from manifest_dag.plan import RenderPlan, TaskSpec, plan_tasks
-from manifest_dag.render import asset_outlets, render_plan
+from manifest_dag.render import asset_outlets, render_one, render_plan
+
+log = logging.getLogger(__name__)
 
 _RESERVED = frozenset({"task_id", "task_group", "dag", "dbt_command", "select", "exclude", "selector"})
 
@@ -73,7 +79,6 @@ class _OperatorFactory:
 
     def __init__(
         self,
-        manifest: Manifest,
         project_config: ProjectConfig,
         profile_config: ProfileConfig | None,
         venv_config: VenvConfig,
@@ -110,6 +115,41 @@ class _OperatorFactory:
         )
 
 
+#: Set to 0/off to build every task even inside a task's parsing context.
+TASK_SCOPE_ENV = "MANIFEST_DAG_TASK_SCOPED"
+
+
+def _task_scope(dag: DAG, parent_group: TaskGroup | None, plan: RenderPlan, enabled: bool) -> str | None | bool:
+    """What this parse must build: ``True`` everything, ``False`` nothing, or one task's plan id.
+
+    Airflow's task runner parses the whole DAG file before every task, inside a parsing context
+    naming the DAG and the task. Only that task is looked up afterwards, so building the other
+    thousands is wasted; outside a task (DAG processor, ``dag.test()``, tests) both names are None.
+    """
+    if not enabled or os.environ.get(TASK_SCOPE_ENV, "").strip().lower() in ("0", "off", "false", "no"):
+        return True
+    from airflow.sdk import get_parsing_context
+
+    ctx = get_parsing_context()
+    if ctx.dag_id is None or ctx.task_id is None:
+        return True
+    if ctx.dag_id != dag.dag_id:
+        return False  # another DAG of the same file is running a task
+    prefix = f"{parent_group.group_id}." if parent_group is not None and parent_group.group_id else ""
+    if not ctx.task_id.startswith(prefix):
+        return False  # a task of the user's DAG outside this DbtTaskGroup
+    local = ctx.task_id[len(prefix) :]
+    if local in plan:
+        return local
+    log.warning(
+        "manifest-dag: task %s is not in the plan of %s (renamed model, or the manifest changed "
+        "since scheduling); building the full DAG instead of the task alone",
+        ctx.task_id,
+        dag.dag_id,
+    )
+    return True
+
+
 def build_into(
     *,
     dag: DAG,
@@ -126,16 +166,29 @@ def build_into(
     _check(render_config, RenderConfig, "render_config")
     if operator_args is not None and not isinstance(operator_args, Mapping):
         raise ConfigError(f"operator_args must be a dict, got {type(operator_args).__name__}")
-    manifest, plan = plan_project(project_config, render_config)
+    render_config = render_config or RenderConfig()
+    planned, _source = cached_plan(
+        Path(project_config.manifest_path),
+        render_config,
+        lambda: plan_project(project_config, render_config),
+        cache_dir=project_config.plan_cache_dir if project_config.plan_cache_dir is not None else True,
+    )
+    plan = planned.plan
     if venv_config is None:
-        if manifest.dbt_version == "unknown":
+        if planned.dbt_version == "unknown":
             raise ConfigError(
-                f"{manifest.path}: the manifest does not record its dbt version; give "
+                f"{project_config.manifest_path}: the manifest does not record its dbt version; give "
                 "venv_config=VenvConfig(py_requirements=[...]) naming the dbt to run"
             )
-        venv_config = VenvConfig.for_manifest(manifest.dbt_version, manifest.adapter_type)
-    factory = _OperatorFactory(manifest, project_config, profile_config, venv_config, operator_args or {})
-    tasks = render_plan(plan, dag=dag, parent_group=parent_group, make_operator=factory)
+        venv_config = VenvConfig.for_manifest(planned.dbt_version, planned.adapter_type)
+    factory = _OperatorFactory(project_config, profile_config, venv_config, operator_args or {})
+    scope = _task_scope(dag, parent_group, plan, render_config.task_scoped)
+    if scope is True:
+        tasks = render_plan(plan, dag=dag, parent_group=parent_group, make_operator=factory)
+    elif scope is False:
+        tasks = {}
+    else:
+        tasks = render_one(plan, str(scope), dag=dag, parent_group=parent_group, make_operator=factory)
     return plan, tasks
 
 

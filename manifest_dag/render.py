@@ -51,6 +51,23 @@ def render_plan(
     return tasks
 
 
+def render_one(
+    plan: RenderPlan,
+    task_id: str,
+    *,
+    dag: DAG,
+    parent_group: TaskGroup | None,
+    make_operator: Callable[[TaskSpec, TaskGroup | None, DAG], BaseOperator],
+) -> dict[str, BaseOperator]:
+    """Only ``task_id`` (and its group): what Airflow's task runner needs to run that task."""
+    spec = plan.task(task_id)
+    group = parent_group
+    if spec.group_id:
+        g = next(g for g in plan.groups if g.group_id == spec.group_id)
+        group = TaskGroup(group_id=g.group_id, tooltip=g.tooltip, parent_group=parent_group, dag=dag)
+    return {task_id: make_operator(spec, group, dag)}
+
+
 def asset_outlets(uri: str | None) -> list[Any]:
     if not uri:
         return []

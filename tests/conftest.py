@@ -11,6 +11,8 @@ os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="manifest-dag-airf
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+# plans are cached on disk between DAG builds: keep the tests' cache their own
+os.environ.setdefault("MANIFEST_DAG_PLAN_CACHE", tempfile.mkdtemp(prefix="manifest-dag-plans-"))
 
 import pytest  # noqa: E402
 

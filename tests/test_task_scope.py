@@ -1,0 +1,148 @@
+"""A task's parse builds only that task, identical to the same task in the full DAG."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pendulum
+import pytest
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.sdk import DAG
+
+from manifest_dag import DbtDag, DbtTaskGroup, ProfileConfig, ProjectConfig, RenderConfig, VenvConfig
+from manifest_dag.cache import cached_plan, clear_memory, render_key
+from manifest_dag.dag import plan_project
+from tests.conftest import JAFFLE, SHARED
+
+START = pendulum.datetime(2024, 1, 1, tz="UTC")
+VENV = VenvConfig(py_requirements=["dbt-core~=1.11.0", "dbt-duckdb~=1.11.0"])
+PROFILE = ProfileConfig(profile_name="p", target_name="prod", conn_id="warehouse", profile_args={"schema": "x"})
+
+
+def build(path: Path, **render) -> DbtDag:
+    return DbtDag(
+        dag_id="scoped",
+        project_config=ProjectConfig(manifest_path=path, project_dir="/srv/dbt", dbt_vars={"day": "{{ ds }}"}),
+        profile_config=PROFILE,
+        venv_config=VENV,
+        render_config=RenderConfig(**render),
+        operator_args={"retries": 2, "pool": "dbt_pool"},
+        schedule=None,
+        start_date=START,
+        default_args={"owner": "data"},
+    )
+
+
+def in_context(monkeypatch: pytest.MonkeyPatch, dag_id: str | None, task_id: str | None) -> None:
+    for var, value in (("_AIRFLOW_PARSING_CONTEXT_DAG_ID", dag_id), ("_AIRFLOW_PARSING_CONTEXT_TASK_ID", task_id)):
+        if value is None:
+            monkeypatch.delenv(var, raising=False)
+        else:
+            monkeypatch.setenv(var, value)
+
+
+def same_task(a, b) -> None:
+    assert type(a) is type(b)
+    assert a.task_id == b.task_id
+    assert (a.task_group.group_id if a.task_group else None) == (b.task_group.group_id if b.task_group else None)
+    for field in a.template_fields:
+        assert getattr(a, field) == getattr(b, field), field
+    assert a.dbt_args() == b.dbt_args()
+    assert a.venv_config == b.venv_config and a.profile_config == b.profile_config
+    for attr in ("retries", "pool", "owner", "doc_md", "manifest_path", "install_deps", "trigger_rule", "queue"):
+        assert getattr(a, attr) == getattr(b, attr), attr
+    assert [o.uri for o in a.outlets] == [o.uri for o in b.outlets]
+
+
+@pytest.mark.parametrize("path", [JAFFLE, SHARED / "large" / "tuva" / "manifest.json.gz"], ids=["jaffle", "tuva"])
+def test_every_task_built_alone_equals_the_full_build(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    in_context(monkeypatch, None, None)
+    full = build(path, emit_assets=True)
+    assert len(full.task_dict) > 10
+    for task_id, task in full.task_dict.items():
+        in_context(monkeypatch, "scoped", task_id)
+        scoped = build(path, emit_assets=True)
+        assert list(scoped.task_dict) == [task_id]
+        same_task(scoped.task_dict[task_id], task)
+        assert scoped.default_args == full.default_args and scoped.params == full.params
+
+
+def test_other_dag_in_the_same_file_builds_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    in_context(monkeypatch, "some_other_dag", "orders.run")
+    assert not build(JAFFLE).task_dict
+
+
+def test_unknown_task_falls_back_to_the_full_build(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    in_context(monkeypatch, "scoped", "renamed_model.run")
+    with caplog.at_level(logging.WARNING):
+        dag = build(JAFFLE)
+    assert len(dag.task_dict) == 14
+    assert "renamed_model.run is not in the plan" in caplog.text
+
+
+def test_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    in_context(monkeypatch, "scoped", "orders.run")
+    assert len(build(JAFFLE, task_scoped=False).task_dict) == 14
+    monkeypatch.setenv("MANIFEST_DAG_TASK_SCOPED", "off")
+    assert len(build(JAFFLE).task_dict) == 14
+
+
+def test_task_group_in_a_users_dag(monkeypatch: pytest.MonkeyPatch) -> None:
+    def host() -> DAG:
+        with DAG("host", schedule=None, start_date=START) as dag:
+            start = EmptyOperator(task_id="start")
+            group = DbtTaskGroup(group_id="shop", project_config=ProjectConfig(manifest_path=JAFFLE), venv_config=VENV)
+            start >> group
+        return dag
+
+    in_context(monkeypatch, "host", "shop.orders.run")
+    assert set(host().task_dict) == {"start", "shop.orders.run"}
+    in_context(monkeypatch, "host", "start")
+    assert set(host().task_dict) == {"start"}
+
+
+# -- the plan cache ------------------------------------------------------------------------------
+def test_plan_cache_levels_and_corruption(tmp_path: Path) -> None:
+    config = RenderConfig()
+    project = ProjectConfig(manifest_path=JAFFLE)
+    calls = []
+
+    def make():
+        calls.append(1)
+        return plan_project(project, config)
+
+    clear_memory()
+    first, src1 = cached_plan(JAFFLE, config, make, cache_dir=tmp_path)
+    again, src2 = cached_plan(JAFFLE, config, make, cache_dir=tmp_path)
+    assert (src1, src2) == ("built", "memory") and again is first
+    clear_memory()
+    from_disk, src3 = cached_plan(JAFFLE, config, make, cache_dir=tmp_path)
+    assert src3 == "disk" and len(calls) == 1
+    assert [t.task_id for t in from_disk.plan.tasks] == [t.task_id for t in first.plan.tasks]
+    (entry,) = tmp_path.glob("*.plan")
+    blob = bytearray(entry.read_bytes())
+    blob[-10] ^= 0xFF  # corrupt the payload
+    entry.write_bytes(bytes(blob))
+    clear_memory()
+    rebuilt, src4 = cached_plan(JAFFLE, config, make, cache_dir=tmp_path)
+    assert src4 == "built" and len(calls) == 2
+    entry.write_bytes(b"garbage")
+    clear_memory()
+    assert cached_plan(JAFFLE, config, make, cache_dir=tmp_path)[1] == "built"
+    clear_memory()
+    assert cached_plan(JAFFLE, config, make, cache_dir=tmp_path)[1] == "disk"
+
+
+def test_changed_manifest_or_options_miss_the_cache(tmp_path: Path) -> None:
+    copy = tmp_path / "manifest.json"
+    copy.write_bytes(JAFFLE.read_bytes())
+    project = ProjectConfig(manifest_path=copy)
+    clear_memory()
+    cached_plan(copy, RenderConfig(), lambda: plan_project(project, RenderConfig()), cache_dir=tmp_path / "c")
+    assert render_key(RenderConfig()) != render_key(RenderConfig(test_behavior="build"))
+    text = copy.read_text().replace("This table has basic information about a customer", "Changed description")
+    copy.write_text(text)
+    planned, source = cached_plan(copy, RenderConfig(), lambda: plan_project(project, RenderConfig()), cache_dir=tmp_path / "c")
+    assert source == "built"
+    assert any("Changed description" in (t.doc_md or "") for t in planned.plan.tasks)
