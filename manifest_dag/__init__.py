@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from manifest_dag.config import (
-    InvocationMode,
     ProfileConfig,
     ProjectConfig,
     RenderConfig,
@@ -93,7 +92,6 @@ __all__ = [
     "DbtTestOperator",
     "DbtVenvOperator",
     "GraphError",
-    "InvocationMode",
     "Manifest",
     "ManifestDagError",
     "ManifestError",

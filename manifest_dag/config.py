@@ -35,12 +35,6 @@ class SourceRendering(str, enum.Enum):
     FRESHNESS = "freshness"  #: a ``dbt source freshness`` task per source that sets freshness
 
 
-class InvocationMode(str, enum.Enum):
-    """How a worker invokes dbt."""
-
-    SUBPROCESS = "subprocess"  #: a fresh ``<venv>/bin/dbt`` process per task
-
-
 def _fail(cls: type, name: str, message: str) -> ConfigError:
     return ConfigError(f"{cls.__name__}.{name}: {message}")
 
@@ -173,7 +167,7 @@ class VenvConfig:
     constraints: str | Path | None = None
     py_system_site_packages: bool = False
     pip_args: Sequence[str] = ()
-    #: where venvs are cached; default: ``MANIFEST_DAG_VENV_CACHE``, Airflow's
+    #: where venvs are cached; default, in order: ``MANIFEST_DAG_VENV_CACHE``, Airflow's
     #: ``[manifest_dag] venv_cache_dir``, else ``~/.cache/manifest-dag/venvs``.
     cache_dir: str | Path | None = None
 

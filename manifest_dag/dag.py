@@ -26,7 +26,12 @@ from manifest_dag.render import asset_outlets, render_one, render_plan
 
 log = logging.getLogger(__name__)
 
-_RESERVED = frozenset({"task_id", "task_group", "dag", "dbt_command", "select", "exclude", "selector"})
+#: operator arguments the renderer sets per task; operator_args may not override them
+_RESERVED = frozenset(
+    {"task_id", "task_group", "dag", "dbt_command", "select", "exclude", "selector", "indirect_selection",
+     "doc_md", "outlets", "project_dir", "manifest_path", "partial_parse_path", "profile_config",
+     "venv_config", "py_requirements", "dbt_vars", "env", "install_deps"}
+)
 
 
 def _check(value: Any, cls: type, name: str, required: bool = False) -> Any:

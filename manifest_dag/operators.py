@@ -119,8 +119,8 @@ class DbtVenvOperator(BaseOperator):
         if not isinstance(full_refresh, bool):
             raise ConfigError(f"{where}: full_refresh must be True or False, got {full_refresh!r}")
         self.project_dir = str(project_dir)
-        self.select = list(select)
-        self.exclude = list(exclude)
+        self.select = [select] if isinstance(select, str) else list(select)
+        self.exclude = [exclude] if isinstance(exclude, str) else list(exclude)
         self.selector = selector
         self.indirect_selection = indirect_selection
         self.profile_config = profile_config

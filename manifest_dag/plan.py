@@ -240,7 +240,7 @@ class _Planner:
                 naming.task_id(name, "build", False),
                 command="build",
                 select=select,
-                exclude=self._unselected_tests_of(uid) if tests else (),
+                exclude=self._unselected_tests_of(uid),
                 indirect_selection="cautious",
                 node_ids=(uid, *tests),
                 doc_md=doc,
@@ -290,7 +290,7 @@ class _Planner:
         """A source: its freshness check (when rendered), then its tests; dependents wait for both."""
         uid = node.unique_id
         first: str | None = None
-        if self._renders(node):
+        if uid in self.selected and self._renders(node):
             first = self._task(
                 self.naming.task_id(name, "source freshness", False),
                 command="source freshness",

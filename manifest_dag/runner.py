@@ -311,9 +311,12 @@ def _copy_private(source: Path, dest: Path) -> None:
 
 # -- Airflow side ------------------------------------------------------------------------------------
 def cache_dir_for(venv_config: Any) -> Path | None:
-    """VenvConfig.cache_dir, else Airflow's ``[manifest_dag] venv_cache_dir``, else the default."""
+    """VenvConfig.cache_dir, else ``MANIFEST_DAG_VENV_CACHE``, else Airflow's
+    ``[manifest_dag] venv_cache_dir``, else ``~/.cache/manifest-dag/venvs``."""
     if venv_config.cache_dir:
         return Path(venv_config.cache_dir)
+    if os.environ.get("MANIFEST_DAG_VENV_CACHE", "").strip():
+        return None  # VenvCache reads it
     try:
         from airflow.configuration import conf
 
@@ -364,5 +367,5 @@ def run_operator(op: Any, context: Any) -> dict[str, Any]:
         "exit_code": outcome.exit_code,
         "seconds": round(outcome.duration, 3),
         "partial_parse_reused": outcome.reparsed is None,
-        "statuses": summary.status_counts() if summary is not None and hasattr(summary, "status_counts") else {},
+        "statuses": summary.counts() if summary is not None else {},
     }

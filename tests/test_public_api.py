@@ -28,7 +28,6 @@ PUBLIC_NAMES = [
     "DbtTestOperator",
     "DbtVenvOperator",
     "GraphError",
-    "InvocationMode",
     "Manifest",
     "ManifestDagError",
     "ManifestError",

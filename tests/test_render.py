@@ -313,3 +313,23 @@ def test_selection_that_renders_nothing_fails_unless_allowed(tmp_path: Path) -> 
         make_dag(path, select=["tag:does_not_exist"])
     dag = make_dag(path, select=["tag:does_not_exist"], allow_empty=True)
     assert not dag.tasks
+
+
+def test_build_mode_excludes_unselected_tests_even_when_none_is_selected() -> None:
+    dag = make_dag(JAFFLE, test_behavior="build", select=["stg_orders"], exclude=["test_type:data"])
+    args = dag.task_dict["stg_orders_build"].dbt_args()
+    assert "--exclude" in args
+    excluded = args[args.index("--exclude") + 1 : args.index("--indirect-selection")]
+    assert len(excluded) == 3 and all(e.startswith("jaffle_shop.staging.") for e in excluded)
+
+
+def test_operator_args_cannot_collide_with_per_task_arguments() -> None:
+    for key in ("doc_md", "outlets", "indirect_selection"):
+        with pytest.raises(ConfigError, match=key):
+            DbtDag(dag_id="x", project_config=ProjectConfig(manifest_path=JAFFLE), venv_config=VENV,
+                   operator_args={key: None}, schedule=None)
+
+
+def test_a_single_select_string_is_one_selector() -> None:
+    op = DbtRunOperator(task_id="t", project_dir="/x", py_requirements=["dbt-core"], select="orders", exclude="tag:x")
+    assert op.dbt_args() == ["run", "--select", "orders", "--exclude", "tag:x"]
