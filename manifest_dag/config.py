@@ -187,6 +187,13 @@ class VenvConfig:
 
         normalise_requirements(self.py_requirements)  # raises ConfigError naming a bad one
 
+    def __repr__(self) -> str:
+        """Index URLs may carry ``user:password@``: never show it (configs end up in logs)."""
+        from manifest_dag.venv import mask_secrets
+
+        inner = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self))
+        return f"VenvConfig({mask_secrets(inner)})"
+
     @classmethod
     def for_manifest(cls, dbt_version: str, adapter_type: str | None) -> VenvConfig:
         """Requirements matching the dbt that wrote the manifest, so its partial parse is reused."""

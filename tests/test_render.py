@@ -333,3 +333,8 @@ def test_operator_args_cannot_collide_with_per_task_arguments() -> None:
 def test_a_single_select_string_is_one_selector() -> None:
     op = DbtRunOperator(task_id="t", project_dir="/x", py_requirements=["dbt-core"], select="orders", exclude="tag:x")
     assert op.dbt_args() == ["run", "--select", "orders", "--exclude", "tag:x"]
+
+
+def test_venv_config_repr_masks_index_credentials() -> None:
+    config = VenvConfig(py_requirements=["dbt-core"], index_url="https://user:hunter2@pypi.example/simple")
+    assert "hunter2" not in repr(config) and "pypi.example" in repr(config)
