@@ -8,12 +8,14 @@ it with the same contract (argv, cwd, env, line callback → exit code).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -226,7 +228,8 @@ def run_dbt(
             log(line)
 
         started = time.monotonic()
-        code = invoker.invoke(argv, cwd=inv.project_dir, env=env, on_line=on_line)
+        with _writer_lock(cache.root / STATE_DIR, inv, profile, log):
+            code = invoker.invoke(argv, cwd=inv.project_dir, env=env, on_line=on_line)
         duration = time.monotonic() - started
         for note in _parse_notes(ws.logs / "dbt.log"):
             log(f"dbt parse: {note}")
@@ -272,6 +275,58 @@ def _failure(shown: str, code: int, summary: Any, lines: list[str], ws: Workspac
         tail = "\n".join(lines[-15:])
         detail = f"dbt wrote no run results; its last lines:\n{tail}"
     return DbtRunError(f"`dbt {shown}` failed (exit code {code}).\n{detail}")
+
+
+def _target_type(inv: DbtInvocation, profile: Any) -> tuple[str | None, str]:
+    """The adapter type of the target dbt will use, and a key naming that target."""
+    import yaml
+
+    from manifest_dag.profiles import RenderedProfile
+
+    pc = inv.profile_config
+    try:
+        if isinstance(profile, RenderedProfile):
+            text = profile.profiles_yml
+        else:
+            text = (Path(profile) if profile is not None else inv.project_dir / "profiles.yml").read_text()
+        profiles = yaml.safe_load(text) or {}
+        name = pc.profile_name if pc else (yaml.safe_load((inv.project_dir / "dbt_project.yml").read_text()) or {}).get("profile")
+        entry = profiles.get(name) or {}
+        target = pc.target_name if pc else entry.get("target")
+        output = (entry.get("outputs") or {}).get(target) or {}
+        kind = output.get("type")
+        return (kind if isinstance(kind, str) else None), f"{inv.project_dir.resolve()}|{name}|{target}|{output.get('path')}"
+    except (OSError, yaml.YAMLError, AttributeError, TypeError):
+        return None, ""
+
+
+@contextmanager
+def _writer_lock(state: Path, inv: DbtInvocation, profile: Any, log: Log) -> Iterator[None]:
+    """DuckDB allows one writer per database file: tasks on one DuckDB target take turns.
+
+    Only the dbt call is inside the lock (never the venv build or the copy), and only for
+    DuckDB targets; other warehouses run tasks in parallel. ``MANIFEST_DAG_DUCKDB_LOCK=off``
+    turns it off (for example with a read-only target).
+    """
+    kind, key = _target_type(inv, profile)
+    if kind != "duckdb" or os.environ.get("MANIFEST_DAG_DUCKDB_LOCK", "").lower() in ("0", "off", "false", "no"):
+        yield
+        return
+    from filelock import FileLock, Timeout
+
+    locks = state / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    lock = FileLock(str(locks / f"duckdb-{digest}.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log("waiting for another task's dbt run on the same DuckDB target (DuckDB allows one writer)")
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _profile_flags(pc: ProfileConfig | None, project_dir: Path, profile: Any) -> list[str]:

@@ -114,3 +114,30 @@ def test_postgres_password_reaches_no_log_and_no_file(tmp_path: Path, monkeypatc
             except OSError:
                 continue
     assert not leaked, f"password found in {leaked}"
+
+
+def test_parallel_tasks_on_one_duckdb_file_take_turns(tmp_path: Path) -> None:
+    """Two dbt runs at once on one DuckDB file: without the lock one fails with DuckDB's lock error."""
+    import threading
+
+    project = copy_shop(tmp_path / "shop")
+    db = tmp_path / "shared.duckdb"
+    invoke(project, ("parse",), db)  # warm the venv, deps and partial parse first
+    results: dict[str, object] = {}
+
+    def seed(name: str) -> None:
+        try:
+            results[name] = invoke(project, ("seed", "--select", name), db)[0]
+        except Exception as exc:  # noqa: BLE001 - reported below
+            results[name] = exc
+
+    threads = [threading.Thread(target=seed, args=(n,)) for n in ("raw_orders", "raw_order_items")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    errors = {k: v for k, v in results.items() if isinstance(v, Exception)}
+    assert not errors, errors
+    logs = ["\n".join(v) for v in results.values()]
+    assert any("waiting for another task's dbt run on the same DuckDB target" in text for text in logs)
+    assert all("Could not set lock" not in text for text in logs)

@@ -36,6 +36,5 @@ dag = DbtDag(
     render_config=RenderConfig(exclude=["source:*"]),
     schedule=None,
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
-    max_active_tasks=1,  # DuckDB allows one writer at a time
     tags=["dbt", "demo"],
 )
