@@ -114,3 +114,49 @@ def test_broken_model_fails_alone_and_independent_branches_finish(airflow_home: 
     failure = text[text.index("DbtRunError"):][:3000]
     assert "model.shop.stg_products" in failure
     assert "no_such_table_anywhere" in failure
+
+
+STANDALONE = '''
+"""Airflow DAG of manifest-dag operators used on their own, without DbtDag (e2e test)."""
+import json
+from pathlib import Path
+import pendulum
+from airflow.sdk import DAG
+from manifest_dag import DbtRunOperator, DbtSeedOperator, ProfileConfig
+
+def keep_args(target, context):
+    args = json.loads((Path(target) / "run_results.json").read_text())["args"]
+    Path("{out}").write_text(json.dumps({{"vars": args.get("vars"), "ds": context["ds"]}}))
+
+common = dict(
+    project_dir="{project}",
+    py_requirements={reqs!r},
+    profile_config=ProfileConfig(profile_name="shop", profiles_yml_path="{project}/profiles.yml"),
+    env={{"SHOP_DUCKDB_PATH": "{{{{ params.db }}}}"}},
+    install_deps=True,
+)
+with DAG("standalone", schedule=None, start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+         params={{"db": "{db}"}}) as dag:
+    seed = DbtSeedOperator(task_id="seed_products", select=["raw_products"], **common)
+    run = DbtRunOperator(task_id="stg_products", select="stg_products", dbt_vars={{"run_day": "{{{{ ds }}}}"}},
+                         artifacts_callback=keep_args, **common)
+    seed >> run
+'''
+
+
+def test_operators_work_alone_with_templated_env_and_vars(airflow_home: Path, tmp_path: Path) -> None:
+    project = tmp_path / "shop"
+    shutil.copytree(REPO / "fixtures" / "shop", project, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages", "*.duckdb"))
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    out = tmp_path / "args.json"
+    db = tmp_path / "templated.duckdb"
+    (dags / "standalone_dag.py").write_text(
+        STANDALONE.format(project=project, reqs=VENV_REQUIREMENTS, out=out, db=db)
+    )
+    result = run_dag_test(airflow_home, dags, "standalone", tmp_path / "dag_test.log")
+    assert {t: r["state"] for t, r in result["tasks"].items()} == {"seed_products": "success", "stg_products": "success"}
+    assert db.exists(), "the templated env var did not reach dbt's profile"
+    seen = json.loads(out.read_text())
+    assert seen["vars"] == {"run_day": seen["ds"]}
+    assert duckdb_counts(db, ["stg_products"]) == {"stg_products": csv_rows("raw_products")}
