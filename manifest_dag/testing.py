@@ -113,6 +113,8 @@ class _Pending:
     collection: str = "nodes"
     enabled: bool = True
     overrides: dict[str, Any] = field(default_factory=dict)
+    #: ordered mixed references (names and ``source:`` ones), used instead of refs + sources
+    targets: list[Any] | None = None
 
 
 class ManifestBuilder:
@@ -160,6 +162,8 @@ class ManifestBuilder:
         self.database = database
         self.schema = schema
         self._nodes: dict[str, _Pending] = {}
+        self._by_name: dict[str, list[str]] = {}
+        self._sources: dict[tuple[str, str], str] = {}
         self._selectors: dict[str, Any] = {}
         self._groups: dict[str, dict[str, Any]] = {}
         self._created = 1700000000.0
@@ -174,8 +178,8 @@ class ManifestBuilder:
 
     def _find(self, name: str, *, resource_type: str | None = None, package: str | None = None, version: Any = None) -> str | None:
         candidates = []
-        for uid, p in self._nodes.items():
-            raw = p.raw
+        for uid in self._by_name.get(name, ()):
+            raw = self._nodes[uid].raw
             if raw.get("name") != name or (resource_type and raw["resource_type"] != resource_type):
                 continue
             if package and raw["package_name"] != package:
@@ -187,6 +191,8 @@ class ManifestBuilder:
             candidates.append(uid)
         if not candidates:
             return None
+        enabled = [u for u in candidates if self._nodes[u].enabled]
+        candidates = enabled or candidates
         if version is None and len(candidates) > 1:
             latest = [u for u in candidates if str(self._nodes[u].raw.get("version")) == str(self._nodes[u].raw.get("latest_version"))]
             own = [u for u in (latest or candidates) if self._nodes[u].raw["package_name"] == self.project]
@@ -197,6 +203,9 @@ class ManifestBuilder:
         if pending.uid in self._nodes:
             raise ValueError(f"ManifestBuilder: {pending.uid} is declared twice")
         self._nodes[pending.uid] = pending
+        self._by_name.setdefault(pending.raw.get("name", ""), []).append(pending.uid)
+        if pending.collection == "sources":
+            self._sources[(pending.raw["source_name"], pending.raw["name"])] = pending.uid
         return self
 
     def _time(self) -> float:
@@ -435,30 +444,33 @@ class ManifestBuilder:
         tags: Sequence[str] = (),
         config: Mapping[str, Any] | None = None,
         depends_on: Sequence[str] | None = None,
+        yaml_path: str = "models/schema.yml",
         enabled: bool = True,
         **fields: Any,
     ) -> ManifestBuilder:
         """A generic (YAML) test such as ``not_null``, on one node or several.
 
         ``on``: the node it is attached to, then the other nodes it reads (a relationships test:
-        ``on=["orders", "customers"]``). ``"source:raw.orders"`` names a source.
+        ``on=["orders", "customers"]``). ``"source:raw.orders"`` names a source. ``yaml_path``:
+        the YAML file declaring it (its folder is part of the test's fqn, as in dbt).
         """
-        targets = [on] if isinstance(on, str) else list(on)
+        targets = [on] if isinstance(on, (str, tuple)) else list(on)
         if not targets and depends_on is None:
             raise ValueError("ManifestBuilder.test: `on` names at least one node")
-        first = targets[0] if targets else ""
-        first_label = first.split(":", 1)[-1].replace(".", "_")
+        labels = [_target_label(t) for t in targets]
+        first_label = labels[0] if labels else ""
         parts = [test_name if not namespace else f"{namespace}_{test_name}", first_label]
         if column:
             parts.append(column)
-        parts += [t.split(":", 1)[-1].replace(".", "_") for t in targets[1:]]
+        parts += labels[1:]
         test_node_name = name or re.sub(r"[^A-Za-z0-9_]+", "_", "_".join(parts))
         cfg = {**dict(config or {}), "enabled": enabled}
         raw = self._sql_node(
             "test", test_node_name, package=package, path=None, tags=tags, config=cfg, meta=None,
             description="", columns=None, base_config=_TEST_CONFIG, schema=f"{self.schema}_dbt_test__audit",
         )
-        raw["original_file_path"] = "models/schema.yml"
+        raw["original_file_path"] = yaml_path
+        raw["fqn"] = [raw["package_name"], *Path(yaml_path).parent.parts[1:], test_node_name]
         raw["checksum"] = {"name": "none", "checksum": ""}
         raw["relation_name"] = None
         self._code_fields(raw)
@@ -472,8 +484,9 @@ class ManifestBuilder:
         }
         digest = hashlib.md5(f"{raw['package_name']}.{test_node_name}.{targets}".encode()).hexdigest()[:10]
         uid = f"test.{raw['package_name']}.{test_node_name}.{digest}"
-        refs, sources = _split_targets(targets)
-        pending = _Pending(uid, raw, refs, sources, list(depends_on) if depends_on is not None else None)
+        # dbt lists the other nodes first and the one the test is attached to last
+        pending = _Pending(uid, raw, [], [], list(depends_on) if depends_on is not None else None)
+        pending.targets = [*targets[1:], *targets[:1]]
         pending.overrides = dict(fields)
         pending.enabled = enabled
         return self._add(pending)
@@ -685,9 +698,9 @@ class ManifestBuilder:
         if isinstance(source, str):
             source = tuple(source.removeprefix("source:").split(".", 1))
         source_name, table = source
-        for uid, p in self._nodes.items():
-            if p.collection == "sources" and p.raw["source_name"] == source_name and p.raw["name"] == table:
-                return uid, [source_name, table]
+        uid = self._sources.get((source_name, table))
+        if uid is not None:
+            return uid, [source_name, table]
         raise ValueError(f"ManifestBuilder: {owner} reads source {source_name}.{table}, which is not declared")
 
     def build(self) -> dict[str, Any]:
@@ -719,6 +732,16 @@ class ManifestBuilder:
             nodes: list[str] = []
             if p.depends_on is not None:
                 nodes = list(p.depends_on)
+            elif p.targets is not None:
+                for target in p.targets:
+                    if isinstance(target, str) and target.startswith("source:"):
+                        uid_s, entry_s = self._resolve_source(target, uid)
+                        nodes.append(uid_s)
+                        raw["sources"].append(entry_s)
+                    else:
+                        uid_r, entry = self._resolve_ref(target, uid)
+                        nodes.append(uid_r)
+                        raw["refs"].append(entry)
             else:
                 for ref in p.refs:
                     target, entry = self._resolve_ref(ref, uid)
@@ -731,9 +754,9 @@ class ManifestBuilder:
                     if "sources" in raw:
                         raw["sources"].append(entry_s)
             if raw["resource_type"] == "test" and "test_metadata" in raw and nodes:
-                raw["attached_node"] = nodes[0] if not nodes[0].startswith("source.") else None
+                raw["attached_node"] = nodes[-1] if not nodes[-1].startswith("source.") else None
                 if raw["test_metadata"]["name"] == "relationships" and len(nodes) > 1:
-                    raw["test_metadata"]["kwargs"].setdefault("to", f"ref('{nodes[1].split('.')[2]}')")
+                    raw["test_metadata"]["kwargs"].setdefault("to", f"ref('{nodes[0].split('.')[2]}')")
             if raw["resource_type"] == "test" and "test_metadata" in raw:
                 raw["depends_on"]["macros"] = [f"macro.dbt.test_{raw['test_metadata']['name']}"]
             if "depends_on" in raw and (nodes or raw["resource_type"] != "seed"):
@@ -785,11 +808,17 @@ class ManifestBuilder:
         return load_manifest(self.write(path))
 
 
-def _split_targets(targets: Sequence[str]) -> tuple[list[Any], list[Any]]:
+def _target_label(target: Any) -> str:
+    if isinstance(target, tuple):
+        return f"{target[0]}_v{target[1]}"
+    return str(target).split(":", 1)[-1].replace(".", "_")
+
+
+def _split_targets(targets: Sequence[Any]) -> tuple[list[Any], list[Any]]:
     refs: list[Any] = []
     sources: list[Any] = []
     for t in targets:
-        if t.startswith("source:"):
+        if isinstance(t, str) and t.startswith("source:"):
             sources.append(t)
         else:
             refs.append(t)
