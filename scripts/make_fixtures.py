@@ -6,7 +6,8 @@ subprocesses, so nothing here imports dbt. `make golden` calls it.
 
 For each fixture project in fixtures/<project>/ it:
 
-1. creates (or reuses) the dbt venv at .cache/dbt-venv (dbt-core~=1.11.0, dbt-duckdb~=1.11.0);
+1. creates (or reuses) the dbt venv at .cache/dbt-venv (dbt-core~=1.11.0, dbt-duckdb~=1.11.0),
+   and rewrites the seed CSVs of projects that have a generate_seeds.py;
 2. runs `dbt deps` (projects with a packages.yml) and `dbt build` from an empty DuckDB file,
    and writes fixtures/manifests/<project>/build_summary.json (statuses by resource type);
 3. runs `dbt parse --no-partial-parse` and copies target/manifest.json and
@@ -137,6 +138,14 @@ def run_dbt(project: str, args: list[str], env_extra: dict[str, str] | None = No
 
 
 # --------------------------------------------------------------------------- steps
+
+
+def generate_seeds(project: str) -> None:
+    """Rewrite a project's seed CSVs from its generator (deterministic: no diff unless it changed)."""
+    script = FIXTURES / project / "generate_seeds.py"
+    if script.exists():
+        log(f"{project}: {script.relative_to(REPO)}")
+        subprocess.run([sys.executable, str(script)], check=True, stdout=subprocess.DEVNULL)
 
 
 def deps(project: str) -> None:
@@ -427,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     log("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
     summaries: dict[str, dict[str, object]] = {}
     for project in opts.project or PROJECTS:
+        generate_seeds(project)
         deps(project)
         if not opts.skip_build:
             summary = build(project, versions)
