@@ -37,3 +37,8 @@ clean:
 # (dbt-core 1.11 in its own venv at .cache/dbt-venv; see fixtures/README.md).
 golden:
 	$(PYTHON) scripts/make_fixtures.py
+
+# Scheduler-side benchmarks vs astronomer-cosmos (installed into .bench/cosmos-venv) and the floors:
+# prints the table and writes docs/performance.md. BENCH_ARGS=--quick for N = 100 and 1,000 only.
+bench: $(STAMP)
+	$(PY) benchmarks/run.py $(BENCH_ARGS)
