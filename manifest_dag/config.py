@@ -167,6 +167,9 @@ class VenvConfig:
     constraints: str | Path | None = None
     py_system_site_packages: bool = False
     pip_args: Sequence[str] = ()
+    #: warm dbt processes per venv on each worker, reused by its tasks (``0``: off, a fresh
+    #: dbt process per task); default ``MANIFEST_DAG_WARM_PROCESSES`` or the worker's cores.
+    warm_processes: int | None = None
     #: where venvs are cached; default, in order: ``MANIFEST_DAG_VENV_CACHE``, Airflow's
     #: ``[manifest_dag] venv_cache_dir``, else ``~/.cache/manifest-dag/venvs``.
     cache_dir: str | Path | None = None
@@ -183,6 +186,10 @@ class VenvConfig:
         _path(self, "constraints")
         _path(self, "cache_dir")
         _bool(self, "py_system_site_packages")
+        if self.warm_processes is not None and (
+            not isinstance(self.warm_processes, int) or isinstance(self.warm_processes, bool) or self.warm_processes < 0
+        ):
+            raise _fail(type(self), "warm_processes", f"must be a whole number >= 0, got {self.warm_processes!r}")
         from manifest_dag.venv import normalise_requirements
 
         normalise_requirements(self.py_requirements)  # raises ConfigError naming a bad one

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -97,6 +98,9 @@ class DbtInvocation:
     dbt_vars: Mapping[str, Any] | str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     install_deps: bool = False
+    #: warm dbt processes per venv on this worker (None: MANIFEST_DAG_WARM_PROCESSES or the
+    #: worker's cores; 0: off, every invocation is a fresh dbt process)
+    warm_processes: int | None = None
 
 
 @dataclass
@@ -109,6 +113,21 @@ class InvocationOutcome:
     reparsed: str | None  # dbt's reason when it could not reuse partial parsing
     venv: Venv
     lines: list[str] = field(default_factory=list, repr=False)
+
+
+def default_invoker(venv: Venv, cache: VenvCache, warm_processes: int | None, log: Log) -> Invoker:
+    """Warm processes with a cold fallback, unless turned off (then a fresh process per call)."""
+    from manifest_dag.warm import FallbackInvoker, WarmInvoker, WarmSettings
+
+    settings = WarmSettings.from_env(warm_processes)
+    cold = SubprocessInvoker()
+    if settings.processes <= 0:
+        return cold
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "USER", "VIRTUAL_ENV")
+    server_env = {k: v for k, v in venv.environ().items() if k in keep}
+    server_env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
+    warm = WarmInvoker(venv.python, server_env, cache.root / STATE_DIR / "warm" / venv.key, settings, log)
+    return FallbackInvoker(warm, cold, log)
 
 
 def venv_dbt_version(venv: Venv) -> str | None:
@@ -136,14 +155,20 @@ def run_dbt(
     invoker: Invoker | None = None,
     artifacts_callback: Callable[[Path], None] | None = None,
     venv_cache: VenvCache | None = None,
+    on_invoker: Callable[[Invoker], None] | None = None,
 ) -> InvocationOutcome:
-    """Run one dbt command as ``inv`` says; raise ``DbtRunError`` when dbt fails."""
+    """Run one dbt command as ``inv`` says; raise ``DbtRunError`` when dbt fails.
+
+    ``on_invoker`` receives the invoker before dbt starts (the operator keeps it for on_kill).
+    """
     from manifest_dag.profiles import RenderedProfile, resolve_profile, write_profile
     from manifest_dag.results import read_run_results
 
-    invoker = invoker or SubprocessInvoker()
     cache = venv_cache or VenvCache(inv.cache_dir, log)
     venv = cache.ensure(inv.venv_spec)
+    invoker = invoker or default_invoker(venv, cache, inv.warm_processes, log)
+    if on_invoker is not None:
+        on_invoker(invoker)
     dbt = venv.executable("dbt")
     dbt_version = venv_dbt_version(venv)
     profile = resolve_profile(inv.profile_config, inv.project_dir) if inv.profile_config else None
@@ -228,7 +253,7 @@ def run_dbt(
             log(line)
 
         started = time.monotonic()
-        with _writer_lock(cache.root / STATE_DIR, inv, profile, log):
+        with _writer_lock(cache.root / STATE_DIR, inv, profile, env, log):
             code = invoker.invoke(argv, cwd=inv.project_dir, env=env, on_line=on_line)
         duration = time.monotonic() - started
         for note in _parse_notes(ws.logs / "dbt.log"):
@@ -277,7 +302,19 @@ def _failure(shown: str, code: int, summary: Any, lines: list[str], ws: Workspac
     return DbtRunError(f"`dbt {shown}` failed (exit code {code}).\n{detail}")
 
 
-def _target_type(inv: DbtInvocation, profile: Any) -> tuple[str | None, str]:
+_ENV_VAR = re.compile(r"""\{\{\s*env_var\(\s*['"]([^'"]+)['"]\s*(?:,\s*['"]([^'"]*)['"]\s*)?\)\s*\}\}""")
+
+
+def _duckdb_file(raw: Any, env: Mapping[str, str], cwd: Path) -> str:
+    """The DuckDB file a target's ``path`` names, with ``{{ env_var(...) }}`` filled in."""
+    text = str(raw or "")
+    text = _ENV_VAR.sub(lambda m: env.get(m.group(1), os.environ.get(m.group(1), m.group(2) or "")), text)
+    if text and text != ":memory:" and "{{" not in text and not text.startswith(("md:", "motherduck:")):
+        return str((cwd / text).resolve())
+    return text
+
+
+def _target_type(inv: DbtInvocation, profile: Any, env: Mapping[str, str]) -> tuple[str | None, str]:
     """The adapter type of the target dbt will use, and a key naming that target."""
     import yaml
 
@@ -295,20 +332,22 @@ def _target_type(inv: DbtInvocation, profile: Any) -> tuple[str | None, str]:
         target = pc.target_name if pc else entry.get("target")
         output = (entry.get("outputs") or {}).get(target) or {}
         kind = output.get("type")
-        return (kind if isinstance(kind, str) else None), f"{inv.project_dir.resolve()}|{name}|{target}|{output.get('path')}"
+        if kind == "duckdb":  # the database file is what allows one writer
+            return kind, _duckdb_file(output.get("path"), env, inv.project_dir)
+        return (kind if isinstance(kind, str) else None), f"{inv.project_dir.resolve()}|{name}|{target}"
     except (OSError, yaml.YAMLError, AttributeError, TypeError):
         return None, ""
 
 
 @contextmanager
-def _writer_lock(state: Path, inv: DbtInvocation, profile: Any, log: Log) -> Iterator[None]:
+def _writer_lock(state: Path, inv: DbtInvocation, profile: Any, env: Mapping[str, str], log: Log) -> Iterator[None]:
     """DuckDB allows one writer per database file: tasks on one DuckDB target take turns.
 
     Only the dbt call is inside the lock (never the venv build or the copy), and only for
     DuckDB targets; other warehouses run tasks in parallel. ``MANIFEST_DAG_DUCKDB_LOCK=off``
     turns it off (for example with a read-only target).
     """
-    kind, key = _target_type(inv, profile)
+    kind, key = _target_type(inv, profile, env)
     if kind != "duckdb" or os.environ.get("MANIFEST_DAG_DUCKDB_LOCK", "").lower() in ("0", "off", "false", "no"):
         yield
         return
@@ -394,6 +433,7 @@ def invocation_for(op: Any) -> DbtInvocation:
         dbt_vars=op.dbt_vars,
         env={str(k): str(v) for k, v in (op.env or {}).items()},
         install_deps=op.install_deps,
+        warm_processes=op.venv_config.warm_processes,
     )
 
 
@@ -401,8 +441,9 @@ def run_operator(op: Any, context: Any) -> dict[str, Any]:
     """``DbtVenvOperator.execute``: run dbt, log as we go, return a small summary for XCom."""
     if not op.project_dir:
         raise WorkspaceError(f"task {op.task_id}: no project_dir; set ProjectConfig(project_dir=...)")
-    invoker = SubprocessInvoker()
-    op._invoker = invoker
+    def keep(invoker: Invoker) -> None:
+        op._invoker = invoker
+
     callback = None
     if op.artifacts_callback is not None:
         user_callback = op.artifacts_callback
@@ -411,7 +452,7 @@ def run_operator(op: Any, context: Any) -> dict[str, Any]:
             user_callback(target, context)
 
     try:
-        outcome = run_dbt(invocation_for(op), log=op.log.info, invoker=invoker, artifacts_callback=callback)
+        outcome = run_dbt(invocation_for(op), log=op.log.info, artifacts_callback=callback, on_invoker=keep)
     except ManifestDagError:
         raise
     finally:

@@ -43,3 +43,12 @@ def shared_manifests() -> Path:
     if not SHARED.is_dir():
         pytest.fail(f"{SHARED} is missing: the tests read real manifests from ../shared beside the repo")
     return SHARED
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_warm_dbt_processes():
+    """Warm dbt processes outlive the tasks that start them by design; not the test session."""
+    yield
+    from manifest_dag.warm import stop_pools
+
+    stop_pools(REPO / ".cache" / "e2e-venvs" / ".state")

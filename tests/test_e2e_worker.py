@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -80,7 +81,9 @@ def test_manifest_side_msgpack_is_relocated_and_reused(tmp_path: Path) -> None:
 
 
 def test_postgres_password_reaches_no_log_and_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    password = "s3cr3t-Pa55w0rd-for-e2e"
+    import uuid
+
+    password = f"pw-{uuid.uuid4().hex}"  # made at run time: appears in no file unless leaked
     monkeypatch.setenv(
         "AIRFLOW_CONN_WAREHOUSE",
         json.dumps({"conn_type": "postgres", "host": "127.0.0.1", "port": 1, "login": "dbt",
@@ -106,7 +109,8 @@ def test_postgres_password_reaches_no_log_and_no_file(tmp_path: Path, monkeypatc
     assert password not in str(err.value)
     assert not [line for line in lines if password in line]
     leaked = []
-    for root in (E2E_VENV_CACHE / ".state", tmp_path, Path("/tmp")):
+    roots = [E2E_VENV_CACHE / ".state", tmp_path, *Path(tempfile.gettempdir()).glob("manifest-dag-*")]
+    for root in roots:
         for path in root.rglob("*"):
             try:
                 if path.is_file() and path.stat().st_size < 5_000_000 and password.encode() in path.read_bytes():

@@ -1,0 +1,163 @@
+"""A warm dbt process: imports dbt once, then runs invocations one at a time.
+
+This file runs with a *worker venv's* Python, which holds dbt but not manifest-dag, so it is a
+standalone script using only the standard library and dbt. manifest-dag starts it
+(``manifest_dag/warm.py``), in its own session so it outlives the task that started it, and talks
+to it over a Unix domain socket with one JSON object per line:
+
+    request   {"args": [...dbt argv without "dbt"...], "cwd": "...", "env": {...}}
+    replies   {"log": "a dbt log line", "level": "info"}   (streamed while dbt runs)
+              {"exit": 0|1|2, "error": null|"..."}          (last line)
+    ping      {"ping": true}  ->  {"pong": <pid>, "invocations": n, "rss_mb": m}
+
+Each invocation gets its own environment and working directory, restored afterwards, so no secret
+of one task is left for the next; afterwards the adapter's connections are closed, so the
+warehouse sees no open session and a DuckDB file no lock. The process exits when idle for too
+long, after a number of invocations, or above a memory ceiling; manifest-dag starts a new one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import socket
+import sys
+import traceback
+
+_CONSOLE_LEVELS = {"info", "warn", "warning", "error"}
+
+
+def _rss_mb() -> float:
+    # ru_maxrss is the peak; the current RSS from /proc is what matters for recycling
+    try:
+        with open("/proc/self/statm") as fh:
+            pages = int(fh.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _close_connections() -> None:
+    """Drop every adapter connection dbt holds (and dbt-duckdb's shared database handle)."""
+    try:
+        from dbt.adapters.factory import cleanup_connections
+
+        cleanup_connections()
+    except Exception:  # noqa: BLE001 - best effort; the DuckDB step below matters most
+        pass
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+        DuckDBConnectionManager.close_all_connections()
+    except Exception:  # noqa: BLE001 - not a DuckDB venv
+        pass
+
+
+class _Writer:
+    def __init__(self, conn: socket.socket) -> None:
+        self.out = conn.makefile("wb", buffering=0)
+        self.broken = False
+
+    def send(self, obj: dict) -> None:
+        if self.broken:
+            return
+        try:
+            self.out.write(json.dumps(obj).encode() + b"\n")
+        except OSError:
+            self.broken = True  # the task went away; finish the invocation quietly
+
+
+def _invoke(runner_cls, request: dict, writer: _Writer) -> None:
+    saved_env = dict(os.environ)
+    saved_cwd = os.getcwd()
+
+    def on_event(event) -> None:  # dbt's EventMsg
+        info = getattr(event, "info", None)
+        level = str(getattr(info, "level", "info"))
+        if level in _CONSOLE_LEVELS:
+            writer.send({"log": getattr(info, "msg", ""), "level": level})
+
+    try:
+        os.environ.clear()
+        os.environ.update({str(k): str(v) for k, v in request.get("env", {}).items()})
+        os.chdir(request.get("cwd") or saved_cwd)
+        result = runner_cls(callbacks=[on_event]).invoke(list(request["args"]))
+        if result.success:
+            writer.send({"exit": 0, "error": None})
+        elif result.exception is not None:
+            writer.send({"exit": 2, "error": f"{type(result.exception).__name__}: {result.exception}"})
+        else:
+            writer.send({"exit": 1, "error": None})
+    except BaseException as exc:  # noqa: BLE001 - report, then carry on serving
+        writer.send({"exit": 2, "error": "".join(traceback.format_exception_only(type(exc), exc)).strip()})
+    finally:
+        _close_connections()
+        os.environ.clear()
+        os.environ.update(saved_env)
+        try:
+            os.chdir(saved_cwd)
+        except OSError:
+            os.chdir("/")
+
+
+def serve(path: str, idle: float, max_invocations: int, max_rss_mb: float) -> None:
+    from dbt.cli.main import dbtRunner  # the one slow import this process exists to pay once
+
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o177)  # the socket is the owner's only
+    try:
+        server.bind(path)
+    finally:
+        os.umask(old_umask)
+    mine = os.stat(path).st_ino
+    server.listen(4)
+    server.settimeout(idle)
+    done = 0
+    try:
+        while done < max_invocations and _rss_mb() < max_rss_mb:
+            try:
+                conn, _ = server.accept()
+            except socket.timeout:
+                break
+            with conn:
+                conn.settimeout(None)
+                line = conn.makefile("rb").readline()
+                writer = _Writer(conn)
+                try:
+                    request = json.loads(line)
+                except ValueError:
+                    writer.send({"exit": 2, "error": "bad request"})
+                    continue
+                if request.get("ping"):
+                    writer.send({"pong": os.getpid(), "invocations": done, "rss_mb": round(_rss_mb(), 1)})
+                    continue
+                _invoke(dbtRunner, request, writer)
+                done += 1
+    finally:
+        server.close()
+        try:  # only our own socket file: a replacement may already be listening at this path
+            if os.stat(path).st_ino == mine:
+                os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("socket")
+    parser.add_argument("--idle", type=float, default=600.0)
+    parser.add_argument("--max-invocations", type=int, default=500)
+    parser.add_argument("--max-rss-mb", type=float, default=2000.0)
+    args = parser.parse_args(argv)
+    serve(args.socket, args.idle, args.max_invocations, args.max_rss_mb)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

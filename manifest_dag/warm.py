@@ -1,0 +1,243 @@
+"""Warm dbt processes on a worker: per-task dbt start-up from seconds to a fraction of one.
+
+A fresh ``dbt`` process spends seconds importing dbt and its adapter before it does anything; a
+process that stays up pays that once. Each venv key gets a small pool of such processes
+(``manifest_dag/_worker/dbt_server.py``, run with the venv's Python) on each worker:
+
+- slot ``i`` of a pool is a file lock, a Unix socket and a pid file under
+  ``<venv cache>/.state/warm/<key>/``; a task takes the first free slot's lock (never waits for
+  a busy one), so parallel tasks each get their own process and never queue behind each other;
+- the first task to use a slot starts its process, in a new session, so it outlives the task and
+  Airflow's clean-up of the task's processes; the process exits by itself when idle, after N
+  invocations, or above a memory ceiling;
+- a process that is gone, refuses connections, or leaves a stale socket is killed by its pid
+  (after checking the pid is really ours) and replaced.
+
+Never worse than the cold path: ``FallbackInvoker`` runs dbt as a fresh subprocess, saying so in
+the task log, whenever the warm path fails for any reason other than dbt's own result (no free
+slot, server that will not start, socket or protocol error, crash mid-run).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+Log = Callable[[str], None]
+SERVER = Path(__file__).resolve().parent / "_worker" / "dbt_server.py"
+
+
+class WarmUnavailable(Exception):
+    """The warm path cannot serve this invocation; run dbt cold instead."""
+
+
+@dataclass(frozen=True)
+class WarmSettings:
+    """How many warm processes per venv, and when they retire."""
+
+    processes: int = 2
+    idle_seconds: float = 600.0
+    max_invocations: int = 500
+    max_rss_mb: float = 2000.0
+    start_timeout: float = 120.0
+
+    @classmethod
+    def from_env(cls, processes: int | None = None) -> WarmSettings:
+        """``MANIFEST_DAG_WARM_PROCESSES`` (0 = off) unless given; default: the worker's cores."""
+        if processes is None:
+            raw = os.environ.get("MANIFEST_DAG_WARM_PROCESSES", "").strip()
+            processes = int(raw) if raw.isdigit() else max(2, os.cpu_count() or 2)
+        return cls(processes=processes)
+
+
+def _is_our_server(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"dbt_server.py" in cmdline
+
+
+def _kill(pid: int) -> None:
+    if pid > 0 and _is_our_server(pid):
+        try:
+            os.killpg(pid, signal.SIGKILL)  # its own session: the group id is its pid
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            os.kill(pid, signal.SIGKILL)
+
+
+class WarmInvoker:
+    """An ``Invoker`` that sends dbt command lines to a warm process of the venv's pool."""
+
+    def __init__(self, python: Path, env: Mapping[str, str], pool_dir: Path, settings: WarmSettings, log: Log) -> None:
+        self.python = python
+        self.server_env = dict(env)
+        self.pool_dir = pool_dir
+        self.settings = settings
+        self.log = log
+        self._current_pid: int | None = None
+
+    # -- slots -------------------------------------------------------------------------------
+    def _paths(self, i: int) -> tuple[Path, Path, Path]:
+        return self.pool_dir / f"{i}.lock", self.pool_dir / f"{i}.sock", self.pool_dir / f"{i}.pid"
+
+    def _take_slot(self) -> tuple[int, FileLock]:
+        self.pool_dir.mkdir(parents=True, exist_ok=True)
+        for i in range(self.settings.processes):
+            lock = FileLock(str(self._paths(i)[0]))
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                continue
+            return i, lock
+        raise WarmUnavailable(f"all {self.settings.processes} warm dbt processes of this venv are busy")
+
+    def _pid(self, i: int) -> int:
+        try:
+            return int(self._paths(i)[2].read_text().strip())
+        except (OSError, ValueError):
+            return 0
+
+    def _connect(self, sock_path: Path) -> socket.socket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(str(sock_path))
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+    def _start(self, i: int) -> None:
+        _, sock_path, pid_path = self._paths(i)
+        _kill(self._pid(i))
+        sock_path.unlink(missing_ok=True)
+        log_path = self.pool_dir / f"{i}.log"  # the process's stderr: why it died, if it did
+        with open(log_path, "wb") as err:
+            proc = subprocess.Popen(  # noqa: S603 - argv list
+                [
+                    str(self.python), str(SERVER), str(sock_path),
+                    "--idle", str(self.settings.idle_seconds),
+                    "--max-invocations", str(self.settings.max_invocations),
+                    "--max-rss-mb", str(self.settings.max_rss_mb),
+                ],
+                env=self.server_env,
+                cwd="/",
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,  # dbt's console copy; tasks get the lines over the socket
+                stderr=err,
+                start_new_session=True,
+            )
+        pid_path.write_text(str(proc.pid))
+        deadline = time.monotonic() + self.settings.start_timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise WarmUnavailable(f"warm dbt process exited at start (code {proc.returncode}); see {log_path}")
+            if sock_path.exists():
+                return
+            time.sleep(0.05)
+        _kill(proc.pid)
+        raise WarmUnavailable(f"warm dbt process did not start within {self.settings.start_timeout:.0f} s")
+
+    def _session(self, i: int) -> socket.socket:
+        """A connection to slot ``i``'s process, starting (or replacing) it when needed."""
+        sock_path = self._paths(i)[1]
+        if sock_path.exists():
+            try:
+                return self._connect(sock_path)
+            except OSError as exc:
+                self.log(f"warm dbt: slot {i} has a stale socket ({exc.strerror}); replacing its process")
+        self.log(f"warm dbt: starting a warm dbt process for this venv (slot {i})")
+        self._start(i)
+        try:
+            return self._connect(sock_path)
+        except OSError as exc:
+            raise WarmUnavailable(f"cannot connect to the new warm dbt process: {exc}") from None
+
+    # -- Invoker -------------------------------------------------------------------------------
+    def invoke(self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], on_line: Log) -> int:
+        i, lock = self._take_slot()
+        try:
+            started = time.monotonic()
+            sock = self._session(i)
+            self._current_pid = self._pid(i)
+            self.log(f"warm dbt: running in warm process {self._current_pid} (slot {i})")
+            with sock:
+                request = {"args": list(argv[1:]), "cwd": str(cwd), "env": dict(env)}
+                try:
+                    sock.sendall(json.dumps(request).encode() + b"\n")
+                    reader = sock.makefile("rb")
+                    for raw in reader:
+                        msg = json.loads(raw)
+                        if "log" in msg:
+                            on_line(str(msg["log"]))
+                        elif "exit" in msg:
+                            if msg.get("error"):
+                                on_line(f"dbt: {msg['error']}")
+                            self.log(f"warm dbt: invocation took {time.monotonic() - started:.2f} s")
+                            return int(msg["exit"])
+                except (OSError, ValueError) as exc:
+                    _kill(self._pid(i))
+                    raise WarmUnavailable(f"warm dbt process failed mid-run: {exc}") from None
+            _kill(self._pid(i))
+            raise WarmUnavailable("warm dbt process closed the connection before dbt finished")
+        finally:
+            self._current_pid = None
+            lock.release()
+
+    def kill(self) -> None:
+        """Airflow stops the task: stop its dbt invocation (the process dies; the slot frees)."""
+        if self._current_pid:
+            _kill(self._current_pid)
+
+
+def stop_pools(state_dir: Path) -> int:
+    """Stop every warm dbt process under ``<state>/warm`` (tests, ``venv prune``); returns how many."""
+    stopped = 0
+    for pid_file in (state_dir / "warm").glob("*/*.pid"):
+        try:
+            pid = int(pid_file.read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if _is_our_server(pid):
+            _kill(pid)
+            stopped += 1
+        pid_file.unlink(missing_ok=True)
+    return stopped
+
+
+class FallbackInvoker:
+    """Warm first; a cold subprocess whenever the warm path itself fails."""
+
+    def __init__(self, warm: WarmInvoker, cold, log: Log) -> None:
+        self.warm = warm
+        self.cold = cold
+        self.log = log
+        self.killed = False
+
+    def invoke(self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], on_line: Log) -> int:
+        if argv[1:2] == ["deps"]:
+            return self.cold.invoke(argv, cwd=cwd, env=env, on_line=on_line)
+        try:
+            return self.warm.invoke(argv, cwd=cwd, env=env, on_line=on_line)
+        except Exception as exc:  # noqa: BLE001 - any warm-path failure must not fail the task
+            if self.killed:  # Airflow stopped the task: do not start dbt again
+                return -int(signal.SIGTERM)
+            why = str(exc) if isinstance(exc, WarmUnavailable) else f"{type(exc).__name__}: {exc}"
+            self.log(f"warm dbt unavailable ({why}); running dbt as a fresh process instead")
+        return self.cold.invoke(argv, cwd=cwd, env=env, on_line=on_line)
+
+    def kill(self) -> None:
+        self.killed = True
+        self.warm.kill()
+        self.cold.kill()

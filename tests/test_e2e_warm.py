@@ -1,0 +1,163 @@
+"""Warm dbt processes with real dbt: reuse, parallel slots, isolation, crashes, DuckDB locks."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from manifest_dag import ProfileConfig
+from manifest_dag.runner import DbtInvocation, run_dbt
+from manifest_dag.venv import VenvCache, VenvSpec
+from tests.airflow_run import E2E_VENV_CACHE, VENV_REQUIREMENTS
+from tests.test_e2e_worker import copy_shop
+
+pytestmark = pytest.mark.e2e
+PID = re.compile(r"running in warm process (\d+)")
+
+
+def run(project: Path, args: tuple[str, ...], db: Path, **env: str) -> list[str]:
+    lines: list[str] = []
+    run_dbt(
+        DbtInvocation(
+            command_args=args,
+            project_dir=project,
+            venv_spec=VenvSpec(requirements=tuple(VENV_REQUIREMENTS)),
+            profile_config=ProfileConfig(profile_name="shop", profiles_yml_path=project / "profiles.yml"),
+            cache_dir=E2E_VENV_CACHE,
+            env={"SHOP_DUCKDB_PATH": str(db), **env},
+            install_deps=True,
+            warm_processes=2,
+        ),
+        log=lines.append,
+    )
+    return lines
+
+
+def pid_of(lines: list[str]) -> int:
+    for line in lines:
+        if (m := PID.search(line)) is not None:
+            return int(m.group(1))
+    raise AssertionError("no warm process in:\n" + "\n".join(lines[-20:]))
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    project = copy_shop(tmp_path / "shop")
+    (project / "macros" / "print_env.sql").write_text(
+        "{% macro print_env() %}{{ log('SECRET_X=' ~ env_var('SECRET_X', 'absent'), info=True) }}{% endmacro %}\n"
+    )
+    return project
+
+
+def test_later_invocations_reuse_the_warm_process(project: Path, tmp_path: Path) -> None:
+    first = run(project, ("seed", "--select", "raw_products"), tmp_path / "a.duckdb")
+    second = run(project, ("run", "--select", "stg_products"), tmp_path / "a.duckdb")
+    assert pid_of(first) == pid_of(second)
+    assert not any("starting a warm dbt process" in line for line in second)
+    assert any("1 of 1 OK created sql view model main.stg_products" in line for line in second), second[-15:]
+
+
+def test_environment_of_one_invocation_is_gone_in_the_next(project: Path, tmp_path: Path) -> None:
+    db = tmp_path / "env.duckdb"
+    with_secret = run(project, ("run-operation", "print_env"), db, SECRET_X="hunter2")
+    without = run(project, ("run-operation", "print_env"), db)
+    assert pid_of(with_secret) == pid_of(without)
+    assert any("SECRET_X=hunter2" in line for line in with_secret)
+    assert any("SECRET_X=absent" in line for line in without), without[-10:]
+
+
+def test_two_invocations_at_once_get_two_processes(project: Path, tmp_path: Path) -> None:
+    logs: dict[str, list[str]] = {}
+
+    def go(name: str) -> None:
+        logs[name] = run(project, ("seed", "--select", name), tmp_path / f"{name}.duckdb")
+
+    threads = [threading.Thread(target=go, args=(n,)) for n in ("raw_orders", "raw_customers")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    assert len(logs) == 2
+    assert pid_of(logs["raw_orders"]) != pid_of(logs["raw_customers"])
+
+
+def test_a_killed_warm_process_fails_only_that_invocation_which_falls_back(project: Path, tmp_path: Path) -> None:
+    db = tmp_path / "k.duckdb"
+    run(project, ("parse",), db)  # a warm process exists and the project is parsed
+    lines: list[str] = []
+    done: dict[str, object] = {}
+    killed: list[int] = []
+
+    def watch(line: str) -> None:
+        lines.append(line)
+        m = PID.search(line)
+        if m and not killed:
+            killed.append(int(m.group(1)))
+            os.killpg(killed[0], signal.SIGKILL)
+
+    def go() -> None:
+        try:
+            run_dbt(
+                DbtInvocation(
+                    command_args=("seed", "--select", "raw_order_items"),
+                    project_dir=project,
+                    venv_spec=VenvSpec(requirements=tuple(VENV_REQUIREMENTS)),
+                    profile_config=ProfileConfig(profile_name="shop", profiles_yml_path=project / "profiles.yml"),
+                    cache_dir=E2E_VENV_CACHE,
+                    env={"SHOP_DUCKDB_PATH": str(db)},
+                    install_deps=True,
+                    warm_processes=1,
+                ),
+                log=watch,
+            )
+            done["ok"] = True
+        except Exception as exc:  # noqa: BLE001
+            done["error"] = exc
+
+    t = threading.Thread(target=go)
+    t.start()
+    t.join(timeout=600)
+    assert killed and done.get("ok"), (done, lines[-20:])
+    assert any("running dbt as a fresh process instead" in line for line in lines)
+    assert any("PASS=1" in line for line in lines)
+    # the next invocation starts a replacement process
+    after = run(project, ("seed", "--select", "raw_products"), db)
+    assert pid_of(after) != killed[0]
+
+
+def test_stale_socket_is_detected_and_replaced(project: Path, tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    first = pid_of(run(project, ("seed", "--select", "raw_products"), db))
+    os.killpg(first, signal.SIGKILL)
+    time.sleep(0.5)
+    lines = run(project, ("seed", "--select", "raw_products"), db)
+    assert any("stale socket" in line for line in lines) or any("starting a warm dbt process" in line for line in lines)
+    assert pid_of(lines) != first
+
+
+def test_duckdb_file_is_released_for_a_cold_dbt_from_another_process(project: Path, tmp_path: Path) -> None:
+    db = tmp_path / "shared.duckdb"
+    warm = run(project, ("seed", "--select", "raw_products"), db)
+    assert pid_of(warm)
+    venv = VenvCache(E2E_VENV_CACHE, log=lambda s: None).ensure(VenvSpec(requirements=tuple(VENV_REQUIREMENTS)))
+    env = {**venv.environ(), "SHOP_DUCKDB_PATH": str(db), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    deps = [str(venv.executable("dbt")), "deps", "--project-dir", str(project), "--profiles-dir", str(project)]
+    subprocess.run(deps, env=env, cwd=project, capture_output=True, check=True, timeout=300)
+    done = subprocess.run(
+        [str(venv.executable("dbt")), "seed", "--select", "raw_customers", "--project-dir", str(project),
+         "--profiles-dir", str(project), "--target-path", str(tmp_path / "t"), "--log-path", str(tmp_path / "l")],
+        env=env,
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-2000:]
+    assert "Could not set lock" not in done.stdout
