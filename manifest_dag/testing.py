@@ -33,6 +33,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -852,34 +853,50 @@ def _is_dbt(name: str) -> bool:
 
 
 def _import_chain(skip_file: str) -> tuple[str, ...]:
-    """The modules executing at import time (outermost first), then the line that imported."""
+    """Who imported dbt: the code that started the imports, each module being imported
+    (outermost first), then the function that ran ``import dbt`` when it was not module code."""
     frame = sys._getframe(1)
     frames = []
     while frame is not None:
         frames.append(frame)
         frame = frame.f_back
     frames.reverse()
+
+    def machinery(f: Any) -> bool:
+        return any(m in f.f_code.co_filename for m in _IMPORT_MACHINERY)
+
     chain: list[str] = []
-    importer: str | None = None
-    last_module_frame = False
-    for f in frames:
-        filename = f.f_code.co_filename
-        if filename == skip_file or any(m in filename for m in _IMPORT_MACHINERY):
+    innermost: Any = None
+    for i, f in enumerate(frames):
+        if f.f_code.co_filename == skip_file or machinery(f):
             continue
-        if f.f_code.co_name == "<module>":
-            chain.append(_describe_module(f.f_globals.get("__name__", "?"), filename, f.f_lineno))
-        importer = f"{f.f_code.co_name}() at {_short(filename)}:{f.f_lineno}"
-        last_module_frame = f.f_code.co_name == "<module>"
-    if importer is not None and not last_module_frame:  # imported inside a function
-        chain.append(importer)
+        imported = f.f_code.co_name == "<module>" and i > 0 and machinery(frames[i - 1])
+        if imported:
+            if not chain and innermost is not None and not _third_party(innermost.f_code.co_filename):
+                chain.append(_describe_frame(innermost))
+            chain.append(_describe_module(f.f_globals.get("__name__", "?"), f.f_code.co_filename, f.f_lineno))
+        innermost = f
+    if innermost is not None and innermost.f_code.co_name != "<module>":  # imported inside a function
+        chain.append(_describe_frame(innermost))
     return tuple(chain)
+
+
+def _third_party(filename: str) -> bool:
+    return "site-packages" in filename or "dist-packages" in filename or filename.startswith("<")
+
+
+def _describe_frame(f: Any) -> str:
+    name = f.f_code.co_name
+    where = f"{_short(f.f_code.co_filename)}:{f.f_lineno}"
+    return where if name == "<module>" else f"{name}() at {where}"
 
 
 def _short(filename: str) -> str:
     try:
-        return os.path.relpath(filename)
+        rel = os.path.relpath(filename)
     except ValueError:
         return filename
+    return filename if rel.startswith("..") else rel
 
 
 def _describe_module(name: str, filename: str, line: int) -> str:
@@ -1050,6 +1067,7 @@ def assert_dag_matches_manifest(
 
     Fails with an ``AssertionError`` listing the missing and extra groups and the wrong orderings.
     """
+    __tracebackhide__ = True  # pytest shows the message, not this function's code
     import networkx as nx
 
     from manifest_dag.graph import EXECUTABLE_TYPES, TEST_TYPES, DbtGraph
@@ -1255,6 +1273,7 @@ def assert_matches_golden(text: str, path: str | Path, *, update: bool | None = 
     With ``update`` (default: pytest's ``--manifest-dag-update-golden`` or the environment
     variable ``MANIFEST_DAG_UPDATE_GOLDEN=1``) the file is (re)written instead.
     """
+    __tracebackhide__ = True
     path = Path(path)
     if update is None:
         update = UPDATE_GOLDEN or os.environ.get("MANIFEST_DAG_UPDATE_GOLDEN", "") not in ("", "0", "false")
@@ -1385,7 +1404,13 @@ def _context(task: Any, logical_date: Any, params: Mapping[str, Any] | None, dat
         "dag": task.dag,
         "task": task,
         "run_id": run_id,
-        "params": process_params(task.dag, task, dict(params or {}), suppress_exception=False),
+        # copies: Airflow sets a run's conf into the Param objects, which the DAG's tasks share
+        "params": process_params(
+            SimpleNamespace(params=copy.deepcopy(getattr(task.dag, "params", None) or {})),
+            SimpleNamespace(params=copy.deepcopy(task.params)),
+            dict(params or {}),
+            suppress_exception=False,
+        ),
         "macros": MacrosAccessor(),
         "var": {"json": VariableAccessor(deserialize_json=True), "value": VariableAccessor(deserialize_json=False)},
         "conn": ConnectionAccessor(),
@@ -1442,8 +1467,6 @@ def plan_task(
     if pc is not None and pc.conn_id and connections and pc.conn_id in connections:
         conn = connections[pc.conn_id]
         if isinstance(conn, Mapping):
-            from types import SimpleNamespace
-
             conn = SimpleNamespace(conn_id=pc.conn_id, **{k: conn.get(k) for k in
                                    ("conn_type", "host", "port", "login", "password", "schema", "extra")})
         profile = profile_from_connection(conn, pc.profile_name, pc.target_name, pc.profile_args)
