@@ -91,6 +91,36 @@ def _identity(path: Path) -> tuple[Any, ...] | None:
     return (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
 
 
+def _ident_file(directory: Path, ident: tuple[Any, ...]) -> Path:
+    return directory / "ids" / hashlib.sha256(repr(ident).encode()).hexdigest()[:32]
+
+
+def _known_digest(directory: Path, ident: tuple[Any, ...]) -> str | None:
+    """The content digest recorded for this exact file identity, so a fresh process skips hashing.
+
+    The identity includes the inode, size and nanosecond mtime: rewriting the manifest changes it.
+    """
+    try:
+        text = _ident_file(directory, ident).read_text().strip()
+    except OSError:
+        return None
+    return text if len(text) == 32 and all(c in "0123456789abcdef" for c in text) else None
+
+
+def _remember_digest(directory: Path, ident: tuple[Any, ...], digest: str) -> None:
+    path = _ident_file(directory, ident)
+    if path.is_file():
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(prefix=".id-", dir=path.parent)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(digest)
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.warning("manifest-dag: cannot write plan cache index %s: %s", path, exc)
+
+
 def _read_entry(entry: Path) -> PlannedManifest | None:
     try:
         blob = entry.read_bytes()
@@ -144,7 +174,7 @@ def cached_plan(
     source = "built"
     value: PlannedManifest | None = None
     if directory is not None and ident is not None:
-        digest = file_digest(manifest_path)
+        digest = _known_digest(Path(directory), ident) or file_digest(manifest_path)
         entry = Path(directory) / f"{digest}-{rkey}.plan"
         value = _read_entry(entry)
         if value is not None and value.digest != digest:
@@ -162,6 +192,8 @@ def cached_plan(
         )
         if entry is not None:
             _write_entry(entry, value)
+    if directory is not None and ident is not None and digest:
+        _remember_digest(Path(directory), ident, digest)
     if memo_key is not None:
         if len(_memo) >= _MEMO_MAX:
             _memo.pop(next(iter(_memo)))

@@ -146,3 +146,24 @@ def test_changed_manifest_or_options_miss_the_cache(tmp_path: Path) -> None:
     planned, source = cached_plan(copy, RenderConfig(), lambda: plan_project(project, RenderConfig()), cache_dir=tmp_path / "c")
     assert source == "built"
     assert any("Changed description" in (t.doc_md or "") for t in planned.plan.tasks)
+
+
+def test_a_known_file_identity_skips_hashing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import manifest_dag.cache as cache
+
+    copy = tmp_path / "manifest.json"
+    copy.write_bytes(JAFFLE.read_bytes())
+    project = ProjectConfig(manifest_path=copy)
+    clear_memory()
+    cached_plan(copy, RenderConfig(), lambda: plan_project(project, RenderConfig()), cache_dir=tmp_path / "c")
+    clear_memory()
+
+    def no_hashing(path: Path) -> str:
+        raise AssertionError("hashed the manifest again")
+
+    monkeypatch.setattr(cache, "file_digest", no_hashing)
+    assert cached_plan(copy, RenderConfig(), lambda: plan_project(project, RenderConfig()), cache_dir=tmp_path / "c")[1] == "disk"
+    copy.write_bytes(JAFFLE.read_bytes() + b" ")  # a new identity: hashed (and here refused)
+    clear_memory()
+    with pytest.raises(AssertionError, match="hashed the manifest again"):
+        cached_plan(copy, RenderConfig(), lambda: plan_project(project, RenderConfig()), cache_dir=tmp_path / "c")
