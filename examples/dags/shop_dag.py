@@ -31,9 +31,7 @@ dag = DbtDag(
         py_requirements=["dbt-core~=1.11.0", "dbt-duckdb~=1.11.0"],
         cache_dir=os.environ.get("MANIFEST_DAG_VENV_CACHE") or STATE / "venvs",
     ),
-    # The shop's sources are its own seed tables (a demo shortcut; in production a loader fills
-    # them before the DAG runs), so their freshness checks and tests would race the seeds.
-    render_config=RenderConfig(exclude=["source:*"]),
+    render_config=RenderConfig(),  # everything: seeds, snapshot, models with their tests
     schedule=None,
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     tags=["dbt", "demo"],
