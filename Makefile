@@ -9,7 +9,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES ?= False
 export AIRFLOW__CORE__UNIT_TEST_MODE ?= True
 export DBT_SEND_ANONYMOUS_USAGE_STATS ?= false
 
-.PHONY: install test test-fast demo bench golden clean
+.PHONY: install test test-fast demo bench golden clean docs graphviz
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -21,11 +21,23 @@ $(STAMP): $(PY) pyproject.toml
 
 install: $(STAMP)
 
-test: $(STAMP)
+# Graphviz's `dot` draws `manifest-dag graph --format svg|png`; the graph tests use it.
+graphviz:
+	@command -v dot >/dev/null 2>&1 || { \
+	  echo "installing graphviz (for manifest-dag graph --format svg/png)"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends graphviz >/dev/null; } \
+	  || echo "warning: could not install graphviz; the svg/png tests will be skipped"; }
+
+# tests/test_docs.py builds the docs too (mkdocs build --strict), so `make test` fails on a broken link.
+test: $(STAMP) graphviz
 	$(PY) -m pytest
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) graphviz
 	$(PY) -m pytest -m "not e2e"
+
+# The MkDocs site, into build/site; any warning (broken link or anchor, undocumented config field) fails.
+docs: $(STAMP)
+	$(PY) -m mkdocs build --strict
 
 demo: $(STAMP)
 	$(PY) -m manifest_dag.cli demo
