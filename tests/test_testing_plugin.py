@@ -16,6 +16,13 @@ from tests.conftest import SHARED
 
 pytest_plugins = ["pytester"]
 
+#: other plugins off in the inner runs: each in-process run would import hypothesis afresh (3 s)
+_QUIET = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:xdist")
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest(*_QUIET, *args)
+
 _DAG_HEADER = """
 import pendulum
 from manifest_dag import DbtDag, ProjectConfig, RenderConfig, VenvConfig
@@ -48,10 +55,10 @@ def scenario(builder):
 
 
 def test_plugin_is_registered(pytester: pytest.Pytester) -> None:
-    result = pytester.runpytest("--help")
+    result = run(pytester, "--help")
     result.stdout.fnmatch_lines(["*--manifest-dag-update-golden*", "*manifest_dag_dags_folder*"])
     pytester.makepyfile("def test_m(request):\n    assert request.config.pluginmanager.has_plugin('manifest_dag')\n")
-    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    run(pytester).assert_outcomes(passed=1)
 
 
 def test_dag_file_importing_dbt_fails_dag_bag_and_no_dbt_with_the_chain(pytester: pytest.Pytester) -> None:
@@ -88,7 +95,7 @@ def test_good_folder(dag_bag, pytestconfig):
     assert "good" in dag_bag(folder).dag_ids
 """
     )
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    result = run(pytester)
     result.assert_outcomes(passed=2, failed=2)
     out = result.stdout.str()
     # dag_bag: the failing file, its full traceback, and the chain that reached dbt
@@ -124,7 +131,7 @@ def test_unchanged(manifest_builder):
     assert_dag_matches_manifest(build(path, ["tag:nightly"]), path, select=["tag:nightly"])
 """
     )
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    result = run(pytester)
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
         [
@@ -151,7 +158,7 @@ def test_shape(manifest_builder, golden):
     )
     golden = pytester.mkdir("golden") / "shop.txt"
     golden.write_text("dag shop\ngroups (1):\n  orders\n")
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    result = run(pytester)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
@@ -165,9 +172,9 @@ def test_shape(manifest_builder, golden):
             "*--manifest-dag-update-golden*",
         ]
     )
-    pytester.runpytest("-p", "no:cacheprovider", "--manifest-dag-update-golden").assert_outcomes(passed=1)
+    run(pytester, "--manifest-dag-update-golden").assert_outcomes(passed=1)
     assert "  report" in golden.read_text() and "orders.run >> report.run" in golden.read_text()
-    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    run(pytester).assert_outcomes(passed=1)
 
 
 def test_shared_manifest_and_manifest_builder_fixtures(pytester: pytest.Pytester) -> None:
@@ -185,4 +192,4 @@ def test_builder(manifest_builder, tmp_path):
     assert "model.p.a" in manifest_builder("p").model("a").load().nodes
 """
     )
-    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)
+    run(pytester).assert_outcomes(passed=2)
