@@ -338,7 +338,7 @@ def _check_acyclic(dag: Any) -> None:
 
 
 # -- venv -------------------------------------------------------------------------------------------
-def _cache(args: argparse.Namespace, log: Any = None) -> Any:
+def _cache(args: argparse.Namespace, log: Any = None, config: Any = None) -> Any:
     from manifest_dag.venv import VenvCache
 
     root = args.cache_dir
@@ -346,8 +346,9 @@ def _cache(args: argparse.Namespace, log: Any = None) -> Any:
         from manifest_dag.config import VenvConfig
         from manifest_dag.runner import cache_dir_for
 
-        # the same lookup as a task: MANIFEST_DAG_VENV_CACHE, then Airflow's setting, then ~/.cache
-        root = cache_dir_for(VenvConfig(py_requirements=["placeholder"]))
+        # the same lookup as a task: VenvConfig.cache_dir, MANIFEST_DAG_VENV_CACHE, Airflow's
+        # [manifest_dag] venv_cache_dir, then ~/.cache/manifest-dag/venvs
+        root = cache_dir_for(config or VenvConfig(py_requirements=["placeholder"]))
     return VenvCache(root, log=log or (lambda line: None))
 
 
@@ -374,6 +375,34 @@ class _Progress:
         print(f"{time.monotonic() - self.started:6.1f}s  {text}", file=sys.stderr, flush=True)
 
 
+def _configs_from_dags(path: str) -> list[Any]:
+    """The distinct VenvConfigs of the dbt tasks in the DAG files at ``path`` (a file or folder)."""
+    from manifest_dag.operators import DbtVenvOperator
+    from manifest_dag.testing import load_dag_bag
+
+    if not Path(path).exists():
+        raise CliError(f"--dags {path}: no such file or folder")
+    import logging
+
+    # Airflow's logging setup would print every INFO line of DagBag and virtualenv on stderr,
+    # between the progress lines
+    for name in ("", "airflow", "virtualenv", "python_discovery"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        bag = load_dag_bag(path)
+    except AssertionError as exc:
+        raise CliError(f"--dags {path}: {exc}") from None
+    found: dict[Any, Any] = {}
+    for dag in bag.dags.values():
+        for task in dag.tasks:
+            if isinstance(task, DbtVenvOperator):
+                cfg = task.venv_config
+                found.setdefault((cfg.to_spec(), str(cfg.cache_dir or "")), cfg)
+    if not found:
+        raise CliError(f"--dags {path}: the DAG files there have no dbt tasks ({len(bag.dags)} DAGs loaded)")
+    return list(found.values())
+
+
 def _venv_build(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -387,28 +416,37 @@ def _venv_build(args: argparse.Namespace) -> int:
         if m.dbt_version in ("", "unknown"):
             raise CliError(f"{m.path}: the manifest does not record its dbt version; name the requirements instead")
         reqs += list(VenvConfig.for_manifest(m.dbt_version, m.adapter_type).py_requirements)
-    if not reqs:
-        raise CliError("name the requirements (e.g. dbt-core~=1.11.0 dbt-duckdb~=1.11.0) or give --manifest")
-    config = VenvConfig(
-        py_requirements=reqs,
-        python=args.python,
-        index_url=args.index_url,
-        extra_index_urls=args.extra_index_url,
-        find_links=args.find_links,
-        constraints=args.constraints,
-        py_system_site_packages=args.system_site_packages,
-        pip_args=args.pip_arg,
-        cache_dir=args.cache_dir,
-    )
-    spec = config.to_spec()
-    if args.verify is not None:
-        spec = dataclasses.replace(spec, verify_command=tuple(shlex.split(args.verify)))
-    progress = _Progress(args.quiet)
-    cache = _cache(args, progress)
-    progress._print(f"venv cache {cache.root}; requirements: {', '.join(spec.requirements)}")
-    venv = cache.ensure(spec)
-    state = f"built in {time.monotonic() - progress.started:.1f} s" if venv.built else "already built"
-    _out(f"venv {venv.key} ready at {venv.path} ({state})")
+    configs = []
+    if reqs:
+        configs.append(
+            VenvConfig(
+                py_requirements=reqs,
+                python=args.python,
+                index_url=args.index_url,
+                extra_index_urls=args.extra_index_url,
+                find_links=args.find_links,
+                constraints=args.constraints,
+                py_system_site_packages=args.system_site_packages,
+                pip_args=args.pip_arg,
+                cache_dir=args.cache_dir,
+            )
+        )
+    if args.dags:
+        configs += _configs_from_dags(args.dags)
+    if not configs:
+        raise CliError(
+            "name the requirements (e.g. dbt-core~=1.11.0 dbt-duckdb~=1.11.0), or give --manifest or --dags"
+        )
+    for config in configs:
+        spec = config.to_spec()
+        if args.verify is not None:
+            spec = dataclasses.replace(spec, verify_command=tuple(shlex.split(args.verify)))
+        progress = _Progress(args.quiet)
+        cache = _cache(args, progress, config)
+        progress._print(f"venv cache {cache.root}; requirements: {', '.join(spec.requirements)}")
+        venv = cache.ensure(spec)
+        state = f"built in {time.monotonic() - progress.started:.1f} s" if venv.built else "already built"
+        _out(f"venv {venv.key} ready at {venv.path} ({state})")
     return 0
 
 
@@ -542,11 +580,14 @@ def build_parser() -> argparse.ArgumentParser:
         "build", help="build (or confirm) the venv for these requirements, e.g. at deploy time",
         description="Build the venv a task with these settings would use, so the first task does not "
         "wait for it. The options mirror VenvConfig; the venv's key only matches a task's when they "
-        "are the same.",
+        "are the same. --dags reads the settings from your DAG files instead.",
     )
     b.add_argument("requirements", nargs="*", metavar="REQ", help="VenvConfig.py_requirements")
     b.add_argument("--manifest", metavar="MANIFEST",
                    help="add the requirements DbtDag uses without venv_config (the dbt that wrote it)")
+    b.add_argument("--dags", metavar="PATH",
+                   help="also build every distinct venv the dbt tasks of these DAG files (a file or "
+                   "folder) use, with their own settings: the surest way to match the tasks' keys")
     b.add_argument("--python", help="VenvConfig.python")
     b.add_argument("--index-url", help="VenvConfig.index_url")
     b.add_argument("--extra-index-url", action="append", default=[], metavar="URL")

@@ -334,3 +334,27 @@ def test_project_config_is_what_the_cli_plans() -> None:
     rc = RenderConfig(select=["+fct_orders"], test_behavior="after_all")
     _, plan = plan_project(ProjectConfig(manifest_path=SHOP, plan_cache_dir=False), rc)
     assert plan == expected_plan(SHOP, select=["+fct_orders"], test_behavior="after_all")
+
+
+def test_venv_build_from_dag_files(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from manifest_dag.venv import Venv
+
+    seen = []
+
+    def ensure(self, spec):  # noqa: ANN001, ANN202
+        seen.append((self.root, spec))
+        return Venv(key="0" * 16, path=self.root / ("0" * 16), python=Path("python"), bin_dir=Path("bin"), built=False)
+
+    monkeypatch.setattr("manifest_dag.venv.VenvCache.ensure", ensure)
+    monkeypatch.setenv("MANIFEST_DAG_DEMO_DIR", str(tmp_path))
+    monkeypatch.delenv("MANIFEST_DAG_VENV_CACHE", raising=False)
+    code, out, err = run(capsys, "venv", "build", "--dags", FIXTURES.parent / "examples" / "dags")
+    assert code == 0, err
+    # three example DAGs, one venv: the same requirements and cache dir (tmp_path/venvs, from the DAGs)
+    (root, spec), = seen
+    assert root == tmp_path / "venvs"
+    assert spec.requirements == ("dbt-core~=1.11.0", "dbt-duckdb~=1.11.0")
+    assert out.count("(already built)") == 1
+
+    code, _, err = run(capsys, "venv", "build", "--dags", tmp_path / "nothing-here")
+    assert code == 2 and "no such file or folder" in err
