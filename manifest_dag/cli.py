@@ -293,21 +293,17 @@ def _check(args: argparse.Namespace) -> int:
             f"{manifest.path}: the manifest does not record its dbt version, so a DbtDag without "
             "venv_config would fail; give the requirements your DAG uses with --py-requirements"
         )
-    from airflow.sdk import DAG
+    from manifest_dag.dag import DbtDag
 
-    from manifest_dag.dag import build_into
-
-    dag = DAG(dag_id=args.dag_id, schedule=None)
     try:
-        plan, tasks = build_into(
-            dag=dag,
-            parent_group=None,
+        dag = DbtDag(
+            dag_id=args.dag_id,
+            schedule=None,
             project_config=ProjectConfig(manifest_path=args.manifest, plan_cache_dir=False),
-            profile_config=None,
             venv_config=venv_config,
             render_config=rc,
-            operator_args=None,
         )
+        plan = dag.dbt_plan
     except ManifestDagError:
         raise
     except Exception as exc:  # an Airflow error while creating tasks: report it like ours
