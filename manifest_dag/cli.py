@@ -512,7 +512,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    fmt = argparse.RawDescriptionHelpFormatter
+    fmt = argparse.HelpFormatter
     parser = _Parser(
         prog=PROG,
         description="Turn a dbt manifest into an Airflow DAG; dbt runs only in worker virtualenvs.",
@@ -545,7 +545,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--collapse", default="auto", choices=("auto", "none", "folder"),
                    help="auto (default): folders above 150 tasks; none: every task; folder: one box per folder")
     p.add_argument("--depth", type=int, metavar="N",
-                   help="folder levels kept when collapsing (default: the deepest with at most 80 boxes)")
+                   help="folder levels kept when collapsing (default: the deepest with at most 40 boxes)")
     p.set_defaults(func=_graph)
 
     p = sub.add_parser(

@@ -64,6 +64,17 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str], argv: list[s
         assert word in out
 
 
+def test_graph_help_states_the_real_thresholds(capsys: pytest.CaptureFixture[str]) -> None:
+    from manifest_dag import draw
+
+    with pytest.raises(SystemExit):
+        cli.main(["graph", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"Above {draw.AUTO_COLLAPSE_TASKS} tasks" in out
+    assert f"folders above {draw.AUTO_COLLAPSE_TASKS} tasks" in out
+    assert f"at most {draw.MAX_FOLDER_BOXES} boxes" in out
+
+
 def test_usage_errors_exit_2_with_the_prefix(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
         cli.main(["inspect", str(SHOP), "--test-behavior", "sometimes"])
