@@ -192,7 +192,17 @@ def test_graph_svg_is_valid_and_its_nodes_are_the_tasks(capsys: pytest.CaptureFi
             titles[g.get("class")].add(g.find("svg:title", ns).text)
     plan = expected_plan(JAFFLE)
     assert titles["node"] == {t.task_id for t in plan.tasks}
-    assert len(titles["cluster"]) == len(plan.groups)
+    from manifest_dag.dag import DbtDag
+
+    dag = DbtDag(dag_id="jaffle", schedule=None, project_config=ProjectConfig(manifest_path=JAFFLE, plan_cache_dir=False))
+    assert titles["node"] == set(dag.task_dict)  # the tasks Airflow gets
+    assert {tuple(e.split("->")) for e in titles["edge"]} == {
+        (t.task_id, d) for t in dag.tasks for d in t.downstream_task_ids
+    }
+    from airflow.sdk import TaskGroup
+
+    groups = [c for c in dag.task_group.children.values() if isinstance(c, TaskGroup)]
+    assert len(titles["cluster"]) == len(plan.groups) == len(groups)
     assert {tuple(e.split("->")) for e in titles["edge"]} == set(plan.edges())
     # clusters are labelled with the model names
     texts = {t.text for t in root.iter("{http://www.w3.org/2000/svg}text")}
