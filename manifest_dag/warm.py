@@ -52,11 +52,27 @@ class WarmSettings:
 
     @classmethod
     def from_env(cls, processes: int | None = None) -> WarmSettings:
-        """``MANIFEST_DAG_WARM_PROCESSES`` (0 = off) unless given; default: the worker's cores."""
+        """Settings from ``MANIFEST_DAG_WARM_*`` environment variables, with defaults.
+
+        ``PROCESSES`` (0 = off; default: the worker's cores, at least 2) unless given,
+        ``IDLE_SECONDS``, ``MAX_INVOCATIONS`` and ``MAX_RSS_MB``.
+        """
+
+        def number(name: str, default: float) -> float:
+            raw = os.environ.get(f"MANIFEST_DAG_WARM_{name}", "").strip()
+            try:
+                return float(raw) if raw else default
+            except ValueError:
+                return default
+
         if processes is None:
-            raw = os.environ.get("MANIFEST_DAG_WARM_PROCESSES", "").strip()
-            processes = int(raw) if raw.isdigit() else max(2, os.cpu_count() or 2)
-        return cls(processes=processes)
+            processes = int(number("PROCESSES", max(2, os.cpu_count() or 2)))
+        return cls(
+            processes=processes,
+            idle_seconds=number("IDLE_SECONDS", cls.idle_seconds),
+            max_invocations=int(number("MAX_INVOCATIONS", cls.max_invocations)),
+            max_rss_mb=number("MAX_RSS_MB", cls.max_rss_mb),
+        )
 
 
 def _is_our_server(pid: int) -> bool:
@@ -199,6 +215,27 @@ class WarmInvoker:
         """Airflow stops the task: stop its dbt invocation (the process dies; the slot frees)."""
         if self._current_pid:
             _kill(self._current_pid)
+
+
+def pool_status(pool_dir: Path, timeout: float = 0.5) -> list[dict]:
+    """Each slot's process: pid, invocations served and RSS (MB), or ``busy``/``down``."""
+    out: list[dict] = []
+    for sock_path in sorted(pool_dir.glob("*.sock")):
+        slot = sock_path.stem
+        entry: dict = {"slot": slot}
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(timeout)
+                sock.connect(str(sock_path))
+                sock.sendall(b'{"ping": true}\n')
+                reply = json.loads(sock.makefile("rb").readline())
+            entry.update(pid=reply["pong"], invocations=reply["invocations"], rss_mb=reply["rss_mb"], state="idle")
+        except socket.timeout:
+            entry["state"] = "busy"
+        except (OSError, ValueError, KeyError):
+            entry["state"] = "down"
+        out.append(entry)
+    return out
 
 
 def stop_pools(state_dir: Path) -> int:

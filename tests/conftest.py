@@ -46,9 +46,15 @@ def shared_manifests() -> Path:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _stop_warm_dbt_processes():
-    """Warm dbt processes outlive the tasks that start them by design; not the test session."""
+def _stop_warm_dbt_processes(request: pytest.FixtureRequest):
+    """Warm dbt processes outlive the tasks that start them by design; not the test session.
+
+    Only sessions that ran end-to-end tests stop them (a quick unit-test session alongside must
+    not kill the processes another session is using).
+    """
     yield
+    if not any(item.get_closest_marker("e2e") for item in request.session.items):
+        return
     from manifest_dag.warm import stop_pools
 
     stop_pools(REPO / ".cache" / "e2e-venvs" / ".state")

@@ -120,7 +120,7 @@ def serve(path: str, idle: float, max_invocations: int, max_rss_mb: float) -> No
     server.settimeout(idle)
     done = 0
     try:
-        while done < max_invocations and _rss_mb() < max_rss_mb:
+        while True:
             try:
                 conn, _ = server.accept()
             except socket.timeout:
@@ -139,6 +139,8 @@ def serve(path: str, idle: float, max_invocations: int, max_rss_mb: float) -> No
                     continue
                 _invoke(dbtRunner, request, writer)
                 done += 1
+            if done >= max_invocations or _rss_mb() >= max_rss_mb:
+                break  # retire after serving: the next task starts a fresh process
     finally:
         server.close()
         try:  # only our own socket file: a replacement may already be listening at this path
