@@ -1054,6 +1054,7 @@ def assert_dag_matches_manifest(
     include_packages: bool = True,
     group_id: str | None = None,
     check_tests: bool | None = None,
+    check_commands: bool | None = None,
     limit: int = 25,
 ) -> None:
     """Check ``dag`` against the manifest and the selection it should render.
@@ -1063,7 +1064,11 @@ def assert_dag_matches_manifest(
     - "X finishes before Y" holds in the DAG exactly when Y depends on X in the manifest, also
       through nodes without a task (ephemeral models, sources, unselected nodes);
     - every selected test runs once, after every node it tests (skipped when the DAG runs no
-      tests at all, unless ``check_tests=True``).
+      tests at all, unless ``check_tests=True``);
+    - each task's own dbt selection (``--select``/``--exclude``/``--selector`` as the operator
+      holds them) picks exactly the nodes the task stands for, by the same selector rules as
+      ``dbt ls`` (``check_commands``: by default on for DAGs of up to 500 dbt tasks, as each
+      task is one selection; templated selections are skipped).
 
     Fails with an ``AssertionError`` listing the missing and extra groups and the wrong orderings.
     """
@@ -1194,11 +1199,57 @@ def assert_dag_matches_manifest(
         if early:
             lines.append("tests that may run before what they test:")
             lines += early[:limit] + _more(early, limit)
+    if check_commands is None:
+        check_commands = len(plan.tasks) <= _COMMAND_CHECK_MAX_TASKS
+    if check_commands:
+        wrong = _check_commands(dag, prefix, plan, manifest, graph)
+        if wrong:
+            lines.append("tasks whose dbt command runs other nodes than the task stands for:")
+            lines += wrong[:limit] + _more(wrong, limit)
     if lines:
         raise AssertionError(
             f"DAG {dag.dag_id!r}{' group ' + repr(prefix[:-1]) if prefix else ''} does not match "
             f"{manifest.path} ({where}):\n" + "\n".join(lines)
         )
+
+
+#: above this many tasks, assert_dag_matches_manifest checks each task's selection only when asked
+_COMMAND_CHECK_MAX_TASKS = 500
+
+
+def _check_commands(dag: Any, prefix: str, plan: RenderPlan, manifest: Manifest, graph: Any) -> list[str]:
+    from manifest_dag.errors import SelectionError
+    from manifest_dag.graph import TEST_TYPES
+    from manifest_dag.selection import select_nodes
+
+    nodes = manifest.nodes
+    kinds = {"run": {"model"}, "seed": {"seed"}, "snapshot": {"snapshot"}, "source freshness": {"source"},
+             "test": set(TEST_TYPES), "build": {"model", "seed", "snapshot", *TEST_TYPES}}
+    wrong: list[str] = []
+    for spec in plan.tasks:
+        task = dag.task_dict.get(prefix + spec.task_id)
+        command = getattr(task, "dbt_command", None)
+        if task is None or command not in kinds:
+            continue
+        select, exclude = list(task.select or ()), list(task.exclude or ())
+        if any("{{" in str(v) for v in (*select, *exclude, task.selector or "")):
+            continue
+        try:
+            picked = select_nodes(
+                manifest, select=select, exclude=exclude, selector=task.selector,
+                indirect_selection=task.indirect_selection or "eager", graph=graph,
+            )
+        except SelectionError as exc:
+            wrong.append(f"  ! {prefix + spec.task_id}: dbt {' '.join(task.dbt_args())}: {exc}")
+            continue
+        runs = {u for u in picked if nodes[u].resource_type in kinds[command]}
+        stands = {u for u in spec.node_ids if u in nodes and nodes[u].resource_type in kinds[command]}
+        if runs != stands:
+            more = sorted(nodes[u].label for u in runs - stands)
+            less = sorted(nodes[u].label for u in stands - runs)
+            parts = ([f"also runs {', '.join(more)}"] if more else []) + ([f"does not run {', '.join(less)}"] if less else [])
+            wrong.append(f"  ! {prefix + spec.task_id}: dbt {' '.join(task.dbt_args())} {'; '.join(parts)}")
+    return wrong
 
 
 def _bits(value: int) -> Iterator[int]:

@@ -302,6 +302,16 @@ def test_wrong_ordering_is_named_with_the_path_through_unrendered_nodes(tmp_path
     assert "+ customers → orders: the DAG waits, but orders does not depend on customers" in str(err.value)
 
 
+def test_a_task_whose_selection_runs_another_node_is_named(tmp_path: Path) -> None:
+    path = small(tmp_path)
+    dag = make_dag(path)
+    dag.task_dict["orders.run"].select = ["shop.customers"]
+    with pytest.raises(AssertionError) as err:
+        assert_dag_matches_manifest(dag, path)
+    assert "! orders.run: dbt run --select shop.customers also runs customers; does not run orders" in str(err.value)
+    assert_dag_matches_manifest(dag, path, check_commands=False)
+
+
 def test_task_group_in_a_host_dag(tmp_path: Path) -> None:
     from airflow.sdk import DAG
 
