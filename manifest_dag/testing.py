@@ -733,27 +733,19 @@ class ManifestBuilder:
             nodes: list[str] = []
             if p.depends_on is not None:
                 nodes = list(p.depends_on)
-            elif p.targets is not None:
-                for target in p.targets:
-                    if isinstance(target, str) and target.startswith("source:"):
-                        uid_s, entry_s = self._resolve_source(target, uid)
-                        nodes.append(uid_s)
-                        raw["sources"].append(entry_s)
-                    else:
-                        uid_r, entry = self._resolve_ref(target, uid)
-                        nodes.append(uid_r)
-                        raw["refs"].append(entry)
             else:
-                for ref in p.refs:
-                    target, entry = self._resolve_ref(ref, uid)
-                    nodes.append(target)
-                    if "refs" in raw:
-                        raw["refs"].append(entry)
-                for source in p.sources:
-                    target, entry_s = self._resolve_source(source, uid)
-                    nodes.append(target)
-                    if "sources" in raw:
-                        raw["sources"].append(entry_s)
+                targets = p.targets if p.targets is not None else [*p.refs, *map(_source_ref, p.sources)]
+                for target in targets:
+                    if isinstance(target, str) and target.startswith("source:"):
+                        found, source_entry = self._resolve_source(target, uid)
+                        nodes.append(found)
+                        if "sources" in raw:
+                            raw["sources"].append(source_entry)
+                    else:
+                        found, ref_entry = self._resolve_ref(target, uid)
+                        nodes.append(found)
+                        if "refs" in raw:
+                            raw["refs"].append(ref_entry)
             if raw["resource_type"] == "test" and "test_metadata" in raw and nodes:
                 raw["attached_node"] = nodes[-1] if not nodes[-1].startswith("source.") else None
                 if raw["test_metadata"]["name"] == "relationships" and len(nodes) > 1:
@@ -769,9 +761,6 @@ class ManifestBuilder:
             else:
                 raw.setdefault("config", {})["enabled"] = False
                 data["disabled"].setdefault(uid, []).append(raw)
-        if v < 12:
-            for raw in data["nodes"].values():
-                raw.pop("functions", None)
         child_map: dict[str, list[str]] = {uid: [] for uid in parent_map}
         for uid, parents in parent_map.items():
             for parent in parents:
@@ -779,17 +768,14 @@ class ManifestBuilder:
         data["parent_map"] = parent_map
         data["child_map"] = child_map
         data["selectors"] = copy.deepcopy(self._selectors)
-        groups = dict(self._groups)
         group_map: dict[str, list[str]] = {}
-        for collection in ("nodes",):
-            for uid, raw in data[collection].items():
-                group = raw.get("group")
-                if group:
-                    group_map.setdefault(group, []).append(uid)
-                    if group not in groups:
-                        self.group(group)
-                        groups[group] = self._groups[group]
-        data["groups"] = {g["unique_id"]: g for g in groups.values()}
+        for uid, raw in data["nodes"].items():
+            if raw.get("group"):
+                group_map.setdefault(raw["group"], []).append(uid)
+        for name in group_map:  # a group used but not declared: declare it, as dbt requires
+            if name not in self._groups:
+                self.group(name)
+        data["groups"] = {g["unique_id"]: copy.deepcopy(g) for g in self._groups.values()}
         data["group_map"] = group_map
         return data
 
@@ -807,6 +793,13 @@ class ManifestBuilder:
     def load(self, path: str | Path) -> Manifest:
         """Write the manifest under ``path`` and load it with :func:`manifest_dag.load_manifest`."""
         return load_manifest(self.write(path))
+
+
+def _source_ref(source: Any) -> str:
+    """``"raw.orders"``, ``("raw", "orders")`` or ``"source:raw.orders"`` → ``"source:raw.orders"``."""
+    if isinstance(source, tuple):
+        return f"source:{source[0]}.{source[1]}"
+    return source if source.startswith("source:") else f"source:{source}"
 
 
 def _target_label(target: Any) -> str:
