@@ -21,7 +21,7 @@ from manifest_dag.testing import (
     dag_shape,
     plan_task,
 )
-from tests.conftest import JAFFLE, LARGE_MANIFESTS, OWN_MANIFESTS, SHARED, VERSION_MANIFESTS
+from tests.conftest import JAFFLE, LARGE_MANIFESTS, OWN_MANIFESTS, VERSION_MANIFESTS
 
 START = pendulum.datetime(2024, 1, 1, tz="UTC")
 VENV = VenvConfig(py_requirements=["dbt-core~=1.11.0", "dbt-duckdb~=1.11.0"])
@@ -114,7 +114,7 @@ def test_v12_node_fields_match_real_manifests(what: str) -> None:
 
 
 @pytest.mark.parametrize(("schema_version", "dbt"), [(9, "1.5."), (10, "1.6."), (11, "1.7."), (12, "1.12.")])
-def test_node_metadata_and_top_level_fields_match_each_schema(schema_version: int, dbt: str) -> None:
+def test_node_metadata_and_top_level_fields_match_each_schema(tmp_path: Path, schema_version: int, dbt: str) -> None:
     real_path = next(p for p in VERSION_MANIFESTS if p.name.startswith(f"manifest_dbt-{dbt}"))
     real = _raw(real_path)
     built = every_kind(schema_version).build()
@@ -124,9 +124,11 @@ def test_node_metadata_and_top_level_fields_match_each_schema(schema_version: in
     for kind, fields in _kinds(built).items():
         if kind in real_kinds:
             assert fields == real_kinds[kind], f"v{schema_version} {kind}: {sorted(fields ^ real_kinds[kind])}"
-    manifest = load_manifest(every_kind(schema_version).write(Path(__import__("tempfile").mkdtemp())))
+    path = every_kind(schema_version).write(tmp_path)
+    manifest = load_manifest(path)
     assert manifest.schema_version == schema_version
     assert manifest.project_name == "shop"
+    assert_dag_matches_manifest(make_dag(path), manifest)
 
 
 def test_builder_output_loads(tmp_path: Path) -> None:
