@@ -484,3 +484,29 @@ def test_plan_task_argv_is_what_run_dbt_runs(tmp_path: Path) -> None:
     assert profiles_dir
     assert tuple(normalised) == plan.argv
     assert "--profile" in plan.argv  # dbt_project.yml names another profile
+
+
+# -- the module's surface ------------------------------------------------------------------------------
+def test_testing_surface_is_locked() -> None:
+    import manifest_dag.testing as testing
+
+    assert sorted(testing.__all__) == [
+        "BlockedImport", "DbtImportBlocked", "ManifestBuilder", "NoDbt", "TaskPlan",
+        "assert_dag_matches_manifest", "assert_matches_golden", "block_dbt", "dag_shape",
+        "load_dag_bag", "plan_task",
+    ]
+    assert all(hasattr(testing, name) for name in testing.__all__)
+
+
+def test_plugin_and_testing_import_neither_airflow_nor_dbt() -> None:
+    """pytest loads the plugin in every project that installs manifest-dag: it must stay light."""
+    import json
+    import subprocess
+
+    probe = (
+        "import json, sys\nimport manifest_dag.pytest_plugin, manifest_dag.testing\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('airflow', 'dbt'))))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
