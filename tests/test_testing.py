@@ -382,6 +382,7 @@ def test_block_dbt_hides_and_restores_loaded_modules() -> None:
 
 # -- plan_task ------------------------------------------------------------------------------------------
 def test_plan_task_renders_templates_for_a_logical_date(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_VAR_TEAM", "data")  # what {{ var.value.team }} reads in a test
     monkeypatch.setenv(
         "AIRFLOW_CONN_WAREHOUSE",
         '{"conn_type": "postgres", "host": "db", "login": "dbt", "password": "s3cret-pw", "schema": "analytics", '
@@ -395,7 +396,10 @@ def test_plan_task_renders_templates_for_a_logical_date(tmp_path: Path, monkeypa
         project_config=ProjectConfig(
             manifest_path=small(tmp_path),
             project_dir=project,
-            dbt_vars={"day": "{{ ds }}", "region": "{{ params.region }}", "api_token": "tok-123"},
+            dbt_vars={
+                "day": "{{ ds }}", "region": "{{ params.region }}", "api_token": "tok-123",
+                "next_day": "{{ macros.ds_add(ds, 1) }}", "team": "{{ var.value.team }}", "db": "{{ conn.warehouse.host }}",
+            },
             env_vars={"RUN_DAY": "{{ ds_nodash }}", "DB_PASSWORD": "hunter22"},
         ),
         profile_config=ProfileConfig(profile_name="shop", target_name="prod", conn_id="warehouse"),
@@ -406,7 +410,9 @@ def test_plan_task_renders_templates_for_a_logical_date(tmp_path: Path, monkeypa
     )
     plan = plan_task(dag.task_dict["orders.run"], logical_date=pendulum.datetime(2024, 3, 5, tz="UTC"), params={"region": "us"})
     assert plan.dbt_args == ("run", "--select", "shop.orders")
-    assert plan.vars == {"day": "2024-03-05", "region": "us", "api_token": "***"}
+    assert plan.vars == {
+        "day": "2024-03-05", "region": "us", "api_token": "***", "next_day": "2024-03-06", "team": "data", "db": "db",
+    }
     assert plan.env["RUN_DAY"] == "20240305" and plan.env["DB_PASSWORD"] == "***"
     assert "MANIFEST_DAG_WAREHOUSE_PASSWORD" in plan.env_names and plan.env["MANIFEST_DAG_WAREHOUSE_PASSWORD"] == "***"
     assert "s3cret-pw" not in str(plan) and "hunter22" not in str(plan) and "tok-123" not in str(plan)
@@ -417,7 +423,9 @@ def test_plan_task_renders_templates_for_a_logical_date(tmp_path: Path, monkeypa
     # the profile's own default target and the project's profile: no --profile / --target
     assert "--target" not in argv and "--profile" not in argv
     assert argv[argv.index("--profiles-dir") + 1] == "<profiles-dir>"
-    assert argv[argv.index("--vars") + 1] == '{"api_token":"***","day":"2024-03-05","region":"us"}'
+    assert argv[argv.index("--vars") + 1] == (
+        '{"api_token":"***","day":"2024-03-05","db":"db","next_day":"2024-03-06","region":"us","team":"data"}'
+    )
     # the DAG's own task is untouched
     assert dag.task_dict["orders.run"].dbt_vars["day"] == "{{ ds }}"
     # default params and logical date: the DAG's
