@@ -73,30 +73,12 @@ def _render_config(args: argparse.Namespace) -> Any:
 
 
 def _plan(args: argparse.Namespace) -> tuple[Any, Any, Any, frozenset[str]]:
-    """(manifest, render config, plan, selected node ids), uncached, and without importing Airflow.
-
-    The same steps as ``manifest_dag.dag.plan_project`` (which imports Airflow, slow for a CLI).
-    """
-    from manifest_dag.errors import SelectionError
-    from manifest_dag.graph import DbtGraph
-    from manifest_dag.manifest import load_manifest
-    from manifest_dag.plan import plan_tasks
-    from manifest_dag.selection import select_nodes
+    """(manifest, render config, plan, selected node ids), uncached, without importing Airflow."""
+    from manifest_dag.project import plan_project
 
     rc = _render_config(args)
-    manifest = load_manifest(args.manifest)
-    graph = DbtGraph(manifest)
-    selected = select_nodes(
-        manifest, select=rc.select, exclude=rc.exclude, selector=rc.selector,
-        indirect_selection=rc.indirect_selection, graph=graph,
-    )
-    plan = plan_tasks(graph, selected, rc)
-    if not plan.tasks:
-        found = f"{len(selected)} nodes, none of which runs as a task" if selected else "no nodes"
-        raise SelectionError(
-            f"{manifest.path}: {_describe(rc)} selects {found}. Check the expression against `dbt ls`."
-        )
-    return manifest, rc, plan, selected
+    planned = plan_project(args.manifest, rc, describe=_describe)
+    return planned.manifest, rc, planned.plan, planned.selected
 
 
 def _describe(rc: Any) -> str:

@@ -17,11 +17,11 @@ from airflow.sdk.bases.operator import BaseOperator
 
 from manifest_dag.cache import cached_plan
 from manifest_dag.config import ProfileConfig, ProjectConfig, RenderConfig, VenvConfig
-from manifest_dag.errors import ConfigError, SelectionError
-from manifest_dag.graph import DbtGraph
-from manifest_dag.manifest import Manifest, load_manifest
+from manifest_dag.errors import ConfigError
+from manifest_dag.manifest import Manifest
 from manifest_dag.operators import OPERATOR_FOR_COMMAND
-from manifest_dag.plan import RenderPlan, TaskSpec, plan_tasks
+from manifest_dag.plan import RenderPlan, TaskSpec
+from manifest_dag.project import plan_project as _plan_project
 from manifest_dag.render import asset_outlets, render_one, render_plan
 
 log = logging.getLogger(__name__)
@@ -43,40 +43,9 @@ def _check(value: Any, cls: type, name: str, required: bool = False) -> Any:
 
 
 def plan_project(project_config: ProjectConfig, render_config: RenderConfig | None = None) -> tuple[Manifest, RenderPlan]:
-    """Load, select and plan: everything short of creating Airflow objects."""
-    from manifest_dag.selection import select_nodes
-
-    render_config = render_config or RenderConfig()
-    manifest = load_manifest(project_config.manifest_path)
-    graph = DbtGraph(manifest)
-    selected = select_nodes(
-        manifest,
-        select=render_config.select,
-        exclude=render_config.exclude,
-        selector=render_config.selector,
-        indirect_selection=render_config.indirect_selection,
-        graph=graph,
-    )
-    plan = plan_tasks(graph, selected, render_config)
-    if not plan.tasks and not render_config.allow_empty:
-        what = _describe_selection(render_config)
-        found = f"{len(selected)} nodes, none of which runs as a task" if selected else "no nodes"
-        raise SelectionError(
-            f"{manifest.path}: {what} selects {found}. Check the expression against `dbt ls`, "
-            "or set RenderConfig(allow_empty=True) for an empty DAG."
-        )
-    return manifest, plan
-
-
-def _describe_selection(rc: RenderConfig) -> str:
-    parts = []
-    if rc.select:
-        parts.append(f"select={list(rc.select)}")
-    if rc.exclude:
-        parts.append(f"exclude={list(rc.exclude)}")
-    if rc.selector:
-        parts.append(f"selector={rc.selector!r}")
-    return "RenderConfig(" + ", ".join(parts) + ")" if parts else "the default selection"
+    """Load, select and plan (see ``manifest_dag.project``): the manifest and its plan."""
+    planned = _plan_project(project_config.manifest_path, render_config)
+    return planned.manifest, planned.plan
 
 
 class _OperatorFactory:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from manifest_dag.config import ProfileConfig
-from manifest_dag.errors import DbtRunError, ManifestDagError, WorkspaceError
+from manifest_dag.errors import DbtRunError, WorkspaceError
 from manifest_dag.venv import Venv, VenvCache, VenvSpec
 from manifest_dag.workspace import ParseState, Workspace, canonical_vars
 
@@ -441,20 +441,22 @@ def run_operator(op: Any, context: Any) -> dict[str, Any]:
     """``DbtVenvOperator.execute``: run dbt, log as we go, return a small summary for XCom."""
     if not op.project_dir:
         raise WorkspaceError(f"task {op.task_id}: no project_dir; set ProjectConfig(project_dir=...)")
+
     def keep(invoker: Invoker) -> None:
         op._invoker = invoker
 
-    callback = None
-    if op.artifacts_callback is not None:
-        user_callback = op.artifacts_callback
+    user_callback = op.artifacts_callback
 
-        def callback(target: Path) -> None:
-            user_callback(target, context)
+    def callback(target: Path) -> None:
+        user_callback(target, context)
 
     try:
-        outcome = run_dbt(invocation_for(op), log=op.log.info, artifacts_callback=callback, on_invoker=keep)
-    except ManifestDagError:
-        raise
+        outcome = run_dbt(
+            invocation_for(op),
+            log=op.log.info,
+            artifacts_callback=callback if user_callback is not None else None,
+            on_invoker=keep,
+        )
     finally:
         op._invoker = None
     summary = outcome.summary

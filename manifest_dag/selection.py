@@ -32,10 +32,13 @@ import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase, translate
+import logging
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Callable, Union
 
 from manifest_dag.errors import SelectionError
+
+_log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # pragma: no cover
     from manifest_dag.graph import DbtGraph
@@ -225,10 +228,12 @@ def select_nodes(
                 "from the project's selectors.yml, or None."
             )
         if select or exclude:
-            raise SelectionError(
-                f"selector={selector!r} cannot be combined with select/exclude: a YAML "
-                "selector is the whole selection. Add the extra terms to its definition "
-                "(union / intersection / exclude) in selectors.yml, or pass select/exclude alone."
+            # dbt (1.11) silently ignores --select/--exclude next to --selector; we select the
+            # same nodes, but say so rather than drop the user's terms without a word.
+            _log.warning(
+                "selector=%r ignores select=%r and exclude=%r, as dbt does: a YAML selector is "
+                "the whole selection; put extra terms in its definition in selectors.yml",
+                selector, list(select), list(exclude),
             )
         spec: Spec = ctx.selector_spec(selector.strip(), indirect_selection, where="selector=")
     elif not select and not exclude and ctx.default_selector() is not None:

@@ -190,10 +190,13 @@ def test_errors_name_the_culprit(jaffle: Manifest, kwargs: dict[str, Any], culpr
     assert culprit in str(info.value)
 
 
-def test_selector_with_select_is_refused(jaffle: Manifest) -> None:
+def test_selector_with_select_ignores_select_as_dbt_does_and_says_so(
+    jaffle: Manifest, caplog: pytest.LogCaptureFixture
+) -> None:
     manifest = _synthetic(selectors={"s": {"name": "s", "definition": "a"}})
-    with pytest.raises(SelectionError, match="'s'.*select"):
-        select_nodes(manifest, select=["a"], selector="s")
+    with caplog.at_level("WARNING"):
+        assert select_nodes(manifest, select=["b"], selector="s") == select_nodes(manifest, selector="s")
+    assert "ignores select=['b']" in caplog.text
 
 
 def test_valid_but_empty_is_not_an_error(jaffle: Manifest) -> None:

@@ -1,0 +1,68 @@
+"""Load, select and plan a project: everything short of Airflow objects, without importing Airflow.
+
+``DbtDag``/``DbtTaskGroup`` (through the plan cache) and the CLI's ``inspect``, ``graph`` and
+``check`` all go through ``plan_project``, so what a person inspects is what the DAG renders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from manifest_dag.config import RenderConfig
+from manifest_dag.errors import SelectionError
+from manifest_dag.graph import DbtGraph
+from manifest_dag.manifest import Manifest, load_manifest
+from manifest_dag.plan import RenderPlan, plan_tasks
+
+
+@dataclass(frozen=True)
+class ProjectPlan:
+    manifest: Manifest
+    graph: DbtGraph
+    selected: frozenset[str]
+    plan: RenderPlan
+
+
+def describe_selection(rc: RenderConfig) -> str:
+    parts = []
+    if rc.select:
+        parts.append(f"select={list(rc.select)}")
+    if rc.exclude:
+        parts.append(f"exclude={list(rc.exclude)}")
+    if rc.selector:
+        parts.append(f"selector={rc.selector!r}")
+    return "RenderConfig(" + ", ".join(parts) + ")" if parts else "the default selection"
+
+
+def plan_project(
+    manifest_path: str | Path,
+    render_config: RenderConfig | None = None,
+    describe: Callable[[RenderConfig], str] = describe_selection,
+) -> ProjectPlan:
+    """The plan for a manifest; an empty one raises unless ``render_config.allow_empty``.
+
+    ``describe`` names the selection in that error (the CLI names its own options).
+    """
+    from manifest_dag.selection import select_nodes
+
+    rc = render_config or RenderConfig()
+    manifest = load_manifest(manifest_path)
+    graph = DbtGraph(manifest)
+    selected = select_nodes(
+        manifest,
+        select=rc.select,
+        exclude=rc.exclude,
+        selector=rc.selector,
+        indirect_selection=rc.indirect_selection,
+        graph=graph,
+    )
+    plan = plan_tasks(graph, selected, rc)
+    if not plan.tasks and not rc.allow_empty:
+        found = f"{len(selected)} nodes, none of which runs as a task" if selected else "no nodes"
+        raise SelectionError(
+            f"{manifest.path}: {describe(rc)} selects {found}. Check the expression "
+            "against `dbt ls`, or set RenderConfig(allow_empty=True) for an empty DAG."
+        )
+    return ProjectPlan(manifest=manifest, graph=graph, selected=selected, plan=plan)
