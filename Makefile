@@ -29,11 +29,13 @@ graphviz:
 	  || echo "warning: could not install graphviz; the svg/png tests will be skipped"; }
 
 # tests/test_docs.py builds the docs too (mkdocs build --strict), so `make test` fails on a broken link.
+# Unit tests run on both cores; the end-to-end ones (real venvs, dbt, Airflow) one at a time.
 test: $(STAMP) graphviz
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not e2e" -n 2
+	$(PY) -m pytest -m e2e
 
 test-fast: $(STAMP) graphviz
-	$(PY) -m pytest -m "not e2e"
+	$(PY) -m pytest -m "not e2e" -n 2
 
 # The MkDocs site, into build/site; any warning (broken link or anchor, undocumented config field) fails.
 docs: $(STAMP)
