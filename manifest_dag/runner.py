@@ -115,6 +115,27 @@ class InvocationOutcome:
     lines: list[str] = field(default_factory=list, repr=False)
 
 
+def build_dbt_argv(
+    dbt: str | Path,
+    args: Sequence[str],
+    project: str | Path,
+    profile_args: Sequence[str],
+    target: str | Path,
+    logs: str | Path,
+    vars_json: str | None,
+) -> list[str]:
+    """The full dbt command line a task runs (``plan_task`` shows the same, offline)."""
+    argv = [str(dbt), *args, "--project-dir", str(project), *profile_args]
+    if args[0] != "deps":  # deps takes neither
+        argv += ["--target-path", str(target)]
+    argv += ["--log-path", str(logs)]
+    if vars_json and args[0] != "deps":
+        argv += ["--vars", vars_json]
+    if not any(a in ("--use-colors", "--no-use-colors") for a in args):
+        argv.append("--no-use-colors")  # task logs are plain text
+    return argv
+
+
 def default_invoker(venv: Venv, cache: VenvCache, warm_processes: int | None, log: Log) -> Invoker:
     """Warm processes with a cold fallback, unless turned off (then a fresh process per call)."""
     from manifest_dag.warm import FallbackInvoker, WarmInvoker, WarmSettings
@@ -203,18 +224,10 @@ def run_dbt(
         elif isinstance(profile, Path):
             _copy_private(profile, ws.profiles_dir / "profiles.yml")
             profile_args = ["--profiles-dir", str(ws.profiles_dir)]
-        profile_args += _profile_flags(pc, inv.project_dir, profile)
+        profile_args += profile_flags(pc, inv.project_dir, profile)
 
         def dbt_argv(args: Sequence[str], project: Path, target: Path, logs: Path) -> list[str]:
-            argv = [str(dbt), *args, "--project-dir", str(project), *profile_args]
-            if args[0] != "deps":  # deps takes neither
-                argv += ["--target-path", str(target)]
-            argv += ["--log-path", str(logs)]
-            if vars_json and args[0] != "deps":
-                argv += ["--vars", vars_json]
-            if not any(a in ("--use-colors", "--no-use-colors") for a in args):
-                argv.append("--no-use-colors")  # task logs are plain text
-            return argv
+            return build_dbt_argv(dbt, args, project, profile_args, target, logs, vars_json)
 
         if ws.needs_deps():
             if not inv.install_deps:
@@ -368,7 +381,7 @@ def _writer_lock(state: Path, inv: DbtInvocation, profile: Any, env: Mapping[str
         lock.release()
 
 
-def _profile_flags(pc: ProfileConfig | None, project_dir: Path, profile: Any) -> list[str]:
+def profile_flags(pc: ProfileConfig | None, project_dir: Path, profile: Any) -> list[str]:
     """``--profile``/``--target`` only where they differ from what dbt would pick anyway.
 
     dbt hashes the *flags* into its partial-parse check, so a ``dbt parse`` run without them (the

@@ -1491,7 +1491,7 @@ def plan_task(
     """
     from manifest_dag.operators import DbtVenvOperator
     from manifest_dag.profiles import RenderedProfile, profile_from_connection, resolve_profile
-    from manifest_dag.runner import _profile_flags, invocation_for
+    from manifest_dag.runner import build_dbt_argv, invocation_for, profile_flags
     from manifest_dag.venv import normalise_requirements, venv_key
     from manifest_dag.workspace import canonical_vars
 
@@ -1546,13 +1546,10 @@ def plan_task(
     if isinstance(profile, (RenderedProfile, Path)):
         profile_args = ["--profiles-dir", PROFILES_DIR]
     if pc is not None:
-        profile_args += _profile_flags(pc, inv.project_dir, profile)
-    argv = [f"{VENV_DIR}/bin/dbt", *args, "--project-dir", project, *profile_args]
-    argv += ["--target-path", f"{project}/target", "--log-path", f"{project}/logs"]
-    if shown_vars_json:
-        argv += ["--vars", shown_vars_json]
-    if not any(a in ("--use-colors", "--no-use-colors") for a in args):
-        argv.append("--no-use-colors")
+        profile_args += profile_flags(pc, inv.project_dir, profile)
+    argv = build_dbt_argv(
+        f"{VENV_DIR}/bin/dbt", args, project, profile_args, f"{project}/target", f"{project}/logs", shown_vars_json
+    )
     return TaskPlan(
         task_id=task.task_id,
         command=rendered_task.dbt_command,
