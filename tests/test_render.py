@@ -22,11 +22,10 @@ from manifest_dag import (
     load_manifest,
     select_nodes,
 )
-from manifest_dag.graph import DbtGraph
 from manifest_dag.operators import DbtRunOperator, DbtSeedOperator, DbtTestOperator
 from manifest_dag.render import link
 from tests.conftest import ALL_MANIFESTS, JAFFLE, manifest_id
-from tests.dag_checks import assert_order_matches
+from manifest_dag.testing import assert_dag_matches_manifest
 from tests.edit import edited, uid
 
 START = pendulum.datetime(2024, 1, 1, tz="UTC")
@@ -42,10 +41,6 @@ def make_dag(manifest: Path, **render) -> DbtDag:
         schedule=None,
         start_date=START,
     )
-
-
-def upstream_in(dag):
-    return lambda tid: dag.task_dict[tid].upstream_task_ids
 
 
 # -- linear wiring ------------------------------------------------------------------------------------
@@ -82,9 +77,7 @@ def test_groups_and_order_match_the_manifest(path: Path) -> None:
     for group in groups:
         run = dag.task_dict[f"{group.group_id}.run"]
         assert isinstance(run, DbtRunOperator)
-    checked = assert_order_matches(DbtGraph(manifest), dag.dbt_plan, upstream_in(dag))
-    others = [n for t in ("seed", "snapshot") for n in manifest.by_type(t) if n.unique_id in selected]
-    assert checked == len(models) + len(others)
+    assert_dag_matches_manifest(dag, manifest)
     # every selected test runs in exactly one task
     ran = [uid for spec in dag.dbt_plan.tasks if spec.command == "test" for uid in spec.node_ids]
     tests = [n.unique_id for n in manifest.nodes.values() if n.resource_type in ("test", "unit_test")]
@@ -127,7 +120,7 @@ def test_after_all_build_and_none() -> None:
     assert all(t.dbt_command != "test" for t in none.tasks)
     assert len(none.tasks) == 8
     for dag in (after_all, build, none):
-        assert_order_matches(DbtGraph(load_manifest(JAFFLE)), dag.dbt_plan, upstream_in(dag))
+        assert_dag_matches_manifest(dag, JAFFLE)
 
 
 def test_task_docs_come_from_descriptions() -> None:
@@ -157,7 +150,7 @@ def test_ephemeral_models_pass_their_dependencies_through(tmp_path: Path) -> Non
     # tests of the ephemeral model run on their own, after what the model waits for
     loose = [s for s in dag.dbt_plan.tasks if s.command == "test" and uid("stg_orders") in "".join(s.doc_md or "")]
     assert loose and all(s.upstream == ("raw_orders_seed",) for s in loose)
-    assert_order_matches(DbtGraph(load_manifest(path)), dag.dbt_plan, upstream_in(dag))
+    assert_dag_matches_manifest(dag, path)
 
 
 def test_chain_through_unrendered_nodes_keeps_order(tmp_path: Path) -> None:
@@ -228,9 +221,7 @@ def test_task_group_between_plain_tasks() -> None:
     assert dag.task_dict["end"].upstream_task_ids == {
         "shop.test_relationships_orders_customer_id__customer_id__ref_customers",
     }
-    assert_order_matches(
-        DbtGraph(load_manifest(JAFFLE)), group.dbt_plan, lambda t: dag.task_dict[t].upstream_task_ids, prefix="shop."
-    )
+    assert_dag_matches_manifest(dag, JAFFLE, group_id="shop")
 
 
 def test_operator_gets_configs_and_dag_kwargs_pass_through() -> None:
