@@ -21,6 +21,7 @@ from airflow.sdk.bases.operator import BaseOperator
 
 from manifest_dag.config import ProfileConfig, VenvConfig
 from manifest_dag.errors import ConfigError
+from manifest_dag.plan import command_args
 
 #: dbt flags the operators set themselves or refuse, each with the reason.
 MANAGED_FLAGS: Mapping[str, str] = {
@@ -136,15 +137,7 @@ class DbtVenvOperator(BaseOperator):
 
     def dbt_args(self) -> list[str]:
         """The dbt argv after ``dbt`` (before the operator's managed flags)."""
-        args = self.dbt_command.split()
-        if self.select:
-            args += ["--select", *self.select]
-        if self.exclude:
-            args += ["--exclude", *self.exclude]
-        if self.selector:
-            args += ["--selector", self.selector]
-        if self.indirect_selection:
-            args += ["--indirect-selection", self.indirect_selection]
+        args = command_args(self.dbt_command, self.select, self.exclude, self.selector, self.indirect_selection)
         if self.full_refresh and self.dbt_command in ("run", "build", "seed"):
             args.append("--full-refresh")
         args += self.dbt_flags

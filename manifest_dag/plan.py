@@ -26,6 +26,27 @@ from manifest_dag.manifest import DbtNode
 _COMMAND_OF = {"model": "run", "seed": "seed", "snapshot": "snapshot", "source": "source freshness"}
 
 
+def command_args(
+    command: str,
+    select: Iterable[str] = (),
+    exclude: Iterable[str] = (),
+    selector: str | None = None,
+    indirect_selection: str | None = None,
+) -> list[str]:
+    """``<command> --select … --exclude … --selector … --indirect-selection …`` (empty parts left out)."""
+    args = command.split()
+    select, exclude = list(select), list(exclude)
+    if select:
+        args += ["--select", *select]
+    if exclude:
+        args += ["--exclude", *exclude]
+    if selector:
+        args += ["--selector", selector]
+    if indirect_selection:
+        args += ["--indirect-selection", indirect_selection]
+    return args
+
+
 @dataclass(frozen=True, slots=True)
 class TaskSpec:
     """One task to create: its id (relative to the DAG or the DbtTaskGroup) and its dbt call."""
@@ -49,16 +70,7 @@ class TaskSpec:
 
     def dbt_args(self) -> list[str]:
         """The dbt argv after ``dbt``: command and selection (flags are added by the operator)."""
-        args = self.command.split()
-        if self.select:
-            args += ["--select", *self.select]
-        if self.exclude:
-            args += ["--exclude", *self.exclude]
-        if self.selector:
-            args += ["--selector", self.selector]
-        if self.indirect_selection:
-            args += ["--indirect-selection", self.indirect_selection]
-        return args
+        return command_args(self.command, self.select, self.exclude, self.selector, self.indirect_selection)
 
 
 @dataclass(frozen=True, slots=True)
