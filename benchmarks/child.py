@@ -12,7 +12,7 @@ with ``.bench/cosmos-venv``'s Python for cosmos); not meant to be called by hand
     python benchmarks/child.py select <manifest> <expr> ...
 
 Times are ``time.perf_counter`` seconds after the imports; ``rss_mb`` is the process's peak
-resident set (``ru_maxrss``), imports included; ``rss_import_mb`` the peak right after imports.
+resident set (``VmHWM``), imports included; ``rss_import_mb`` the peak right after imports.
 """
 
 from __future__ import annotations
@@ -27,6 +27,15 @@ from pathlib import Path
 
 
 def _rss_mb() -> float:
+    """Peak RSS of this process. ``ru_maxrss`` survives ``exec`` on Linux (a child would report
+    its parent's peak if higher), so read the per-address-space ``VmHWM`` where there is one."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
