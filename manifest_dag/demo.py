@@ -71,6 +71,10 @@ def main(workdir: Path | None = None) -> int:
             if (m := _START.search(line)) is not None:
                 print(f"  ▶ {m.group(1)}", flush=True)
         code = child.wait()
+    from manifest_dag.warm import stop_pools
+
+    # the warm dbt processes would idle on for minutes after the demo: stop what it started
+    stop_pools(Path(env.get("MANIFEST_DAG_VENV_CACHE") or workdir / "venvs") / ".state")
     if not result_file.exists():
         print(f"demo: the DAG run did not finish (exit code {code}); see {workdir / 'dag_test.log'}")
         return 1
