@@ -319,6 +319,8 @@ def _parse(path: Path, data: dict[str, Any]) -> Manifest:
     if not isinstance(metadata, dict):
         raise ManifestError(f"{path}: no 'metadata' object; this is not a dbt manifest.")
     schema_version = schema_version_of(path, metadata)
+    for unused in ("macros", "docs", "parent_map", "child_map", "group_map"):
+        data.pop(unused, None)  # the bulk of most manifests; nothing here reads it
     intern = _Interner()
     nodes: dict[str, DbtNode] = {}
     skipped: set[str] = set()
@@ -328,7 +330,10 @@ def _parse(path: Path, data: dict[str, Any]) -> Manifest:
             raise ManifestError(
                 f"{path}: top-level '{collection}' must be an object, found {type(entries).__name__}."
             )
-        for uid, raw in entries.items():
+        # pop each raw node once read: its memory is reused for the slim nodes, so the peak stays
+        # at the parsed JSON's instead of the JSON's plus the nodes'
+        for uid in list(entries):
+            raw = entries.pop(uid)
             if not isinstance(raw, dict):
                 raise ManifestError(
                     f"{path}: node {uid} is a {type(raw).__name__}, not an object; the manifest "
