@@ -75,10 +75,9 @@ def ensure_postgres_installed() -> Path:
         if done.returncode:
             raise EnvError(f"{' '.join(argv)} failed ({done.returncode}): {done.stderr[-2000:]}")
     # Debian's package creates and starts a default cluster: we do not use it, so stop it again.
-    subprocess.run(["pg_ctlcluster", "--help"], capture_output=True)
     for conf in glob.glob("/etc/postgresql/*/main"):
-        version = conf.split("/")[3]
-        subprocess.run(["pg_ctlcluster", version, "main", "stop"], capture_output=True)
+        with contextlib.suppress(OSError):
+            subprocess.run(["pg_ctlcluster", conf.split("/")[3], "main", "stop"], capture_output=True)
     bindir = pg_bin_dir()
     if not bindir:
         raise EnvError("apt-get installed postgresql but no initdb is under /usr/lib/postgresql/*/bin")
