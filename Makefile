@@ -39,7 +39,7 @@ test-fast: $(STAMP) graphviz
 
 # A real Airflow 3 deployment (Postgres from the system's packages, scheduler + dag-processor +
 # api-server, LocalExecutor with parallelism 4) runs the shop DAG and a 200-model synthetic DAG on
-# Postgres; everything it starts, it stops. See docs/how-to/real-scheduler.md (~10 min on 2 cores).
+# Postgres; everything it starts, it stops. See docs/how-to/real-scheduler.md (7-9 min on 2 cores).
 scheduler-test: $(STAMP)
 	$(PY) -m pytest -m e2e tests/test_e2e_scheduler.py -s
 
