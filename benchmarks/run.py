@@ -386,7 +386,7 @@ def _order(rows: dict) -> list[dict]:
 
 def build_table(results: dict) -> list[str]:
     head = (
-        "| manifest | MB | tasks | (a) cold s | (a) warm s | re-build s | (a) peak MB | (b) cosmos s | (b) peak MB "
+        "| manifest | MB | tasks | (a) cold s | (a) warm s | re-build s | (a) peak MB cold / warm | (b) cosmos s | (b) peak MB "
         "| (c) orjson s | (d) floor s | a/b | a/c | a/d | b/a |"
     )
     lines = [head, "|" + "|".join("---" for _ in range(head.count("|") - 1)) + "|"]
@@ -398,7 +398,7 @@ def build_table(results: dict) -> list[str]:
         lines.append(
             "| " + " | ".join([
                 label, f"{r['mb']}", f"{int(_g(r, 'md_cold', 'tasks') or 0):,}",
-                _s(cold), _s(warm), _s(_g(r, "md_cold", "rebuild_s")), _mb(_g(r, "md_cold", "rss_mb")),
+                _s(cold), _s(warm), _s(_g(r, "md_cold", "rebuild_s")), f"{_mb(_g(r, 'md_cold', 'rss_mb'))} / {_mb(_g(r, 'md_warm', 'rss_mb'))}",
                 _s(cos), _mb(_g(r, "cosmos", "rss_mb")), _s(orj), _s(floor),
                 f"{_ratio(cold, cos)} / {_ratio(warm, cos)}", f"{_ratio(cold, orj)} / {_ratio(warm, orj)}",
                 f"{_ratio(cold, floor)} / {_ratio(warm, floor)}", f"{_ratio(cos, cold)} / {_ratio(cos, warm)}",
@@ -468,8 +468,9 @@ def render_report(results: dict) -> str:
         f"- Machine: {v['machine']}",
         f"- Python {v['python']}, Airflow {v['airflow']}, orjson {v['orjson']}, manifest-dag {v['manifest-dag']}",
         f"- astronomer-cosmos {v['cosmos']} (Airflow {v['cosmos airflow']}) in its own venv, `.bench/cosmos-venv`",
-        f"- Last run: {results.get('when', '?')}; 1-minute load average before each case (min / median / max), "
-        "per run: " + "; ".join(f"{k}: {' / '.join(map(str, v))}" for k, v in sorted(results.get("load", {}).items())),
+        f"- Latest run: {results.get('when', '?')}. The tables merge every run's latest figures per row (see"
+        " `--help`); 1-minute load average before each case (min / median / max) per run: "
+        + "; ".join(f"{k}: {' / '.join(map(str, v))}" for k, v in sorted(results.get("load", {}).items())),
         "  (2 cores shared with other work: absolute times are noisy, ratios between cases measured",
         "  side by side are the figures to read)",
         "",
