@@ -27,7 +27,6 @@ from manifest_dag.errors import (
     VenvError,
     WorkspaceError,
 )
-from manifest_dag.graph import DbtGraph
 from manifest_dag.manifest import DbtNode, Manifest, load_manifest
 from manifest_dag.naming import DbtNaming
 
@@ -35,6 +34,7 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from manifest_dag.dag import DbtDag, DbtTaskGroup
+    from manifest_dag.graph import DbtGraph
     from manifest_dag.operators import (
         DbtBuildOperator,
         DbtRunOperator,
@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 # Airflow-facing names load on first use, so `import manifest_dag` stays light for the worker
 # runner and the CLI.
 _LAZY = {
+    "DbtGraph": "manifest_dag.graph",
     "DbtDag": "manifest_dag.dag",
     "DbtTaskGroup": "manifest_dag.dag",
     "DbtVenvOperator": "manifest_dag.operators",

@@ -10,8 +10,10 @@ render layer never walks paths itself.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
+from typing import TYPE_CHECKING
 
-import networkx as nx
+if TYPE_CHECKING:
+    import networkx as nx
 
 from manifest_dag.errors import GraphError
 from manifest_dag.manifest import DbtNode, Manifest
@@ -30,6 +32,10 @@ class DbtGraph:
     __slots__ = ("manifest", "graph", "_order")
 
     def __init__(self, manifest: Manifest) -> None:
+        # networkx costs ~0.5 s to import: only a graph that is really built pays it (a task's
+        # parse with a warm plan cache never does)
+        import networkx as nx
+
         self.manifest = manifest
         graph: nx.DiGraph = nx.DiGraph()
         graph.add_nodes_from(manifest.nodes)
@@ -41,6 +47,8 @@ class DbtGraph:
         self._check_acyclic()
 
     def _check_acyclic(self) -> None:
+        import networkx as nx
+
         try:
             self._order = list(nx.topological_sort(self.graph))
         except nx.NetworkXUnfeasible:
@@ -77,11 +85,15 @@ class DbtGraph:
 
     def ancestors(self, uid: str, depth: int | None = None) -> set[str]:
         if depth is None:
+            import networkx as nx
+
             return nx.ancestors(self.graph, uid)
         return _within(self.graph.predecessors, uid, depth)
 
     def descendants(self, uid: str, depth: int | None = None) -> set[str]:
         if depth is None:
+            import networkx as nx
+
             return nx.descendants(self.graph, uid)
         return _within(self.graph.successors, uid, depth)
 

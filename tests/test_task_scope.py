@@ -167,3 +167,29 @@ def test_a_known_file_identity_skips_hashing(tmp_path: Path, monkeypatch: pytest
     clear_memory()
     with pytest.raises(AssertionError, match="hashed the manifest again"):
         cached_plan(copy, RenderConfig(), lambda: plan_project(project, RenderConfig()), cache_dir=tmp_path / "c")
+
+
+def test_a_task_parse_with_a_warm_cache_imports_no_networkx(tmp_path: Path) -> None:
+    """Airflow's runner parses the DAG file before every task: it must not pay for the graph library."""
+    import subprocess
+    import sys
+
+    code = f"""
+import os, sys
+os.environ["MANIFEST_DAG_PLAN_CACHE"] = {str(tmp_path)!r}
+from manifest_dag import DbtDag, ProjectConfig, VenvConfig
+def build():
+    return DbtDag(dag_id="warm", project_config=ProjectConfig(manifest_path={str(JAFFLE)!r}),
+                  venv_config=VenvConfig(py_requirements=["dbt-core"]), schedule=None)
+if sys.argv[1] == "fill":
+    build()
+else:
+    os.environ["_AIRFLOW_PARSING_CONTEXT_DAG_ID"] = "warm"
+    os.environ["_AIRFLOW_PARSING_CONTEXT_TASK_ID"] = "orders.run"
+    dag = build()
+    assert list(dag.task_dict) == ["orders.run"], list(dag.task_dict)
+    print("networkx" in sys.modules, "manifest_dag.selection" in sys.modules)
+"""
+    subprocess.run([sys.executable, "-c", code, "fill"], check=True, capture_output=True)
+    out = subprocess.run([sys.executable, "-c", code, "task"], check=True, capture_output=True, text=True)
+    assert out.stdout.split()[-2:] == ["False", "False"], out.stdout
