@@ -122,8 +122,19 @@ def median_of(runs: list[dict]) -> dict:
     return out
 
 
+def code_version() -> str:
+    """The manifest-dag commit measured (``+`` when manifest_dag/ has uncommitted changes)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "manifest_dag"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "?"
+    return head + ("+" if dirty else "")
+
+
 def measure(label: str, n: int, python: Path | str, args: list[str], **env: str) -> dict:
     LOADS.append(os.getloadavg()[0])
+    code = code_version()
     runs = []
     for i in range(n):
         t = time.monotonic()
@@ -133,7 +144,10 @@ def measure(label: str, n: int, python: Path | str, args: list[str], **env: str)
             log(f"  {label} run {i + 1}/{n} FAILED: {str(exc)[-600:]}")
             return {"error": str(exc).strip().splitlines()[-1][:300]}
         log(f"  {label} run {i + 1}/{n}: {json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in runs[-1].items()})} ({time.monotonic() - t:.1f} s)")
-    return median_of(runs)
+    out = median_of(runs)
+    out["code"] = code
+    out["load"] = round(LOADS[-1], 1)
+    return out
 
 
 LOADS: list[float] = []  # 1-minute load average before each measured case (the machine is shared)
@@ -409,7 +423,7 @@ def build_table(results: dict) -> list[str]:
 
 def detail_table(results: dict) -> list[str]:
     head = ("| manifest | (a) cold: manifest s | re-build: manifest s | re-build ÷ first manifest | (a) warm: manifest s "
-            "| (a) after-import MB | (c) orjson peak MB | (d) floor: tasks only s | (d) re-build s | (d) peak MB | (b) cosmos tasks | (b) cosmos after-import MB |")
+            "| (a) after-import MB | (c) orjson peak MB | (d) floor: tasks only s | (d) re-build s | (d) peak MB | (b) cosmos tasks | (b) cosmos after-import MB | manifest-dag commit |")
     lines = [head, "|" + "|".join("---" for _ in range(head.count("|") - 1)) + "|"]
     for r in _order(results.get("build", {})):
         label = f"synth {r['models']:,}" if r.get("models") else r["name"]
@@ -418,14 +432,14 @@ def detail_table(results: dict) -> list[str]:
             label, _s(m1), f"{m2 * 1000:.2f} ms" if m2 is not None else "–", f"1/{m1 / m2:,.0f}" if m1 and m2 else "–",
             _s(_g(r, "md_warm", "manifest_s")), _mb(_g(r, "md_cold", "rss_import_mb")), _mb(_g(r, "orjson", "rss_mb")),
             _s(_g(r, "floor", "tasks_s")), _s(_g(r, "floor", "rebuild_s")), _mb(_g(r, "floor", "rss_mb")),
-            f"{int(_g(r, 'cosmos', 'tasks')):,}" if _g(r, "cosmos", "tasks") else "–", _mb(_g(r, "cosmos", "rss_import_mb")),
+            f"{int(_g(r, 'cosmos', 'tasks')):,}" if _g(r, "cosmos", "tasks") else "–", _mb(_g(r, "cosmos", "rss_import_mb")), str(r.get("md_cold", {}).get("code", "–")),
         ]) + " |")
     return lines
 
 
 def parse_table(results: dict) -> list[str]:
     head = ("| manifest | full, cold s | full, warm s | task-scoped, cold s | task-scoped, warm s | cosmos full s "
-            "| scoped warm ÷ full warm | scoped warm ÷ full cold | peak MB full cold / scoped warm |")
+            "| scoped warm ÷ full warm | scoped warm ÷ full cold | peak MB full cold / scoped warm | manifest-dag commit |")
     lines = [head, "|" + "|".join("---" for _ in range(head.count("|") - 1)) + "|"]
     for r in _order(results.get("parse", {})):
         label = f"synth {r['models']:,}" if r.get("models") else r["name"]
@@ -434,6 +448,7 @@ def parse_table(results: dict) -> list[str]:
         lines.append("| " + " | ".join([
             label, _s(fc), _s(fw), _s(tc), _s(tw), _s(_g(r, "cosmos_full", "parse_s")),
             _ratio(tw, fw), _ratio(tw, fc), f"{_mb(_g(r, 'full_cold', 'rss_mb'))} / {_mb(_g(r, 'task_warm', 'rss_mb'))}",
+            str(r.get("task_warm", {}).get("code", "–")),
         ]) + " |")
     return lines
 
@@ -551,14 +566,14 @@ def main(argv: list[str] | None = None) -> int:
         for name, manifest, n in cases:
             if args.build:
                 row = bench_build(name, manifest, args, n)
-                results.setdefault("build", {})[name] = row
+                results.setdefault("build", {}).setdefault(name, {}).update(row)  # keeps cases not re-run
                 save_results(results)
             if args.parse and n in parse_models:
                 if not (BENCH / "skeletons" / f"{name}.json").exists():
                     skeleton(manifest, name)
                 row = bench_parse(name, manifest, args)
                 row["models"] = n
-                results.setdefault("parse", {})[name] = row
+                results.setdefault("parse", {}).setdefault(name, {}).update(row)
                 save_results(results)
         if args.select and not args.quick:
             log("[selection]")
