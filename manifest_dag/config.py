@@ -267,8 +267,3 @@ class RenderConfig:
             from manifest_dag.naming import DbtNaming
 
             _set(self, "naming", DbtNaming())
-
-
-def describe(config: object) -> dict[str, Any]:
-    """A plain dict of a config's fields, for logs and ``inspect``."""
-    return {f.name: getattr(config, f.name) for f in fields(config)}  # type: ignore[arg-type]

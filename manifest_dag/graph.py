@@ -97,9 +97,6 @@ class DbtGraph:
             return nx.descendants(self.graph, uid)
         return _within(self.graph.successors, uid, depth)
 
-    def is_package_node(self, uid: str) -> bool:
-        return self.manifest.nodes[uid].package_name != self.manifest.project_name
-
     # -- tests -----------------------------------------------------------------------------------
     def test_parents(self, uid: str) -> tuple[str, ...]:
         """The nodes a test tests: its ``depends_on.nodes`` (several for relationships tests)."""

@@ -10,7 +10,7 @@ sets; ``link`` does that last step directly. ``tests/test_render.py`` compares i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from airflow.sdk import DAG, TaskGroup
@@ -74,12 +74,3 @@ def asset_outlets(uri: str | None) -> list[Any]:
     from airflow.sdk import Asset
 
     return [Asset(uri)]
-
-
-def group_tasks(tasks: Mapping[str, BaseOperator]) -> dict[str, list[str]]:
-    """Task ids by group id (``None`` for ungrouped), for summaries."""
-    out: dict[str, list[str]] = {}
-    for tid, task in tasks.items():
-        gid = task.task_group.group_id if task.task_group is not None else None
-        out.setdefault(gid, []).append(tid)
-    return out
