@@ -27,14 +27,14 @@ from manifest_dag.errors import (
     VenvError,
     WorkspaceError,
 )
-from manifest_dag.manifest import DbtNode, Manifest, load_manifest
-from manifest_dag.naming import DbtNaming
 
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from manifest_dag.dag import DbtDag, DbtTaskGroup
     from manifest_dag.graph import DbtGraph
+    from manifest_dag.manifest import DbtNode, Manifest, load_manifest
+    from manifest_dag.naming import DbtNaming
     from manifest_dag.operators import (
         DbtBuildOperator,
         DbtRunOperator,
@@ -47,9 +47,13 @@ if TYPE_CHECKING:
     from manifest_dag.plan import RenderPlan, TaskSpec
     from manifest_dag.selection import select_nodes
 
-# Airflow-facing names load on first use, so `import manifest_dag` stays light for the worker
-# runner and the CLI.
+# Most names load on first use, so `import manifest_dag` stays light for the worker runner (a
+# task's DAG-file parse with a warm plan cache loads neither the manifest reader nor the graph).
 _LAZY = {
+    "DbtNaming": "manifest_dag.naming",
+    "DbtNode": "manifest_dag.manifest",
+    "Manifest": "manifest_dag.manifest",
+    "load_manifest": "manifest_dag.manifest",
     "DbtGraph": "manifest_dag.graph",
     "DbtDag": "manifest_dag.dag",
     "DbtTaskGroup": "manifest_dag.dag",

@@ -9,9 +9,9 @@ seconds; the plan it yields is small plain data. So plans are cached at two leve
 - on disk, keyed by the manifest's *content* digest and the render options, so a fresh process
   (a task on a worker, a DAG-processor child) reads a ~1 MB pickle instead of a ~100 MB JSON.
 
-A disk entry carries a header with a format version and a SHA-256 of its payload; anything that
-does not check out (truncated, corrupt, other version, unreadable) is ignored and rewritten, never
-trusted. Entries are written to a temp file and renamed into place, so readers never see half a file.
+A disk entry is read part by part (see ``_EntryReader``): a task's parse on a worker decodes only
+its own task, the DAG processor the whole plan. Every part is checksummed; anything that does not
+check out (truncated, corrupt, other version, unreadable) is ignored and rebuilt, never trusted. Entries are written to a temp file and renamed into place, so readers never see half a file.
 The directory is created 0700: entries are pickles, read only from a directory this user owns.
 """
 
@@ -21,30 +21,160 @@ import hashlib
 import logging
 import os
 import pickle
+import struct
 import tempfile
+import zlib
+from array import array
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from manifest_dag.plan import RenderPlan
+from manifest_dag._gc import paused_gc
+from manifest_dag.plan import GroupSpec, RenderPlan, TaskSpec
 
 log = logging.getLogger(__name__)
 
-_MAGIC = b"MDPLAN1\n"
-FORMAT = 2  # bump when RenderPlan/TaskSpec change shape
+_MAGIC = b"MDPLAN2\n"
+_HEAD = struct.Struct("<QQ32s32s")  # meta length, plan length, sha256(meta), sha256(plan)
+FORMAT = 3  # bump when RenderPlan/TaskSpec change shape
 _MEMO_MAX = 16
 
 
-@dataclass(frozen=True)
-class PlannedManifest:
-    """A manifest's plan plus the few facts about the manifest that DAG building needs."""
+class _CorruptEntry(Exception):
+    """A part of a cache entry that does not check out: rebuild, never trust."""
 
-    digest: str
-    dbt_version: str
-    adapter_type: str | None
-    project_name: str
-    plan: RenderPlan
+
+class _EntryReader:
+    """Reads one cache entry part by part.
+
+    Layout: magic, ``_HEAD``, *meta* (facts about the manifest, plus every task id with the offset
+    and CRC-32 of its record), the whole *plan* (one pickle), then one *record* per task (its
+    ``TaskSpec`` and ``GroupSpec``). A task's parse on a worker reads the header, the meta and one
+    record; the DAG processor reads the plan. Each part is checked before it is unpickled.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        with path.open("rb") as fh:
+            head = fh.read(len(_MAGIC) + _HEAD.size)
+            if len(head) < len(_MAGIC) + _HEAD.size or not head.startswith(_MAGIC):
+                raise _CorruptEntry("not a plan cache entry of this version")
+            meta_len, self.plan_len, meta_sha, self.plan_sha = _HEAD.unpack_from(head, len(_MAGIC))
+            if len(head) + meta_len + self.plan_len > os.fstat(fh.fileno()).st_size:
+                raise _CorruptEntry("truncated, or lengths in its header are wrong")
+            blob = fh.read(meta_len)
+        if len(blob) != meta_len or hashlib.sha256(blob).digest() != meta_sha:
+            raise _CorruptEntry("checksum mismatch in its header")
+        meta = _unpickle(blob)
+        if not isinstance(meta, dict):
+            raise _CorruptEntry("malformed header")
+        self.meta = meta
+        self.plan_at = len(head) + meta_len
+        self.records_at = self.plan_at + self.plan_len
+        self._ids: dict[str, int] | None = None
+
+    def _index(self) -> dict[str, int]:
+        if self._ids is None:
+            self._ids = {task_id: i for i, task_id in enumerate(self.meta["ids"])}
+        return self._ids
+
+    def has(self, task_id: str) -> bool:
+        return task_id in self._index()
+
+    def _read(self, offset: int, length: int) -> bytes:
+        with self.path.open("rb") as fh:
+            fh.seek(offset)
+            blob = fh.read(length)
+        if len(blob) != length:
+            raise _CorruptEntry("truncated")
+        return blob
+
+    def plan(self) -> RenderPlan:
+        blob = self._read(self.plan_at, self.plan_len)
+        if hashlib.sha256(blob).digest() != self.plan_sha:
+            raise _CorruptEntry("checksum mismatch in its plan")
+        plan = _unpickle(blob)
+        if not isinstance(plan, RenderPlan):
+            raise _CorruptEntry("malformed plan")
+        return plan
+
+    def record(self, task_id: str) -> tuple[TaskSpec, GroupSpec | None]:
+        i = self._index()[task_id]
+        offsets, crcs = array("Q", self.meta["offsets"]), array("I", self.meta["crcs"])
+        blob = self._read(self.records_at + offsets[i], offsets[i + 1] - offsets[i])
+        if zlib.crc32(blob) != crcs[i]:
+            raise _CorruptEntry(f"checksum mismatch in the record of {task_id}")
+        spec, group = _unpickle(blob)
+        if not isinstance(spec, TaskSpec) or spec.task_id != task_id or not (group is None or isinstance(group, GroupSpec)):
+            raise _CorruptEntry(f"malformed record for {task_id}")
+        return spec, group
+
+
+def _unpickle(blob: bytes) -> Any:
+    try:
+        with paused_gc():  # tens of thousands of small objects, no cycles
+            return pickle.loads(blob)  # noqa: S301 - our own file, in a 0700 directory, checksummed
+    except Exception as exc:  # noqa: BLE001 - any unpickling problem means: rebuild
+        raise _CorruptEntry(f"cannot unpickle ({type(exc).__name__})") from None
+
+
+class PlannedManifest:
+    """A manifest's plan plus the few facts about the manifest that DAG building needs.
+
+    Read from disk, the plan itself is decoded on first use only: a task's parse asks for one
+    task (``task``) and never pays for the other thousands. A part found corrupt then is rebuilt
+    from the manifest (``rebuild``), like a corrupt entry found up front.
+    """
+
+    __slots__ = ("digest", "dbt_version", "adapter_type", "project_name", "_plan", "_reader", "_rebuild")
+
+    def __init__(
+        self,
+        digest: str,
+        dbt_version: str,
+        adapter_type: str | None,
+        project_name: str,
+        plan: RenderPlan | None = None,
+        *,
+        reader: _EntryReader | None = None,
+        rebuild: Callable[[], RenderPlan] | None = None,
+    ) -> None:
+        self.digest, self.dbt_version, self.adapter_type, self.project_name = digest, dbt_version, adapter_type, project_name
+        self._plan, self._reader, self._rebuild = plan, reader, rebuild
+
+    @property
+    def plan(self) -> RenderPlan:
+        if self._plan is None:
+            try:
+                assert self._reader is not None
+                self._plan = self._reader.plan()
+            except (_CorruptEntry, OSError) as exc:
+                self._plan = self._rebuilt(exc)
+            self._reader = None
+        return self._plan
+
+    def _rebuilt(self, exc: BaseException) -> RenderPlan:
+        where = self._reader.path if self._reader is not None else "?"
+        log.warning("manifest-dag: plan cache entry %s: %s; rebuilding it", where, exc)
+        if self._rebuild is None:
+            raise RuntimeError("a lazily read plan without a way to rebuild it") from exc
+        return self._rebuild()
+
+    def __contains__(self, task_id: object) -> bool:
+        if self._plan is None and self._reader is not None:
+            return isinstance(task_id, str) and self._reader.has(task_id)
+        return task_id in self.plan
+
+    def task(self, task_id: str) -> tuple[TaskSpec, GroupSpec | None]:
+        """One task and its group, without decoding the whole plan when it is still on disk."""
+        if self._plan is None and self._reader is not None:
+            try:
+                return self._reader.record(task_id)
+            except (_CorruptEntry, OSError) as exc:
+                log.warning("manifest-dag: plan cache entry %s: %s; reading the whole plan", self._reader.path, exc)
+        plan = self.plan
+        return plan.task(task_id), plan.group_of(task_id)
 
 
 _memo: dict[tuple[Any, ...], PlannedManifest] = {}
@@ -121,32 +251,57 @@ def _remember_digest(directory: Path, ident: tuple[Any, ...], digest: str) -> No
         log.warning("manifest-dag: cannot write plan cache index %s: %s", path, exc)
 
 
-def _read_entry(entry: Path) -> PlannedManifest | None:
+def _read_entry(entry: Path, digest: str, rebuild: Callable[[], RenderPlan]) -> PlannedManifest | None:
+    """The entry's facts with a lazily decoded plan, or None when it is missing, corrupt or foreign."""
     try:
-        blob = entry.read_bytes()
-    except OSError:
+        reader = _EntryReader(entry)
+    except FileNotFoundError:
         return None
-    head = len(_MAGIC) + 32
-    if len(blob) < head or not blob.startswith(_MAGIC):
+    except (_CorruptEntry, OSError) as exc:
+        log.warning("manifest-dag: ignoring plan cache entry %s: %s", entry, exc)
         return None
-    checksum, payload = blob[len(_MAGIC) : head], blob[head:]
-    if hashlib.sha256(payload).digest() != checksum:
-        log.warning("manifest-dag: ignoring corrupt plan cache entry %s", entry)
-        return None
+    meta = reader.meta
     try:
-        value = pickle.loads(payload)  # noqa: S301 - our own file, in a 0700 directory, checksummed
-    except Exception:  # noqa: BLE001 - any unpickling problem means: rebuild
+        if meta["digest"] != digest:
+            return None
+        return PlannedManifest(
+            str(meta["digest"]), str(meta["dbt_version"]), meta["adapter_type"], str(meta["project_name"]),
+            reader=reader, rebuild=rebuild,
+        )
+    except (KeyError, TypeError) as exc:
+        log.warning("manifest-dag: ignoring plan cache entry %s: malformed header (%s)", entry, exc)
         return None
-    return value if isinstance(value, PlannedManifest) else None
 
 
 def _write_entry(entry: Path, value: PlannedManifest) -> None:
+    plan = value.plan
+    groups = {g.group_id: g for g in plan.groups}
+    records = [pickle.dumps((t, groups.get(t.group_id or "")), protocol=pickle.HIGHEST_PROTOCOL) for t in plan.tasks]
+    offsets = array("Q", [0])
+    for r in records:
+        offsets.append(offsets[-1] + len(r))
+    meta = pickle.dumps(
+        {
+            "digest": value.digest,
+            "dbt_version": value.dbt_version,
+            "adapter_type": value.adapter_type,
+            "project_name": value.project_name,
+            "ids": tuple(t.task_id for t in plan.tasks),
+            "offsets": offsets.tobytes(),
+            "crcs": array("I", [zlib.crc32(r) for r in records]).tobytes(),
+        },
+        protocol=pickle.HIGHEST_PROTOCOL,
+    )
+    whole = pickle.dumps(plan, protocol=pickle.HIGHEST_PROTOCOL)
+    head = _MAGIC + _HEAD.pack(len(meta), len(whole), hashlib.sha256(meta).digest(), hashlib.sha256(whole).digest())
     try:
         entry.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         fd, tmp = tempfile.mkstemp(prefix=".plan-", dir=entry.parent)
         with os.fdopen(fd, "wb") as fh:
-            fh.write(_MAGIC + hashlib.sha256(payload).digest() + payload)
+            fh.write(head)
+            fh.write(meta)
+            fh.write(whole)
+            fh.writelines(records)
         os.replace(tmp, entry)
     except OSError as exc:  # a read-only or full cache dir must not fail the DAG import
         log.warning("manifest-dag: cannot write plan cache entry %s: %s", entry, exc)
@@ -173,25 +328,22 @@ def cached_plan(
     digest = ""
     source = "built"
     value: PlannedManifest | None = None
+
+    def build_and_store() -> PlannedManifest:
+        manifest, plan = build()
+        built = PlannedManifest(digest, manifest.dbt_version, manifest.adapter_type, manifest.project_name, plan)
+        if entry is not None:
+            _write_entry(entry, built)
+        return built
+
     if directory is not None and ident is not None:
         digest = _known_digest(Path(directory), ident) or file_digest(manifest_path)
         entry = Path(directory) / f"{digest}-{rkey}.plan"
-        value = _read_entry(entry)
-        if value is not None and value.digest != digest:
-            value = None
+        value = _read_entry(entry, digest, lambda: build_and_store().plan)
         if value is not None:
             source = "disk"
     if value is None:
-        manifest, plan = build()
-        value = PlannedManifest(
-            digest=digest,
-            dbt_version=manifest.dbt_version,
-            adapter_type=manifest.adapter_type,
-            project_name=manifest.project_name,
-            plan=plan,
-        )
-        if entry is not None:
-            _write_entry(entry, value)
+        value = build_and_store()
     if directory is not None and ident is not None and digest:
         _remember_digest(Path(directory), ident, digest)
     if memo_key is not None:

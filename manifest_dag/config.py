@@ -190,13 +190,13 @@ class VenvConfig:
             not isinstance(self.warm_processes, int) or isinstance(self.warm_processes, bool) or self.warm_processes < 0
         ):
             raise _fail(type(self), "warm_processes", f"must be a whole number >= 0, got {self.warm_processes!r}")
-        from manifest_dag.venv import normalise_requirements
+        from manifest_dag.requirements import normalise_requirements
 
         normalise_requirements(self.py_requirements)  # raises ConfigError naming a bad one
 
     def __repr__(self) -> str:
         """Index URLs may carry ``user:password@``: never show it (configs end up in logs)."""
-        from manifest_dag.venv import mask_secrets
+        from manifest_dag.requirements import mask_secrets
 
         inner = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self))
         return f"VenvConfig({mask_secrets(inner)})"

@@ -10,19 +10,22 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import DAG, TaskGroup
 from airflow.sdk.bases.operator import BaseOperator
 
-from manifest_dag.cache import cached_plan
+from manifest_dag._gc import paused_gc
+from manifest_dag.cache import PlannedManifest, cached_plan
 from manifest_dag.config import ProfileConfig, ProjectConfig, RenderConfig, VenvConfig
 from manifest_dag.errors import ConfigError
-from manifest_dag.manifest import Manifest
 from manifest_dag.operators import OPERATOR_FOR_COMMAND
 from manifest_dag.plan import RenderPlan, TaskSpec
 from manifest_dag.project import plan_project as _plan_project
 from manifest_dag.render import asset_outlets, render_one, render_plan
+
+if TYPE_CHECKING:
+    from manifest_dag.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +96,7 @@ class _OperatorFactory:
 TASK_SCOPE_ENV = "MANIFEST_DAG_TASK_SCOPED"
 
 
-def _task_scope(dag: DAG, parent_group: TaskGroup | None, plan: RenderPlan, enabled: bool) -> str | None | bool:
+def _task_scope(dag: DAG, parent_group: TaskGroup | None, plan: PlannedManifest, enabled: bool) -> str | None | bool:
     """What this parse must build: ``True`` everything, ``False`` nothing, or one task's plan id.
 
     Airflow's task runner parses the whole DAG file before every task, inside a parsing context
@@ -133,7 +136,12 @@ def build_into(
     venv_config: VenvConfig | None,
     render_config: RenderConfig | None,
     operator_args: Mapping[str, Any] | None,
-) -> tuple[RenderPlan, dict[str, BaseOperator]]:
+) -> tuple[PlannedManifest, dict[str, BaseOperator]]:
+    """Plan (or read the cached plan) and create the operators this parse needs.
+
+    Returns the planned manifest, whose ``plan`` is decoded on first use: a task-scoped parse
+    never decodes the whole plan.
+    """
     _check(project_config, ProjectConfig, "project_config", required=True)
     _check(profile_config, ProfileConfig, "profile_config")
     _check(venv_config, VenvConfig, "venv_config")
@@ -147,7 +155,6 @@ def build_into(
         lambda: plan_project(project_config, render_config),
         cache_dir=project_config.plan_cache_dir if project_config.plan_cache_dir is not None else True,
     )
-    plan = planned.plan
     if venv_config is None:
         if planned.dbt_version == "unknown":
             raise ConfigError(
@@ -156,14 +163,16 @@ def build_into(
             )
         venv_config = VenvConfig.for_manifest(planned.dbt_version, planned.adapter_type)
     factory = _OperatorFactory(project_config, profile_config, venv_config, operator_args or {})
-    scope = _task_scope(dag, parent_group, plan, render_config.task_scoped)
+    scope = _task_scope(dag, parent_group, planned, render_config.task_scoped)
     if scope is True:
-        tasks = render_plan(plan, dag=dag, parent_group=parent_group, make_operator=factory)
+        with paused_gc():  # thousands of live operators: collecting while creating them finds nothing
+            tasks = render_plan(planned.plan, dag=dag, parent_group=parent_group, make_operator=factory)
     elif scope is False:
         tasks = {}
     else:
-        tasks = render_one(plan, str(scope), dag=dag, parent_group=parent_group, make_operator=factory)
-    return plan, tasks
+        spec, group = planned.task(str(scope))
+        tasks = render_one(spec, group, dag=dag, parent_group=parent_group, make_operator=factory)
+    return planned, tasks
 
 
 class DbtDag(DAG):
@@ -183,7 +192,7 @@ class DbtDag(DAG):
         **dag_kwargs: Any,
     ) -> None:
         super().__init__(**dag_kwargs)
-        plan, tasks = build_into(
+        self._dbt_planned, _tasks = build_into(
             dag=self,
             parent_group=None,
             project_config=project_config,
@@ -192,7 +201,11 @@ class DbtDag(DAG):
             render_config=render_config,
             operator_args=operator_args,
         )
-        self.dbt_plan = plan
+
+    @property
+    def dbt_plan(self) -> RenderPlan:
+        """The plan this was built from (all tasks, also when this parse built only one)."""
+        return self._dbt_planned.plan
 
 
 class DbtTaskGroup(TaskGroup):
@@ -210,7 +223,7 @@ class DbtTaskGroup(TaskGroup):
         **group_kwargs: Any,
     ) -> None:
         super().__init__(group_id=group_id, **group_kwargs)
-        plan, tasks = build_into(
+        self._dbt_planned, _tasks = build_into(
             dag=self.dag,
             parent_group=self,
             project_config=project_config,
@@ -219,4 +232,8 @@ class DbtTaskGroup(TaskGroup):
             render_config=render_config,
             operator_args=operator_args,
         )
-        self.dbt_plan = plan
+
+    @property
+    def dbt_plan(self) -> RenderPlan:
+        """The plan this was built from (all tasks, also when this parse built only one)."""
+        return self._dbt_planned.plan

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+from typing import TYPE_CHECKING
 
-from manifest_dag.manifest import DbtNode
+if TYPE_CHECKING:  # the worker's task parse names nodes without loading a manifest
+    from manifest_dag.manifest import DbtNode
 
 #: Airflow allows letters, digits, ``_``, ``-`` and ``.`` in task ids; ``.`` joins group and task.
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")

@@ -18,10 +18,13 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from manifest_dag.config import RenderConfig, SourceRendering, TestBehavior
-from manifest_dag.graph import EXECUTABLE_TYPES, TEST_TYPES, DbtGraph
-from manifest_dag.manifest import DbtNode
+
+if TYPE_CHECKING:  # planning needs them; reading a cached plan (a task's parse) does not
+    from manifest_dag.graph import DbtGraph
+    from manifest_dag.manifest import DbtNode
 
 _COMMAND_OF = {"model": "run", "seed": "seed", "snapshot": "snapshot", "source": "source freshness"}
 
@@ -72,12 +75,23 @@ class TaskSpec:
         """The dbt argv after ``dbt``: command and selection (flags are added by the operator)."""
         return command_args(self.command, self.select, self.exclude, self.selector, self.indirect_selection)
 
+    def __reduce__(self) -> tuple[type[TaskSpec], tuple[object, ...]]:
+        """A plain constructor call: slotted dataclasses otherwise unpickle through
+        ``dataclasses.fields()`` per object, which made reading a cached plan 10× slower."""
+        return TaskSpec, (
+            self.task_id, self.command, self.select, self.exclude, self.selector, self.indirect_selection,
+            self.group_id, self.node_ids, self.upstream, self.doc_md, self.outlet_uri,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class GroupSpec:
     group_id: str
     node_id: str
     tooltip: str = ""
+
+    def __reduce__(self) -> tuple[type[GroupSpec], tuple[str, str, str]]:
+        return GroupSpec, (self.group_id, self.node_id, self.tooltip)
 
 
 @dataclass(frozen=True)
@@ -100,6 +114,11 @@ class RenderPlan:
     def __contains__(self, task_id: object) -> bool:
         return task_id in self._index
 
+    def group_of(self, task_id: str) -> GroupSpec | None:
+        """The TaskGroup a task sits in (None: directly in the DAG or the DbtTaskGroup)."""
+        group_id = self._index[task_id].group_id
+        return next((g for g in self.groups if g.group_id == group_id), None) if group_id else None
+
     def edges(self) -> Iterator[tuple[str, str]]:
         for task in self.tasks:
             for up in task.upstream:
@@ -115,11 +134,22 @@ class RenderPlan:
 
 def plan_tasks(graph: DbtGraph, selected: Iterable[str], config: RenderConfig) -> RenderPlan:
     """Turn the selected node ids into the task plan ``config`` asks for."""
-    return _Planner(graph, frozenset(selected), config).plan()
+    from manifest_dag.graph import EXECUTABLE_TYPES, TEST_TYPES
+
+    return _Planner(graph, frozenset(selected), config, EXECUTABLE_TYPES, TEST_TYPES).plan()
 
 
 class _Planner:
-    def __init__(self, graph: DbtGraph, selected: frozenset[str], config: RenderConfig) -> None:
+    def __init__(
+        self,
+        graph: DbtGraph,
+        selected: frozenset[str],
+        config: RenderConfig,
+        executable_types: frozenset[str],
+        test_types: frozenset[str],
+    ) -> None:
+        self.executable_types = executable_types
+        self.test_types = test_types
         self.graph = graph
         self.nodes = graph.nodes
         self.selected = selected
@@ -139,7 +169,7 @@ class _Planner:
     def _renders(self, node: DbtNode) -> bool:
         if not self._keeps_package(node):
             return False
-        if node.resource_type in EXECUTABLE_TYPES:
+        if node.resource_type in self.executable_types:
             return not node.is_ephemeral
         return (
             node.resource_type == "source"
@@ -153,7 +183,7 @@ class _Planner:
         tests = [
             u
             for u in order
-            if u in selected and nodes[u].resource_type in TEST_TYPES and self._keeps_package(nodes[u])
+            if u in selected and nodes[u].resource_type in self.test_types and self._keeps_package(nodes[u])
         ]
         attaches = self.behavior in (TestBehavior.AFTER_EACH, TestBehavior.BUILD)
         # A source's tests gate what reads the source, as in `dbt build`: such a source becomes a
@@ -231,7 +261,7 @@ class _Planner:
             self.naming.dbt_selector(nodes[c])
             for c in graph.children(uid)
             if c not in self.selected
-            and nodes[c].resource_type in TEST_TYPES
+            and nodes[c].resource_type in self.test_types
             and len(graph.test_parents(c)) == 1
         )
 
@@ -362,7 +392,7 @@ class _Planner:
             exclude=tuple(exclude),
             selector=config.selector,
             indirect_selection=config.indirect_selection if config.indirect_selection != "eager" else None,
-            node_ids=tuple(u for u in self.selected if self.nodes[u].resource_type in TEST_TYPES),
+            node_ids=tuple(u for u in self.selected if self.nodes[u].resource_type in self.test_types),
             doc_md="All selected dbt tests, after every model.",
             upstream=leaves,
         )

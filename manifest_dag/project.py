@@ -12,9 +12,13 @@ from pathlib import Path
 
 from manifest_dag.config import RenderConfig
 from manifest_dag.errors import SelectionError
-from manifest_dag.graph import DbtGraph
-from manifest_dag.manifest import Manifest, load_manifest
+from typing import TYPE_CHECKING
+
 from manifest_dag.plan import RenderPlan, plan_tasks
+
+if TYPE_CHECKING:  # imported on use: a warm plan cache never loads a manifest
+    from manifest_dag.graph import DbtGraph
+    from manifest_dag.manifest import Manifest
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,8 @@ def plan_project(
 
     ``describe`` names the selection in that error (the CLI names its own options).
     """
+    from manifest_dag.graph import DbtGraph
+    from manifest_dag.manifest import load_manifest
     from manifest_dag.selection import select_nodes
 
     rc = render_config or RenderConfig()

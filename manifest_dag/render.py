@@ -16,7 +16,7 @@ from typing import Any
 from airflow.sdk import DAG, TaskGroup
 from airflow.sdk.bases.operator import BaseOperator
 
-from manifest_dag.plan import RenderPlan, TaskSpec
+from manifest_dag.plan import GroupSpec, RenderPlan, TaskSpec
 
 MakeOperator = Callable[..., BaseOperator]
 
@@ -52,20 +52,20 @@ def render_plan(
 
 
 def render_one(
-    plan: RenderPlan,
-    task_id: str,
+    spec: TaskSpec,
+    group_spec: GroupSpec | None,
     *,
     dag: DAG,
     parent_group: TaskGroup | None,
     make_operator: Callable[[TaskSpec, TaskGroup | None, DAG], BaseOperator],
 ) -> dict[str, BaseOperator]:
-    """Only ``task_id`` (and its group): what Airflow's task runner needs to run that task."""
-    spec = plan.task(task_id)
+    """Only ``spec``'s task (and its group): what Airflow's task runner needs to run that task."""
     group = parent_group
-    if spec.group_id:
-        g = next(g for g in plan.groups if g.group_id == spec.group_id)
-        group = TaskGroup(group_id=g.group_id, tooltip=g.tooltip, parent_group=parent_group, dag=dag)
-    return {task_id: make_operator(spec, group, dag)}
+    if group_spec is not None:
+        group = TaskGroup(
+            group_id=group_spec.group_id, tooltip=group_spec.tooltip, parent_group=parent_group, dag=dag
+        )
+    return {spec.task_id: make_operator(spec, group, dag)}
 
 
 def asset_outlets(uri: str | None) -> list[Any]:

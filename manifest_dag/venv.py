@@ -63,10 +63,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from filelock import FileLock, Timeout
-from packaging.requirements import InvalidRequirement, Requirement
+from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from manifest_dag.errors import ConfigError, VenvError
+from manifest_dag.requirements import mask_secrets, normalise_requirements
 
 __all__ = [
     "MARKER_NAME",
@@ -102,22 +103,6 @@ _EXPERIMENTAL_PARSER_HINT = (
 # secrets
 
 
-_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^\s/]+)@")
-
-
-def _mask_userinfo(match: re.Match[str]) -> str:
-    user, sep, _password = match.group("userinfo").partition(":")
-    # "user:password@" keeps the user; a lone "token@" is usually the secret itself.
-    return f"{match.group('scheme')}{user}:****@" if sep else f"{match.group('scheme')}****@"
-
-
-def mask_secrets(text: str) -> str:
-    """Hide credentials in URLs (``https://user:pw@host`` -> ``https://user:****@host``).
-
-    Index URLs often carry credentials and end up in task logs, error messages and the marker
-    file; everything this module writes or raises goes through here first.
-    """
-    return _USERINFO.sub(_mask_userinfo, text)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -190,43 +175,6 @@ class VenvSpec:
             f"pip_args={self.pip_args!r}, verify_command={self.verify_command!r})"
         )
 
-
-def _canonical_requirement(req: Requirement) -> str:
-    name = canonicalize_name(req.name)
-    extras = f"[{','.join(sorted(canonicalize_name(e) for e in req.extras))}]" if req.extras else ""
-    if req.url:
-        text = f"{name}{extras} @ {req.url}"
-        return f"{text} ; {req.marker}" if req.marker else text
-    text = f"{name}{extras}{req.specifier}"  # SpecifierSet's str is sorted and space-free
-    return f"{text}; {req.marker}" if req.marker else text
-
-
-def normalise_requirements(reqs: Iterable[str] | str) -> tuple[str, ...]:
-    """Canonical, sorted, duplicate-free PEP 508 strings.
-
-    ``"DBT_Core >= 1.11 "`` and ``"dbt-core>=1.11"`` must give the same venv key, or every
-    spelling of the same set would build (and keep) its own venv.
-    """
-    items: Iterable[Any] = (reqs,) if isinstance(reqs, str) else reqs
-    if not isinstance(items, Iterable):
-        raise ConfigError(f"requirements must be a sequence of strings, got {type(reqs).__name__}")
-    seen: set[str] = set()
-    for raw in items:
-        if not isinstance(raw, str):
-            raise ConfigError(f"requirement {raw!r} is a {type(raw).__name__}, not a string")
-        text = raw.strip()
-        try:
-            if not text:
-                raise InvalidRequirement("empty string")
-            req = Requirement(text)
-        except InvalidRequirement as exc:
-            raise ConfigError(
-                f"invalid requirement {mask_secrets(repr(raw))}: {mask_secrets(str(exc))}. Requirements are "
-                "PEP 508 strings such as 'dbt-core~=1.11.0'; installer options (-r, -e, --index-url, "
-                "--find-links, -c) belong in VenvSpec's index_url, find_links, constraints or pip_args."
-            ) from None
-        seen.add(_canonical_requirement(req))
-    return tuple(sorted(seen))
 
 
 @dataclass(frozen=True, slots=True)
