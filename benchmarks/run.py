@@ -271,6 +271,7 @@ def bench_build(name: str, manifest: Path, args: argparse.Namespace, models: int
                              MANIFEST_DAG_PLAN_CACHE=str(cache))
     row["orjson"] = measure("orjson", runs, PY, ["build", "orjson", str(manifest)])
     row["floor"] = measure("linear floor", runs, PY, ["build", "floor", str(manifest), "--skeleton", str(skel), "--rebuilds", "1"])
+    row["floor_nogc"] = measure("linear floor, GC off", runs, PY, ["build", "floor", str(manifest), "--skeleton", str(skel), "--no-gc"])
     if args.cosmos and (models is None or models <= args.cosmos_max):
         proj = cosmos_project(name, project_name(manifest))
         row["cosmos"] = measure(
@@ -423,7 +424,7 @@ def build_table(results: dict) -> list[str]:
 
 def detail_table(results: dict) -> list[str]:
     head = ("| manifest | (a) cold: manifest s | re-build: manifest s | re-build ÷ first manifest | (a) warm: manifest s "
-            "| (a) after-import MB | (c) orjson peak MB | (d) floor: tasks only s | (d) re-build s | (d) peak MB | (b) cosmos tasks | (b) cosmos after-import MB | manifest-dag commit |")
+            "| (a) after-import MB | (c) orjson peak MB | (d) floor: tasks only s | (d) re-build s | (d) peak MB | (d') floor, GC off s | (a) cold ÷ (d') | (b) cosmos tasks | (b) cosmos after-import MB | manifest-dag commit |")
     lines = [head, "|" + "|".join("---" for _ in range(head.count("|") - 1)) + "|"]
     for r in _order(results.get("build", {})):
         label = f"synth {r['models']:,}" if r.get("models") else r["name"]
@@ -432,6 +433,7 @@ def detail_table(results: dict) -> list[str]:
             label, _s(m1), f"{m2 * 1000:.2f} ms" if m2 is not None else "–", f"1/{m1 / m2:,.0f}" if m1 and m2 else "–",
             _s(_g(r, "md_warm", "manifest_s")), _mb(_g(r, "md_cold", "rss_import_mb")), _mb(_g(r, "orjson", "rss_mb")),
             _s(_g(r, "floor", "tasks_s")), _s(_g(r, "floor", "rebuild_s")), _mb(_g(r, "floor", "rss_mb")),
+            _s(_g(r, "floor_nogc", "build_s")), _ratio(_g(r, "md_cold", "build_s"), _g(r, "floor_nogc", "build_s")),
             f"{int(_g(r, 'cosmos', 'tasks')):,}" if _g(r, "cosmos", "tasks") else "–", _mb(_g(r, "cosmos", "rss_import_mb")), str(r.get("md_cold", {}).get("code", "–")),
         ]) + " |")
     return lines
