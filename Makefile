@@ -9,7 +9,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES ?= False
 export AIRFLOW__CORE__UNIT_TEST_MODE ?= True
 export DBT_SEND_ANONYMOUS_USAGE_STATS ?= false
 
-.PHONY: install test test-fast demo bench golden clean docs graphviz scheduler-test
+.PHONY: install test test-fast demo bench bench-worker golden clean docs graphviz scheduler-test
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -62,3 +62,7 @@ golden:
 # prints the table and writes docs/performance.md. BENCH_ARGS=--quick for N = 100 and 1,000 only.
 bench: $(STAMP)
 	$(PY) benchmarks/run.py $(BENCH_ARGS)
+
+# Worker-side benchmarks vs cosmos, real dbt (writes docs/performance-worker.md; BENCH_ARGS=--quick for a slice).
+bench-worker: $(STAMP)
+	$(PY) benchmarks/worker.py $(BENCH_ARGS)

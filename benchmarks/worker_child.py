@@ -1,0 +1,45 @@
+"""One whole-DAG run through ``dag.test()``, in a fresh process; prints one JSON line last.
+
+Run by ``benchmarks/worker.py`` with the repo's ``.venv`` Python (manifest-dag) or with
+``.bench/cosmos-venv``'s Python (astronomer-cosmos); imports neither tool itself, only Airflow:
+
+    python benchmarks/worker_child.py <dags_folder> <dag_id>
+
+Airflow reads its settings (home, dags folder) from the environment at import time, so the
+parent sets them. ``dag_s`` is the wall time of ``dag.test()`` alone (after imports and the
+DagBag load); each task's ``duration`` is Airflow's own (``end_date - start_date``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+MARK = "BENCH_RESULT "
+
+
+def main() -> int:
+    folder, dag_id = sys.argv[1:3]
+    t0 = time.perf_counter()
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(folder, safe_mode=False)
+    if bag.import_errors:
+        print(MARK + json.dumps({"import_errors": {str(k): v for k, v in bag.import_errors.items()}}))
+        return 1
+    dag = bag.get_dag(dag_id)
+    load_s = time.perf_counter() - t0
+    t = time.perf_counter()
+    run = dag.test()
+    dag_s = time.perf_counter() - t
+    tasks = {
+        ti.task_id: {"state": str(ti.state), "duration": ti.duration}
+        for ti in run.get_task_instances()
+    }
+    print(MARK + json.dumps({"state": str(run.state), "dag_s": dag_s, "load_s": load_s, "tasks": tasks}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""``make bench-worker``'s pure parts: overhead from run_results.json, percentiles, tables, targets.
+
+Offline and fast: no dbt, no Airflow, no network; speed is measured by the benchmark, not here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def _worker():
+    spec = importlib.util.spec_from_file_location("bench_worker", REPO / "benchmarks" / "worker.py")
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(module)
+    return module
+
+
+w = _worker()
+
+
+def rr(*times: float) -> dict:
+    """A run_results.json with one result per execution time."""
+    return {
+        "metadata": {"dbt_version": "1.11.0"},
+        "elapsed_time": sum(times) + 1.0,
+        "results": [
+            {"unique_id": f"model.p.m{i}", "status": "success", "execution_time": t, "timing": []}
+            for i, t in enumerate(times)
+        ],
+    }
+
+
+def test_node_seconds_sums_execution_times() -> None:
+    assert w.node_seconds(rr(0.25, 0.5, 1.25)) == pytest.approx(2.0)
+    assert w.node_seconds({"results": []}) == 0.0
+    assert w.node_seconds({"results": [{"execution_time": None}]}) == 0.0
+
+
+def test_task_overhead_is_duration_minus_node_time() -> None:
+    assert w.task_overhead(3.0, rr(0.5, 0.25)) == pytest.approx(2.25)
+    assert w.task_overhead(None, rr(1.0)) is None
+    assert w.task_overhead(3.0, None) is None
+
+
+def test_percentile_interpolates() -> None:
+    assert w.percentile([], 90) is None
+    assert w.percentile([4.0], 90) == 4.0
+    assert w.percentile([1, 2, 3, 4, 5], 50) == 3
+    assert w.percentile(range(1, 11), 90) == pytest.approx(9.1)
+
+
+def test_summarize_run_uses_only_tasks_that_ran() -> None:
+    child = {
+        "state": "success",
+        "dag_s": 12.0,
+        "tasks": {
+            "a_seed": {"state": "success", "duration": 2.0},
+            "b.run": {"state": "success", "duration": 1.0},
+            "b.test": {"state": "success", "duration": 4.0},
+            "c.run": {"state": "upstream_failed", "duration": None},
+        },
+    }
+    out = w.summarize_run(child, {"a_seed": rr(0.5), "b.run": rr(0.25), "b.test": rr(1.0, 1.0)})
+    assert out["tasks"] == 4 and out["ok"] == 3
+    assert out["task_median_s"] == 2.0
+    assert out["overhead_median_s"] == pytest.approx(1.5)  # 1.5, 0.75, 2.0
+    assert out["with_results"] == 3
+    assert out["node_sum_s"] == pytest.approx(2.75)
+
+
+def test_summarize_run_without_results_has_no_overhead() -> None:
+    out = w.summarize_run({"state": "failed", "dag_s": 1.0, "tasks": {"x": {"state": "failed", "duration": 0.5}}}, {})
+    assert out["overhead_median_s"] is None and out["with_results"] == 0
+
+
+def test_formatting() -> None:
+    assert w.fmt_s(None) == "–"
+    assert w.fmt_s(0.1234) == "0.123"
+    assert w.fmt_s(3.456) == "3.46"
+    assert w.fmt_s(123.4) == "123.4"
+    assert w.fmt_ratio(30.0, 10.0) == "3.00×"
+    assert w.fmt_ratio(300.0, 10.0) == "30.0×"
+    assert w.fmt_ratio(1.0, 0.0) == "–" and w.fmt_ratio(None, 1.0) == "–"
+    assert w.table(["a", "b"], [["1", "2"]]) == ["| a | b |", "|---|---|", "| 1 | 2 |"]
+
+
+def _results() -> dict:
+    def row(dag_s: float, overhead: float) -> dict:
+        return {"state": "success", "dag_s": dag_s, "tasks": 50, "ok": 50, "task_median_s": overhead + 0.1,
+                "task_p90_s": overhead + 0.5, "overhead_median_s": overhead, "load": 1.5, "code": "abc1234"}
+
+    return {
+        "dag": {
+            "all": {
+                "md-warm/cold": row(40.0, 0.4),
+                "md-warm/warm": row(30.0, 0.3),
+                "cosmos-venvdir/warm": row(450.0, 8.0),
+                "cosmos-novenvdir/cold": row(150.0, 10.0),
+            }
+        },
+        "one": {"model": "stg_orders", "runs": 5, "direct_s": 3.0, "md_cold_s": 3.3, "md_warm_s": 0.5},
+        "parse": {"models": 2000, "full_s": 30.0, "reuse_s": 6.0, "ws_first_s": 7.0, "ws_next_s": 6.5,
+                  "ws_notes": {"first task (relocated)": ["dbt parse: Partial parsing enabled, no changes found, skipping parsing"]}},
+    }
+
+
+def test_dag_table_ratios_against_cosmos() -> None:
+    lines = w.dag_table(_results())
+    assert lines[0] == "**the whole demo DAG**"
+    warm = next(ln for ln in lines if ln.startswith("| manifest-dag, warm dbt processes (default) | warm"))
+    assert "| 15.0× |" in warm  # cosmos with virtualenv_dir, warm: 450 / 30
+    assert "| 5.00× |" in warm  # cosmos without virtualenv_dir (its one run): 150 / 30
+    cold = next(ln for ln in lines if ln.startswith("| manifest-dag, warm dbt processes (default) | cold"))
+    assert "| 3.75× |" in cold  # 150 / 40
+
+
+def test_targets_are_judged_from_the_figures() -> None:
+    lines = w.targets_table(_results())
+    text = "\n".join(lines)
+    assert "| warm per-task dbt overhead ≤ 0.5 s (median) | 0.300 s (whole DAG) | met |" in text
+    assert "faster than cosmos with virtualenv_dir (issue 11) | 15.0×" in text
+    cold = next(ln for ln in lines if "without virtualenv_dir" in ln)
+    assert cold.endswith("| missed |")  # 3.75× < 5×
+    one = next(ln for ln in lines if "one model" in ln)
+    assert "+10 %" in one and one.endswith("| met |")
+    assert w.targets_table({}) == ["(nothing measured yet)"]
+
+
+def test_report_renders_every_section() -> None:
+    text = w.render_report(_results())
+    for heading in ("# Performance: worker side", "## 1. The demo DAG", "## 2. One model", "## 3. `dbt parse`", "## Targets"):
+        assert heading in text
+    assert "performance.md" in text
