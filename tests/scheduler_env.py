@@ -5,7 +5,8 @@
 - a PostgreSQL cluster from the system's packages (``apt-get install postgresql`` when missing),
   run as the ``postgres`` user when we are root, listening on 127.0.0.1 on a free port, with a
   password (scram-sha-256) for TCP; it holds two databases: Airflow's metadata DB and the dbt
-  warehouse;
+  warehouse, which dbt reaches as a role of its own (``dbt_warehouse``, another random password:
+  the one in the Airflow Connection, kept apart from the metadata DB's);
 - an ``AIRFLOW_HOME`` configured by environment variables only: LocalExecutor, parallelism 4, a
   dags folder of the test's own, the metadata DB on that Postgres, an execution API URL and a
   JWT secret (Airflow 3 workers talk to the api-server), the worker venv cache of the test's own;
@@ -153,6 +154,23 @@ class Postgres:
     def rows(self, statement: str, db: str = WAREHOUSE_DB) -> list[list[str]]:
         return [line.split("\t") for line in self.sql(statement, db).splitlines() if line]
 
+    def create_role(self, name: str, password: str, db: str = WAREHOUSE_DB) -> None:
+        """A login role with ``password`` that may create schemas in ``db``."""
+        self.sql(f"create role {name} login password '{password}'", db="postgres")
+        self.sql(f"grant connect, create on database {db} to {name}", db="postgres")
+
+    def dump(self, db: str) -> str:
+        """``pg_dump --data-only`` of ``db`` as text (every row of every table)."""
+        pg_dump = str(self.bindir / "pg_dump")
+        env = dict(os.environ, PGPASSWORD=self.password)
+        done = subprocess.run(
+            [pg_dump, "-h", "127.0.0.1", "-p", str(self.port), "-U", PG_USER, "--data-only", "--no-owner", db],
+            capture_output=True, text=True, errors="replace", env=env,
+        )
+        if done.returncode:
+            raise EnvError(f"pg_dump {db}: {done.stderr.strip()[-2000:]}")
+        return done.stdout
+
     def url(self, db: str, driver: str = "postgresql+psycopg2") -> str:
         return f"{driver}://{PG_USER}:{self.password}@127.0.0.1:{self.port}/{db}"
 
@@ -177,6 +195,9 @@ class SchedulerEnv:
     dags: Path
     extra_env: dict[str, str] = field(default_factory=dict)
     pg: Postgres | None = None
+    #: the role dbt uses in the warehouse DB, and its password (the Airflow Connection's)
+    warehouse_user: str = "dbt_warehouse"
+    warehouse_password: str = field(default_factory=lambda: "wh-" + secrets.token_hex(16))
     api_port: int = field(default_factory=free_port)
     #: one secret shared by the api-server (which checks task tokens) and the scheduler (which signs them)
     jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(64))
@@ -196,6 +217,12 @@ class SchedulerEnv:
     @property
     def logs(self) -> Path:
         return self.home / "logs"
+
+    @property
+    def tmp(self) -> Path:
+        """The deployment's ``TMPDIR``: what its processes leave in a temp dir is told apart from
+        the files other users of a shared machine create in ``/tmp`` meanwhile."""
+        return self.root / "tmp"
 
     def env(self) -> dict[str, str]:
         assert self.pg is not None
@@ -225,6 +252,7 @@ class SchedulerEnv:
             MANIFEST_DAG_PLAN_CACHE=str(self.root / "plans"),
             DBT_SEND_ANONYMOUS_USAGE_STATS="false",
             PYTHONUNBUFFERED="1",
+            TMPDIR=str(self.tmp),
         )
         env.update(self.extra_env)
         return env
@@ -236,17 +264,19 @@ class SchedulerEnv:
 
     def start_postgres(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        for d in (self.home, self.dags, self.venv_cache, self.logs):
+        for d in (self.home, self.dags, self.venv_cache, self.logs, self.tmp):
             d.mkdir(parents=True, exist_ok=True)
         self.pg = Postgres(self.root / "pg", ensure_postgres_installed())
         self.pg.start()
+        self.pg.create_role(self.warehouse_user, self.warehouse_password)
 
     def connection_json(self) -> str:
-        """An Airflow Connection (type postgres) to the warehouse DB, for ``AIRFLOW_CONN_<ID>``."""
+        """An Airflow Connection (type postgres) to the warehouse DB as the warehouse role, for
+        ``AIRFLOW_CONN_<ID>``."""
         assert self.pg is not None
         return json.dumps({
-            "conn_type": "postgres", "host": "127.0.0.1", "port": self.pg.port, "login": PG_USER,
-            "password": self.pg.password, "schema": WAREHOUSE_DB,
+            "conn_type": "postgres", "host": "127.0.0.1", "port": self.pg.port, "login": self.warehouse_user,
+            "password": self.warehouse_password, "schema": WAREHOUSE_DB,
         })
 
     def start_airflow(self, timeout: float = 180.0) -> None:
@@ -345,13 +375,16 @@ class SchedulerEnv:
             out[dag_id] = {s: int(n) for s, n in rows}
         return out
 
-    def task_instances(self, runs: dict[str, str]) -> list[dict]:
-        """Every task instance of the runs: dag_id, task_id, state, try_number, start and end (epoch s)."""
+    def task_instances(self, runs: dict[str, str], table: str = "task_instance") -> list[dict]:
+        """Every task instance of the runs: dag_id, task_id, state, try_number, start and end (epoch s).
+
+        ``table="task_instance_history"``: the earlier tries of retried tasks instead.
+        """
         out = []
         for dag_id, run_id in runs.items():
             for row in self.meta(
                 "select dag_id, task_id, coalesce(state, 'none'), try_number, "
-                "extract(epoch from start_date), extract(epoch from end_date) from task_instance "
+                f"extract(epoch from start_date), extract(epoch from end_date) from {table} "
                 f"where dag_id='{dag_id}' and run_id='{run_id}' and map_index=-1"
             ):
                 out.append(dict(dag_id=row[0], task_id=row[1], state=row[2], try_number=int(row[3] or 0),
