@@ -281,6 +281,11 @@ def deployment():
         env.start_postgres()
         assert env.pg is not None
         env.pg.create_role(SYNTH_ROLE, token)
+        # The schemas exist before the first tasks: a DAG's first tasks all run `create schema if not
+        # exists` at once, and Postgres lets all but one of them fail on the catalog's unique index
+        # (dbt serialises that inside one process; one process per task cannot).
+        for schema, owner in (("shop", env.warehouse_user), ("kill", env.warehouse_user), ("synth", SYNTH_ROLE)):
+            env.pg.sql(f"create schema {schema} authorization {owner}")
         env.extra_env.update(
             # the workers read the profile's Connection from the environment (AIRFLOW_CONN_<ID> JSON)
             AIRFLOW_CONN_WAREHOUSE=env.connection_json(),
