@@ -265,9 +265,14 @@ def run_dbt(
                 reparsed.append(line.split("  ", 1)[-1].strip())
             log(line)
 
+        run_env = env
+        if artifacts_callback is not None and "DBT_WRITE_JSON" not in env:
+            # a warm dbt process skips manifest.json unless asked (see _worker/dbt_server.py);
+            # whoever reads the target folder gets every artifact dbt writes (dbt's own default)
+            run_env = {**env, "DBT_WRITE_JSON": "true"}
         started = time.monotonic()
         with _writer_lock(cache.root / STATE_DIR, inv, profile, env, log):
-            code = invoker.invoke(argv, cwd=inv.project_dir, env=env, on_line=on_line)
+            code = invoker.invoke(argv, cwd=inv.project_dir, env=run_env, on_line=on_line)
         duration = time.monotonic() - started
         for note in _parse_notes(ws.logs / "dbt.log"):
             log(f"dbt parse: {note}")

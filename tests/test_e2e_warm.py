@@ -22,7 +22,7 @@ pytestmark = pytest.mark.e2e
 PID = re.compile(r"running in warm process (\d+)")
 
 
-def run(project: Path, args: tuple[str, ...], db: Path, **env: str) -> list[str]:
+def run(project: Path, args: tuple[str, ...], db: Path, callback=None, **env: str) -> list[str]:
     lines: list[str] = []
     run_dbt(
         DbtInvocation(
@@ -36,6 +36,7 @@ def run(project: Path, args: tuple[str, ...], db: Path, **env: str) -> list[str]
             warm_processes=2,
         ),
         log=lines.append,
+        artifacts_callback=callback,
     )
     return lines
 
@@ -62,6 +63,28 @@ def test_later_invocations_reuse_the_warm_process(project: Path, tmp_path: Path)
     assert pid_of(first) == pid_of(second)
     assert not any("starting a warm dbt process" in line for line in second)
     assert any("1 of 1 OK created sql view model main.stg_products" in line for line in second), second[-15:]
+
+
+def test_warm_runs_write_run_results_and_manifest_json_only_when_wanted(project: Path, tmp_path: Path) -> None:
+    """The warm process skips dbt's manifest.json writes and writes run_results.json itself (the
+    summary below is read from it); an artifacts_callback gets every artifact dbt writes."""
+    import json
+
+    db = tmp_path / "art.duckdb"
+    run(project, ("seed", "--select", "raw_products"), db)
+    lean = run(project, ("run", "--select", "stg_products"), db)
+    assert pid_of(lean)
+    assert any(line.startswith("dbt run: 1 nodes") and "PASS=1" in line for line in lean), lean[-10:]
+    seen: dict[str, bytes] = {}
+
+    def keep(target: Path) -> None:
+        seen.update({p.name: p.read_bytes() for p in target.iterdir() if p.suffix == ".json"})
+
+    full = run(project, ("run", "--select", "stg_products"), db, callback=keep)
+    assert pid_of(full) == pid_of(lean)
+    assert {"run_results.json", "manifest.json"} <= set(seen), sorted(seen)
+    results = json.loads(seen["run_results.json"])
+    assert [(r["unique_id"], r["status"]) for r in results["results"]] == [("model.shop.stg_products", "success")]
 
 
 def test_environment_of_one_invocation_is_gone_in_the_next(project: Path, tmp_path: Path) -> None:

@@ -1,0 +1,31 @@
+"""The warm dbt server's request handling that needs no dbt (it runs with a worker venv's Python)."""
+
+from __future__ import annotations
+
+from manifest_dag._worker.dbt_server import _lean_artifacts
+
+
+def test_result_commands_skip_manifest_json_and_say_where_run_results_go() -> None:
+    for command in ("run", "test", "seed", "snapshot", "build"):
+        args = [command, "--select", "a", "--target-path", "/ws/1/project/target"]
+        assert _lean_artifacts(args, "/srv/dbt", {}) == "/ws/1/project/target/run_results.json"
+        assert args[-1] == "--no-write-json"
+    args = ["run", "--select", "a"]
+    assert _lean_artifacts(args, "/srv/dbt", {}) == "/srv/dbt/target/run_results.json"
+
+
+def test_requests_that_decide_for_themselves_are_left_alone() -> None:
+    cases = [
+        (["run", "--write-json"], {}),
+        (["run", "--no-write-json"], {}),
+        (["run"], {"DBT_WRITE_JSON": "true"}),
+        (["run"], {"DBT_WRITE_JSON": "false"}),
+        (["source", "freshness"], {}),
+        (["run-operation", "m"], {}),
+        (["parse"], {}),
+        ([], {}),
+    ]
+    for args, env in cases:
+        before = list(args)
+        assert _lean_artifacts(args, "/srv/dbt", env) is None, (args, env)
+        assert args == before
