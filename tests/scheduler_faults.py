@@ -66,6 +66,9 @@ class KillReport:
     query_seconds_before_kill: float = 0.0
     #: the dbt query was still running 3 s after the kill (nothing stopped dbt)
     query_survived_kill: bool | None = None
+    #: seconds from the kill until that query ended (None: still running after a minute)
+    query_ended_after_kill: float | None = None
+    killed_at: float = 0.0  # epoch seconds
     seconds_after_trigger: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -79,6 +82,7 @@ class KillReport:
             "try_killed": self.try_number,
             "dbt_query_seconds_before_kill": round(self.query_seconds_before_kill, 1),
             "dbt_query_still_running_3s_after_kill": self.query_survived_kill,
+            "dbt_query_ended_seconds_after_kill": self.query_ended_after_kill,
             "notes": self.notes,
         }
 
@@ -163,7 +167,13 @@ class WorkerKiller(threading.Thread):
                     else "dbt ran outside the killed process's tree (its own session)"
                 )
         os.kill(pid, signal.SIGKILL)
+        report.killed_at = time.time()
         self.report = report
         time.sleep(3)
         still = self._query()
         report.query_survived_kill = still is not None and still[0] == query[0]
+        while still is not None and still[0] == query[0] and time.time() - report.killed_at < 60:
+            time.sleep(0.5)
+            still = self._query()
+        if still is None or still[0] != query[0]:
+            report.query_ended_after_kill = round(time.time() - report.killed_at, 1)

@@ -535,6 +535,11 @@ def test_report_figures(deployment) -> None:
         "survived": int(bool(kill) and deployment["states"].get("kill_pg") == "success"),
         "worker_killed_mid_task": kill.summary() if kill else deployment["kill_error"],
         "kill_pg_tries": kill_tries,
+        # the retry's start against the killed try's dbt query, which ran on (warm or cold, dbt
+        # runs in a session of its own): a retry starting before that query ended overlaps it
+        "retry_started_seconds_after_kill": next(
+            (round(t["start"] - kill.killed_at, 1) for t in tis if t["dag_id"] == "kill_pg" and t["start"]), None
+        ) if kill else None,
     }
     figures["secrets_scanned"] = {
         "secrets": 2,
