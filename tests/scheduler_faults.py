@@ -114,6 +114,14 @@ class WorkerKiller(threading.Thread):
         )
         return (int(rows[0][0]), int(rows[0][1]), float(rows[0][2])) if rows else None
 
+    def _query_runs(self, backend_pid: int) -> bool:
+        """Is that backend still running the marked query?"""
+        assert self.env.pg is not None
+        return bool(self.env.pg.rows(
+            f"select 1 from pg_stat_activity where pid = {backend_pid} and state = 'active' "
+            f"and strpos(query, '{self.marker}') > 0"
+        ))
+
     def run(self) -> None:
         try:
             self._run()
@@ -170,10 +178,9 @@ class WorkerKiller(threading.Thread):
         report.killed_at = time.time()
         self.report = report
         time.sleep(3)
-        still = self._query()
-        report.query_survived_kill = still is not None and still[0] == query[0]
-        while still is not None and still[0] == query[0] and time.time() - report.killed_at < 60:
+        report.query_survived_kill = still = self._query_runs(query[0])
+        while still and time.time() - report.killed_at < 60:
             time.sleep(0.5)
-            still = self._query()
-        if still is None or still[0] != query[0]:
+            still = self._query_runs(query[0])
+        if not still:
             report.query_ended_after_kill = round(time.time() - report.killed_at, 1)
