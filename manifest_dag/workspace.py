@@ -164,6 +164,50 @@ def relocate_msgpack(source: Path, dest: Path, new_root: Path, project_name: str
     return old
 
 
+#: the private dir holding a task's profiles.yml: ``<tmp>/<prefix><pid of the task>-<random>``
+PROFILE_DIR_PREFIX = "manifest-dag-profile-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def sweep_orphaned_profile_dirs(root: Path | None = None) -> list[Path]:
+    """Remove the private profile dirs of task processes that are gone.
+
+    A task removes its own dir when it ends, but a SIGKILLed task (a worker killed mid-task, an
+    OOM kill) cannot: its profiles.yml, with the warehouse password in it, would stay on disk.
+    Every task entering a workspace removes such dirs of dead processes first, so the retry (or
+    the next task on that machine) cleans up. Only dirs of this user whose named pid no longer
+    exists are touched.
+    """
+    base = Path(root) if root is not None else Path(tempfile.gettempdir())
+    removed: list[Path] = []
+    try:
+        entries = list(base.glob(f"{PROFILE_DIR_PREFIX}*"))
+    except OSError:
+        return removed
+    for path in entries:
+        pid_text = path.name[len(PROFILE_DIR_PREFIX) :].split("-", 1)[0]
+        if not pid_text.isdigit():
+            continue
+        try:
+            st = path.lstat()
+        except OSError:
+            continue
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or _pid_alive(int(pid_text)):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
 class Workspace:
     """A copy of one dbt project for one dbt invocation, in a slot with a stable path.
 
@@ -231,7 +275,8 @@ class Workspace:
             shutil.rmtree(self.project, ignore_errors=True)  # left by a killed task
             shutil.copytree(self.source, self.project, ignore=_ignore, symlinks=True)
             self.target.mkdir(exist_ok=True)
-            self._private = Path(tempfile.mkdtemp(prefix="manifest-dag-profile-"))
+            sweep_orphaned_profile_dirs()
+            self._private = Path(tempfile.mkdtemp(prefix=f"{PROFILE_DIR_PREFIX}{os.getpid()}-"))
             os.chmod(self._private, 0o700)
             self._place_partial_parse()
         except BaseException:

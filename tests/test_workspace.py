@@ -3,6 +3,7 @@ from __future__ import annotations
 import gzip
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 import msgpack
@@ -89,6 +90,38 @@ def test_copy_leaves_out_outputs_and_is_removed(tmp_path: Path) -> None:
         assert stat.S_IMODE(os.stat(ws.profiles_dir).st_mode) == 0o700
         private = ws.profiles_dir
     assert not copy.exists() and not private.exists()
+
+
+def test_a_killed_tasks_profile_dir_is_removed_by_the_next_task(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGKILL leaves a task no chance to remove its profiles.yml: the next workspace does."""
+    import signal
+    import subprocess
+    import sys
+
+    from manifest_dag.workspace import PROFILE_DIR_PREFIX
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    victim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        dead = tmp / f"{PROFILE_DIR_PREFIX}{victim.pid}-abc"
+        dead.mkdir(mode=0o700)
+        (dead / "profiles.yml").write_text("password: hunter2")
+        alive = tmp / f"{PROFILE_DIR_PREFIX}{os.getpid()}-def"  # a task still running here
+        alive.mkdir(mode=0o700)
+        other = tmp / "manifest-dag-profile-notapid"
+        other.mkdir()
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        project = make_project(tmp_path)
+        with Workspace(project, cache_root=tmp_path / "cache", state=STATE, log=lambda s: None) as ws:
+            assert ws.profiles_dir.parent == tmp and ws.profiles_dir.name.startswith(f"{PROFILE_DIR_PREFIX}{os.getpid()}-")
+            assert not dead.exists()
+            assert alive.is_dir() and other.is_dir()
+    finally:
+        if victim.poll() is None:
+            victim.kill()
 
 
 def test_removed_even_when_the_task_fails(tmp_path: Path) -> None:
