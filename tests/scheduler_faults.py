@@ -69,6 +69,8 @@ class KillReport:
     #: seconds from the kill until that query ended (None: still running after a minute)
     query_ended_after_kill: float | None = None
     killed_at: float = 0.0  # epoch seconds
+    #: the killed task's private profile dirs (``$TMPDIR/manifest-dag-profile-<pid>-*``) just after the kill
+    profile_dirs_at_kill: list[str] = field(default_factory=list)
     seconds_after_trigger: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -83,6 +85,7 @@ class KillReport:
             "dbt_query_seconds_before_kill": round(self.query_seconds_before_kill, 1),
             "dbt_query_still_running_3s_after_kill": self.query_survived_kill,
             "dbt_query_ended_seconds_after_kill": self.query_ended_after_kill,
+            "profile_dirs_left_at_kill": self.profile_dirs_at_kill,
             "notes": self.notes,
         }
 
@@ -176,6 +179,7 @@ class WorkerKiller(threading.Thread):
                 )
         os.kill(pid, signal.SIGKILL)
         report.killed_at = time.time()
+        report.profile_dirs_at_kill = sorted(str(p) for p in self.env.tmp.glob(f"manifest-dag-profile-{pid}-*"))
         self.report = report
         time.sleep(3)
         report.query_survived_kill = still = self._query_runs(query[0])

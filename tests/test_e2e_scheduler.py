@@ -488,17 +488,15 @@ def test_no_secret_left_in_logs_files_or_the_metadata_db(deployment) -> None:
 
 
 def test_no_profiles_yml_left_behind(deployment) -> None:
-    """No task leaves its profiles.yml. KNOWN BUG (manifest_dag/workspace.py, ``Workspace.__enter__``):
-    the task's private profile dir is a ``tempfile.mkdtemp(prefix="manifest-dag-profile-")`` that
-    only ``Workspace.cleanup`` removes, so the task whose worker was SIGKILLed leaves
-    ``$TMPDIR/manifest-dag-profile-*/profiles.yml`` behind for good (nothing sweeps them, unlike
-    the slot's project copy). Until that is fixed, the killed task's leftover makes this test
-    xfail; any other leftover fails it."""
+    """No task leaves its profiles.yml, not even the one whose worker was SIGKILLed: its private
+    profile dir (``$TMPDIR/manifest-dag-profile-<pid>-*``, which its own clean-up never removed)
+    was there just after the kill, and a later task's workspace removed it (manifest_dag/workspace.py,
+    ``sweep_orphaned_profile_dirs``; before that fix this failed with the killed task's file)."""
     left = deployment["scan"]["profiles_left"]
-    others = {path: schema for path, schema in left.items() if schema != "kill"}
-    assert not others, f"profiles.yml files left after the runs: {others}"
-    if left:
-        pytest.xfail(f"known bug: the SIGKILLed task's private profile dir is never removed: {sorted(left)}")
+    assert not left, f"profiles.yml files left after the runs: {left}"
+    kill = deployment["kill"]
+    assert kill is not None and kill.profile_dirs_at_kill, "the killed task left no profile dir to sweep"
+    assert not any(Path(p).exists() for p in kill.profile_dirs_at_kill)
 
 
 def test_report_figures(deployment) -> None:
