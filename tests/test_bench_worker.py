@@ -136,3 +136,14 @@ def test_report_renders_every_section() -> None:
     for heading in ("# Performance: worker side", "## 1. The demo DAG", "## 2. One model", "## 3. `dbt parse`", "## Targets"):
         assert heading in text
     assert "performance.md" in text
+
+
+def test_targets_use_the_median_of_a_rows_runs() -> None:
+    results = _results()
+    earlier = dict(results["dag"]["all"]["md-warm/warm"], dag_s=60.0, overhead_median_s=0.7)
+    third = dict(earlier, dag_s=90.0, overhead_median_s=0.5)
+    results["dag_earlier"] = {"all": {"md-warm/warm": [earlier, third]}}
+    text = "\n".join(w.targets_table(results))
+    assert "| 0.500 s (whole DAG, median of 3 runs) | met |" in text  # 0.3, 0.7, 0.5
+    assert "7.50×" in text  # 450 / median(30, 60, 90)
+    assert "Earlier runs of the same rows" in "\n".join(w.dag_table(results))
