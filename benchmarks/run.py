@@ -455,6 +455,27 @@ def parse_table(results: dict) -> list[str]:
     return lines
 
 
+def cpu_table(results: dict) -> list[str]:
+    """The same cases in CPU seconds of the measured process: on a shared 2-core machine a
+    process's CPU time moves far less with the load than its wall time does."""
+    head = ("| manifest | (a) cold CPU s | (a) warm CPU s | (d) floor CPU s | (d') floor, GC off CPU s "
+            "| a cold ÷ d | a warm ÷ d | a cold ÷ d' | full warm parse CPU s | task-scoped warm parse CPU s "
+            "| scoped ÷ full warm | scoped ÷ full cold |")
+    lines = [head, "|" + "|".join("---" for _ in range(head.count("|") - 1)) + "|"]
+    parse = {r["name"]: r for r in results.get("parse", {}).values()}
+    for r in _order(results.get("build", {})):
+        label = f"synth {r['models']:,}" if r.get("models") else r["name"]
+        cold, warm = _g(r, "md_cold", "cpu_s"), _g(r, "md_warm", "cpu_s")
+        floor, floor_nogc = _g(r, "floor", "cpu_s"), _g(r, "floor_nogc", "cpu_s")
+        p = parse.get(r["name"], {})
+        fc, fw, tw = _g(p, "full_cold", "cpu_s"), _g(p, "full_warm", "cpu_s"), _g(p, "task_warm", "cpu_s")
+        lines.append("| " + " | ".join([
+            label, _s(cold), _s(warm), _s(floor), _s(floor_nogc), _ratio(cold, floor), _ratio(warm, floor),
+            _ratio(cold, floor_nogc), _s(fw), _s(tw), _ratio(tw, fw), _ratio(tw, fc),
+        ]) + " |")
+    return lines
+
+
 def select_table(results: dict) -> list[str]:
     sel = results.get("select")
     if not sel:
@@ -517,6 +538,14 @@ def render_report(results: dict) -> str:
         "name one model's run task; *cold*: no plan cache, *warm*: the disk plan cache is filled.",
         "",
         *parse_table(results),
+        "",
+        "## CPU seconds",
+        "",
+        "The cases above in CPU seconds of the measured process (same window as the wall times), from",
+        "the runs that recorded them. The machine is shared: CPU time moves much less with the load",
+        "than wall time, so the ratios to the floor are judged here.",
+        "",
+        *cpu_table(results),
         "",
         "## Selection",
         "",

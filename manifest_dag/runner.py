@@ -197,17 +197,18 @@ def run_dbt(
     mask = _Masker(secrets)
     vars_json = canonical_vars(inv.dbt_vars)
     pc = inv.profile_config
-    state = ParseState(
-        dbt_version=dbt_version,
-        profile_name=pc.profile_name if pc else None,
-        target_name=pc.target_name if pc else None,
-        vars_json=vars_json or "",
-    )
     env = venv.environ()
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     env.update(inv.env)
     if isinstance(profile, RenderedProfile):
         env.update(profile.env)
+    state = ParseState(
+        dbt_version=dbt_version,
+        profile_name=pc.profile_name if pc else None,
+        target_name=pc.target_name if pc else None,
+        vars_json=vars_json or "",
+        connection=connection_fingerprint(inv, profile, env),
+    )
 
     with Workspace(
         inv.project_dir,
@@ -332,8 +333,8 @@ def _duckdb_file(raw: Any, env: Mapping[str, str], cwd: Path) -> str:
     return text
 
 
-def _target_type(inv: DbtInvocation, profile: Any, env: Mapping[str, str]) -> tuple[str | None, str]:
-    """The adapter type of the target dbt will use, and a key naming that target."""
+def _target_output(inv: DbtInvocation, profile: Any) -> tuple[Any, Any, dict[str, Any]] | None:
+    """(profile name, target name, the target's fields) as dbt will pick them, or None."""
     import yaml
 
     from manifest_dag.profiles import RenderedProfile
@@ -349,12 +350,47 @@ def _target_type(inv: DbtInvocation, profile: Any, env: Mapping[str, str]) -> tu
         entry = profiles.get(name) or {}
         target = pc.target_name if pc else entry.get("target")
         output = (entry.get("outputs") or {}).get(target) or {}
-        kind = output.get("type")
-        if kind == "duckdb":  # the database file is what allows one writer
-            return kind, _duckdb_file(output.get("path"), env, inv.project_dir)
-        return (kind if isinstance(kind, str) else None), f"{inv.project_dir.resolve()}|{name}|{target}"
+        return (name, target, output) if isinstance(output, dict) else None
     except (OSError, yaml.YAMLError, AttributeError, TypeError):
+        return None
+
+
+def _target_type(inv: DbtInvocation, profile: Any, env: Mapping[str, str]) -> tuple[str | None, str]:
+    """The adapter type of the target dbt will use, and a key naming that target."""
+    found = _target_output(inv, profile)
+    if found is None:
         return None, ""
+    name, target, output = found
+    kind = output.get("type")
+    if kind == "duckdb":  # the database file is what allows one writer
+        return kind, _duckdb_file(output.get("path"), env, inv.project_dir)
+    return (kind if isinstance(kind, str) else None), f"{inv.project_dir.resolve()}|{name}|{target}"
+
+
+#: target fields never put into a key, even hashed
+_SECRET_FIELD = re.compile(r"pass|secret|token|private|credential|keyfile_json", re.IGNORECASE)
+
+
+def connection_fingerprint(inv: DbtInvocation, profile: Any, env: Mapping[str, str]) -> str:
+    """A digest of the target's non-secret fields (``env_var()`` filled in).
+
+    dbt refuses a partial_parse.msgpack written for another connection ("profile has changed":
+    it hashes the adapter's connection info), so the worker keeps one msgpack per connection.
+    Profile and target *names* alone are not enough: two DAGs of one project may use the same
+    names for a DuckDB and a Postgres target, or two logins, and would replace each other's
+    msgpack on every task. Secret fields stay out of the digest.
+    """
+    found = _target_output(inv, profile)
+    if found is None:
+        return ""
+    fields = []
+    for key, value in sorted(found[2].items(), key=lambda kv: str(kv[0])):
+        if _SECRET_FIELD.search(str(key)):
+            continue
+        if isinstance(value, str):
+            value = _ENV_VAR.sub(lambda m: env.get(m.group(1), os.environ.get(m.group(1), m.group(2) or "")), value)
+        fields.append((str(key), repr(value)))
+    return hashlib.sha256(repr(fields).encode()).hexdigest()[:16]
 
 
 @contextmanager

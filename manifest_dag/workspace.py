@@ -85,10 +85,14 @@ class ParseState:
     profile_name: str | None
     target_name: str | None
     vars_json: str
+    #: a digest of the target's non-secret connection fields (``runner.connection_fingerprint``)
+    connection: str = ""
 
     def key(self, project: Path) -> str:
-        raw = orjson.dumps([str(project), self.dbt_version, self.profile_name, self.target_name, self.vars_json])
-        return hashlib.sha256(raw).hexdigest()[:20]
+        parts = [str(project), self.dbt_version, self.profile_name, self.target_name, self.vars_json]
+        if self.connection:
+            parts.append(self.connection)
+        return hashlib.sha256(orjson.dumps(parts)).hexdigest()[:20]
 
 
 def canonical_vars(dbt_vars: Mapping[str, Any] | str | None) -> str | None:

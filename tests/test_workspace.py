@@ -211,3 +211,33 @@ def test_unreadable_project_dir_names_it(tmp_path: Path) -> None:
         import shutil
 
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_partial_parse_state_is_kept_per_connection(tmp_path: Path) -> None:
+    """Two DAGs of one project may name the same profile and target for different connections:
+    each keeps its own msgpack (dbt would refuse the other's), and secrets stay out of the key."""
+    from manifest_dag import ProfileConfig
+    from manifest_dag.runner import DbtInvocation, connection_fingerprint
+    from manifest_dag.venv import VenvSpec
+
+    def fingerprint(output: str, **env: str) -> str:
+        path = tmp_path / f"p{len(list(tmp_path.glob('p*.yml')))}.yml"
+        path.write_text(f"shop:\n  target: dev\n  outputs:\n    dev:\n{output}")
+        inv = DbtInvocation(
+            command_args=("run",), project_dir=tmp_path, venv_spec=VenvSpec(requirements=("dbt-core",)),
+            profile_config=ProfileConfig(profile_name="shop", target_name="dev", profiles_yml_path=path),
+        )
+        return connection_fingerprint(inv, path, env)
+
+    pg = "      type: postgres\n      host: db1\n      user: dbt\n      password: {pw}\n      schema: shop\n"
+    duck = "      type: duckdb\n      path: \"{{{{ env_var('DB_PATH') }}}}\"\n"
+    assert fingerprint(pg.format(pw="a")) == fingerprint(pg.format(pw="b"))  # a password is no key
+    assert fingerprint(pg.format(pw="a")) != fingerprint(pg.format(pw="a").replace("db1", "db2"))
+    assert fingerprint(pg.format(pw="a")) != fingerprint(duck, DB_PATH="x.duckdb")
+    assert fingerprint(duck, DB_PATH="x.duckdb") != fingerprint(duck, DB_PATH="y.duckdb")
+    assert fingerprint(duck, DB_PATH="x.duckdb") == fingerprint(duck, DB_PATH="x.duckdb")
+    a = ParseState("1.11.0", "shop", "dev", "", connection="c1")
+    b = ParseState("1.11.0", "shop", "dev", "", connection="c2")
+    assert a.key(tmp_path) != b.key(tmp_path)
+    # without a fingerprint the key is the one earlier versions wrote (their msgpacks stay valid)
+    assert ParseState("1.11.0", "shop", "dev", "").key(tmp_path) == ParseState("1.11.0", "shop", "dev", "", "").key(tmp_path)
