@@ -38,8 +38,10 @@ test-fast: $(STAMP) graphviz
 	$(PY) -m pytest -m "not e2e" -n 2
 
 # A real Airflow 3 deployment (Postgres from the system's packages, scheduler + dag-processor +
-# api-server, LocalExecutor with parallelism 4) runs the shop DAG and a 200-model synthetic DAG on
-# Postgres; everything it starts, it stops. See docs/how-to/real-scheduler.md (7-9 min on 2 cores).
+# api-server, LocalExecutor with parallelism 4) runs four DAGs at once: the shop on Postgres and on
+# DuckDB (the demo DAG), a 200-model synthetic project, and a task SIGKILLed mid-run that must
+# succeed on retry; then it scans logs, files and the metadata DB for the secrets. Everything it
+# starts, it stops. See docs/how-to/real-scheduler.md (about 8 min on 2 cores).
 scheduler-test: $(STAMP)
 	$(PY) -m pytest -m e2e tests/test_e2e_scheduler.py -s
 
