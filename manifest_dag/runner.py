@@ -8,12 +8,14 @@ it with the same contract (argv, cwd, env, line callback → exit code).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -41,6 +43,30 @@ class Invoker(Protocol):
     def kill(self) -> None: ...
 
 
+def _with_parent_death_signal(argv: Sequence[str]) -> list[str]:
+    """``argv`` run so that it gets SIGINT when the task process dies (Linux ``setpriv``).
+
+    dbt runs in its own session so that Airflow's signals reach only the task; a task process
+    killed with SIGKILL (a lost worker, an OOM kill) would leave it running, its warehouse query
+    too, while the retry runs the same model. SIGINT is dbt's Ctrl-C: it cancels its open
+    queries and exits. Without ``setpriv`` (not Linux), dbt runs as before.
+    """
+    setpriv = _setpriv()
+    return [setpriv, "--pdeathsig", "INT", "--", *argv] if setpriv else list(argv)
+
+
+@functools.lru_cache(maxsize=1)
+def _setpriv() -> str | None:
+    path = shutil.which("setpriv")
+    if path is None or sys.platform != "linux":
+        return None
+    try:  # util-linux older than 2.33 has no --pdeathsig
+        probe = subprocess.run([path, "--pdeathsig", "INT", "--", "true"], capture_output=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return path if probe.returncode == 0 else None
+
+
 class SubprocessInvoker:
     """A fresh ``<venv>/bin/dbt`` process per invocation, in its own process group."""
 
@@ -49,7 +75,7 @@ class SubprocessInvoker:
 
     def invoke(self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], on_line: Log) -> int:
         proc = subprocess.Popen(  # noqa: S603 - an argv list, never a shell string
-            list(argv),
+            _with_parent_death_signal(argv),
             cwd=str(cwd),
             env=dict(env),
             stdin=subprocess.DEVNULL,
