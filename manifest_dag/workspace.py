@@ -47,12 +47,17 @@ PARTIAL_PARSE = "partial_parse.msgpack"
 Log = Callable[[str], None]
 
 
+#: never copied: dbt gets its profile from a private dir (or reads the original project's), and a
+#: copy that outlives the task (the worker's deps dir, a killed task's slot) must not hold secrets
+_SKIP_FILES = frozenset({"profiles.yml"})
+
+
 def _ignore(directory: str, names: list[str]) -> set[str]:
     top = Path(directory)
     return {
         n
         for n in names
-        if (n in _SKIP_DIRS and (top / n).is_dir()) or n.endswith(_SKIP_SUFFIXES)
+        if (n in _SKIP_DIRS and (top / n).is_dir()) or n.endswith(_SKIP_SUFFIXES) or n in _SKIP_FILES
     }
 
 
@@ -430,6 +435,8 @@ class Workspace:
                 done.write_text(key)
             else:
                 self.log(f"dbt deps: reusing packages installed on this worker (spec {key})")
+            for name in _SKIP_FILES:  # copied there by earlier versions
+                (stable / name).unlink(missing_ok=True)
         target = self.project / "dbt_packages"
         if target.is_symlink() or target.exists():
             return

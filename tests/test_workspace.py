@@ -81,10 +81,12 @@ def test_canonical_vars_are_stable() -> None:
 
 def test_copy_leaves_out_outputs_and_is_removed(tmp_path: Path) -> None:
     project = make_project(tmp_path)
+    (project / "profiles.yml").write_text("shop:\n  outputs: {dev: {type: postgres, password: hunter2}}\n")
     ws = Workspace(project, cache_root=tmp_path / "cache", state=STATE, log=lambda s: None)
     with ws:
         copy = ws.project
         assert (copy / "models" / "a.sql").read_text() == "select 1"
+        assert not (copy / "profiles.yml").exists()  # dbt gets its profile from the private dir
         assert not (copy / "logs").exists() and not (copy / ".venv").exists() and not (copy / "dev.duckdb").exists()
         assert (copy / "target").is_dir() and not (copy / "target" / "x").exists()
         assert stat.S_IMODE(os.stat(ws.profiles_dir).st_mode) == 0o700
@@ -241,3 +243,26 @@ def test_partial_parse_state_is_kept_per_connection(tmp_path: Path) -> None:
     assert a.key(tmp_path) != b.key(tmp_path)
     # without a fingerprint the key is the one earlier versions wrote (their msgpacks stay valid)
     assert ParseState("1.11.0", "shop", "dev", "").key(tmp_path) == ParseState("1.11.0", "shop", "dev", "", "").key(tmp_path)
+
+
+def test_the_workers_deps_copy_holds_no_profiles_yml(tmp_path: Path) -> None:
+    """The deps dir outlives every task: a profiles.yml (with a password) must not be copied there,
+    and one left by an earlier version is removed."""
+    project = make_project(tmp_path)
+    (project / "packages.yml").write_text("packages: []\n")
+    (project / "profiles.yml").write_text("password: hunter2\n")
+    ran: list[Path] = []
+
+    def fake_deps(where: Path) -> None:
+        ran.append(where)
+        (where / "dbt_packages").mkdir()
+
+    kw = dict(cache_root=tmp_path / "cache", state=STATE, log=lambda s: None)
+    with Workspace(project, **kw) as ws:
+        ws.install_deps(fake_deps)
+    (stable,) = ran
+    assert stable.is_dir() and not (stable / "profiles.yml").exists()
+    (stable / "profiles.yml").write_text("password: hunter2\n")  # as an earlier version left it
+    with Workspace(project, **kw) as ws:
+        ws.install_deps(fake_deps)
+    assert len(ran) == 1 and not (stable / "profiles.yml").exists()
