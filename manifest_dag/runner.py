@@ -228,12 +228,13 @@ def run_dbt(
     env.update(inv.env)
     if isinstance(profile, RenderedProfile):
         env.update(profile.env)
+    target = target_output(inv, profile)  # read once: the parse-state key and the DuckDB lock
     state = ParseState(
         dbt_version=dbt_version,
         profile_name=pc.profile_name if pc else None,
         target_name=pc.target_name if pc else None,
         vars_json=vars_json or "",
-        connection=connection_fingerprint(inv, profile, env),
+        connection=connection_fingerprint(target, env),
     )
 
     with Workspace(
@@ -298,7 +299,7 @@ def run_dbt(
             # whoever reads the target folder gets every artifact dbt writes (dbt's own default)
             run_env = {**env, "DBT_WRITE_JSON": "true"}
         started = time.monotonic()
-        with _writer_lock(cache.root / STATE_DIR, inv, profile, env, log):
+        with _writer_lock(cache.root / STATE_DIR, inv, target, env, log):
             code = invoker.invoke(argv, cwd=inv.project_dir, env=run_env, on_line=on_line)
         duration = time.monotonic() - started
         for note in _parse_notes(ws.logs / "dbt.log"):
@@ -350,16 +351,20 @@ def _failure(shown: str, code: int, summary: Any, lines: list[str], ws: Workspac
 _ENV_VAR = re.compile(r"""\{\{\s*env_var\(\s*['"]([^'"]+)['"]\s*(?:,\s*['"]([^'"]*)['"]\s*)?\)\s*\}\}""")
 
 
+def _fill_env_vars(text: str, env: Mapping[str, str]) -> str:
+    """``{{ env_var('X', 'default') }}`` replaced as dbt would, from ``env`` then the worker's own."""
+    return _ENV_VAR.sub(lambda m: env.get(m.group(1), os.environ.get(m.group(1), m.group(2) or "")), text)
+
+
 def _duckdb_file(raw: Any, env: Mapping[str, str], cwd: Path) -> str:
     """The DuckDB file a target's ``path`` names, with ``{{ env_var(...) }}`` filled in."""
-    text = str(raw or "")
-    text = _ENV_VAR.sub(lambda m: env.get(m.group(1), os.environ.get(m.group(1), m.group(2) or "")), text)
+    text = _fill_env_vars(str(raw or ""), env)
     if text and text != ":memory:" and "{{" not in text and not text.startswith(("md:", "motherduck:")):
         return str((cwd / text).resolve())
     return text
 
 
-def _target_output(inv: DbtInvocation, profile: Any) -> tuple[Any, Any, dict[str, Any]] | None:
+def target_output(inv: DbtInvocation, profile: Any) -> tuple[Any, Any, dict[str, Any]] | None:
     """(profile name, target name, the target's fields) as dbt will pick them, or None."""
     import yaml
 
@@ -381,9 +386,10 @@ def _target_output(inv: DbtInvocation, profile: Any) -> tuple[Any, Any, dict[str
         return None
 
 
-def _target_type(inv: DbtInvocation, profile: Any, env: Mapping[str, str]) -> tuple[str | None, str]:
-    """The adapter type of the target dbt will use, and a key naming that target."""
-    found = _target_output(inv, profile)
+def _target_type(
+    inv: DbtInvocation, found: tuple[Any, Any, dict[str, Any]] | None, env: Mapping[str, str]
+) -> tuple[str | None, str]:
+    """The adapter type of the target dbt will use (``target_output``), and a key naming it."""
     if found is None:
         return None, ""
     name, target, output = found
@@ -397,7 +403,7 @@ def _target_type(inv: DbtInvocation, profile: Any, env: Mapping[str, str]) -> tu
 _SECRET_FIELD = re.compile(r"pass|secret|token|private|credential|keyfile_json", re.IGNORECASE)
 
 
-def connection_fingerprint(inv: DbtInvocation, profile: Any, env: Mapping[str, str]) -> str:
+def connection_fingerprint(found: tuple[Any, Any, dict[str, Any]] | None, env: Mapping[str, str]) -> str:
     """A digest of the target's non-secret fields (``env_var()`` filled in).
 
     dbt refuses a partial_parse.msgpack written for another connection ("profile has changed":
@@ -406,7 +412,6 @@ def connection_fingerprint(inv: DbtInvocation, profile: Any, env: Mapping[str, s
     names for a DuckDB and a Postgres target, or two logins, and would replace each other's
     msgpack on every task. Secret fields stay out of the digest.
     """
-    found = _target_output(inv, profile)
     if found is None:
         return ""
     fields = []
@@ -414,20 +419,22 @@ def connection_fingerprint(inv: DbtInvocation, profile: Any, env: Mapping[str, s
         if _SECRET_FIELD.search(str(key)):
             continue
         if isinstance(value, str):
-            value = _ENV_VAR.sub(lambda m: env.get(m.group(1), os.environ.get(m.group(1), m.group(2) or "")), value)
+            value = _fill_env_vars(value, env)
         fields.append((str(key), repr(value)))
     return hashlib.sha256(repr(fields).encode()).hexdigest()[:16]
 
 
 @contextmanager
-def _writer_lock(state: Path, inv: DbtInvocation, profile: Any, env: Mapping[str, str], log: Log) -> Iterator[None]:
+def _writer_lock(
+    state: Path, inv: DbtInvocation, found: tuple[Any, Any, dict[str, Any]] | None, env: Mapping[str, str], log: Log
+) -> Iterator[None]:
     """DuckDB allows one writer per database file: tasks on one DuckDB target take turns.
 
     Only the dbt call is inside the lock (never the venv build or the copy), and only for
     DuckDB targets; other warehouses run tasks in parallel. ``MANIFEST_DAG_DUCKDB_LOCK=off``
     turns it off (for example with a read-only target).
     """
-    kind, key = _target_type(inv, profile, env)
+    kind, key = _target_type(inv, found, env)
     if kind != "duckdb" or os.environ.get("MANIFEST_DAG_DUCKDB_LOCK", "").lower() in ("0", "off", "false", "no"):
         yield
         return

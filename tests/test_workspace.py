@@ -219,7 +219,7 @@ def test_partial_parse_state_is_kept_per_connection(tmp_path: Path) -> None:
     """Two DAGs of one project may name the same profile and target for different connections:
     each keeps its own msgpack (dbt would refuse the other's), and secrets stay out of the key."""
     from manifest_dag import ProfileConfig
-    from manifest_dag.runner import DbtInvocation, connection_fingerprint
+    from manifest_dag.runner import DbtInvocation, connection_fingerprint, target_output
     from manifest_dag.venv import VenvSpec
 
     def fingerprint(output: str, **env: str) -> str:
@@ -229,7 +229,7 @@ def test_partial_parse_state_is_kept_per_connection(tmp_path: Path) -> None:
             command_args=("run",), project_dir=tmp_path, venv_spec=VenvSpec(requirements=("dbt-core",)),
             profile_config=ProfileConfig(profile_name="shop", target_name="dev", profiles_yml_path=path),
         )
-        return connection_fingerprint(inv, path, env)
+        return connection_fingerprint(target_output(inv, path), env)
 
     pg = "      type: postgres\n      host: db1\n      user: dbt\n      password: {pw}\n      schema: shop\n"
     duck = "      type: duckdb\n      path: \"{{{{ env_var('DB_PATH') }}}}\"\n"
