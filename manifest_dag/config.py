@@ -168,7 +168,8 @@ class VenvConfig:
     py_system_site_packages: bool = False
     pip_args: Sequence[str] = ()
     #: warm dbt processes per venv on each worker, reused by its tasks (``0``: off, a fresh
-    #: dbt process per task); default ``MANIFEST_DAG_WARM_PROCESSES`` or the worker's cores.
+    #: dbt process per task); default ``MANIFEST_DAG_WARM_PROCESSES``, else how many tasks the
+    #: worker runs at once (``manifest_dag.warm.worker_task_parallelism``), else its cores.
     warm_processes: int | None = None
     #: where venvs are cached; default, in order: ``MANIFEST_DAG_VENV_CACHE``, Airflow's
     #: ``[manifest_dag] venv_cache_dir``, else ``~/.cache/manifest-dag/venvs``.

@@ -54,7 +54,8 @@ class WarmSettings:
     def from_env(cls, processes: int | None = None) -> WarmSettings:
         """Settings from ``MANIFEST_DAG_WARM_*`` environment variables, with defaults.
 
-        ``PROCESSES`` (0 = off; default: the worker's cores, at least 2) unless given,
+        ``PROCESSES`` (0 = off; default: how many tasks the worker runs at once, see
+        ``worker_task_parallelism``, else its cores, at least 2) unless given,
         ``IDLE_SECONDS``, ``MAX_INVOCATIONS`` and ``MAX_RSS_MB``.
         """
 
@@ -66,13 +67,52 @@ class WarmSettings:
                 return default
 
         if processes is None:
-            processes = int(number("PROCESSES", max(2, os.cpu_count() or 2)))
+            processes = int(number("PROCESSES", worker_task_parallelism() or max(2, os.cpu_count() or 2)))
         return cls(
             processes=processes,
             idle_seconds=number("IDLE_SECONDS", cls.idle_seconds),
             max_invocations=int(number("MAX_INVOCATIONS", cls.max_invocations)),
             max_rss_mb=number("MAX_RSS_MB", cls.max_rss_mb),
         )
+
+
+#: executor class name -> the Airflow option that bounds how many tasks one worker runs at once
+_WORKER_SLOTS = {
+    "LocalExecutor": ("core", "parallelism"),
+    "CeleryExecutor": ("celery", "worker_concurrency"),
+    "CeleryKubernetesExecutor": ("celery", "worker_concurrency"),
+    "EdgeExecutor": ("edge", "worker_concurrency"),
+}
+
+
+def worker_task_parallelism() -> int | None:
+    """How many tasks this worker may run at once, from Airflow's configuration; None if unknown.
+
+    A pool that size lets every task running at once have its own warm process, so none falls back
+    to a cold start because the pool is full. It costs no memory up front: a slot's process starts
+    only when a task finds every other one busy, and retires when idle. A KubernetesExecutor pod
+    runs one task. With several executors configured, the largest figure wins. A Celery worker
+    started with ``--concurrency`` overrides its config where we cannot see it: set
+    ``MANIFEST_DAG_WARM_PROCESSES`` there.
+    """
+    try:
+        from airflow.configuration import conf
+    except Exception:  # noqa: BLE001 - no Airflow (a plain script calling run_dbt): unknown
+        return None
+    found: list[int] = []
+    try:
+        executors = str(conf.get("core", "executor", fallback="") or "")
+        for entry in executors.split(","):
+            name = entry.strip().rsplit(":", 1)[-1].rsplit(".", 1)[-1]
+            if name == "KubernetesExecutor":
+                found.append(1)
+            elif name in _WORKER_SLOTS:
+                value = conf.getint(*_WORKER_SLOTS[name], fallback=0)
+                if value > 0:  # core.parallelism = 0 means unbounded: no figure to size a pool by
+                    found.append(value)
+    except Exception:  # noqa: BLE001 - a malformed option must not fail the task: use the default
+        return None
+    return max(found) if found else None
 
 
 def _is_our_server(pid: int) -> bool:
