@@ -65,6 +65,7 @@ golden:
 bench: $(STAMP)
 	$(PY) benchmarks/run.py $(BENCH_ARGS)
 
-# Worker-side benchmarks vs cosmos, real dbt (writes docs/performance-worker.md; BENCH_ARGS=--quick for a slice).
+# Worker-side benchmarks vs cosmos, real dbt: the demo DAG through dag.test() and through a real scheduler
+# (LocalExecutor, Postgres), one model's task, dbt parse (writes docs/performance-worker.md; BENCH_ARGS=--quick for a slice).
 bench-worker: $(STAMP)
 	$(PY) benchmarks/worker.py $(BENCH_ARGS)

@@ -46,7 +46,8 @@ CHILD = HERE / "child.py"
 PY = sys.executable
 COSMOS_VENV = BENCH / "cosmos-venv"
 COSMOS_PY = COSMOS_VENV / "bin" / "python"
-COSMOS_REQS = ["astronomer-cosmos==1.15.1", "apache-airflow==3.3.2", "orjson"]
+# psycopg2/asyncpg: make bench-worker's real-scheduler case runs cosmos's Airflow on Postgres
+COSMOS_REQS = ["astronomer-cosmos==1.15.1", "apache-airflow==3.3.2", "orjson", "psycopg2-binary>=2.9", "asyncpg>=0.29"]
 RESULTS = BENCH / "results.json"
 DOC = REPO / "docs" / "performance.md"
 SHARED = REPO / ".." / "shared" / "manifests"

@@ -22,7 +22,10 @@ pinned to ``dbt-core~=1.11.0`` + ``dbt-duckdb~=1.11.0``:
 2. **one**: one model's task: manifest-dag's worker path (``run_dbt``, what the operator's
    ``execute`` calls) with a warm venv, cold subprocess path and warm-process path, vs
    ``<venv>/bin/dbt run --select <model>`` as a fresh process in the same venv.
-3. **parse**: ``dbt parse`` on a synthetic 2,000-model project, with and without a reused
+3. **sched**: the whole DAG through a real Airflow scheduler with the LocalExecutor (parallelism
+   4, Postgres metadata DB): ``md-cold``, ``md-warm`` and ``cosmos-venvdir``, a cold-cache and a
+   warm-cache run each (``benchmarks/worker_sched.py``).
+4. **parse**: ``dbt parse`` on a synthetic 2,000-model project, with and without a reused
    ``partial_parse.msgpack``; and manifest-dag's workspace copy at a new path (relocated msgpack).
 """
 
@@ -81,11 +84,22 @@ def node_seconds(run_results: Mapping) -> float:
     return float(sum(float(r.get("execution_time") or 0.0) for r in run_results.get("results") or []))
 
 
-def task_overhead(duration: float | None, run_results: Mapping | None) -> float | None:
+def task_overhead(duration: float | None, node_s: float | None) -> float | None:
     """What a task spent outside dbt's node execution: its duration minus the nodes' time."""
-    if duration is None or run_results is None:
+    if duration is None or node_s is None:
         return None
-    return duration - node_seconds(run_results)
+    return duration - node_s
+
+
+def node_times(run_results: Mapping[str, Mapping], xcoms: Mapping[str, object]) -> dict[str, float]:
+    """Each task's node seconds: from the ``run_results.json`` a callback kept (cosmos), else
+    from the ``node_seconds`` a manifest-dag task returns (XCom). manifest-dag's tasks get no
+    callback: one makes dbt write every artifact, which its warm path otherwise skips."""
+    out = {tid: node_seconds(r) for tid, r in run_results.items()}
+    for tid, value in xcoms.items():
+        if tid not in out and isinstance(value, Mapping) and value.get("node_seconds") is not None:
+            out[tid] = float(value["node_seconds"])
+    return out
 
 
 def percentile(values: Iterable[float], q: float) -> float | None:
@@ -99,13 +113,13 @@ def percentile(values: Iterable[float], q: float) -> float | None:
     return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
 
 
-def summarize_run(child: Mapping, run_results: Mapping[str, Mapping]) -> dict:
-    """One dag.test() run → the table's figures. ``run_results``: task id → its run_results.json."""
+def summarize_run(child: Mapping, node_time: Mapping[str, float]) -> dict:
+    """One DAG run → the table's figures. ``node_time``: task id → its nodes' seconds (``node_times``)."""
     tasks = child.get("tasks") or {}
     ran = {tid: t for tid, t in tasks.items() if t.get("duration") is not None and t.get("state") in ("success", "failed")}
     durations = [t["duration"] for t in ran.values()]
-    overheads = [o for tid, t in ran.items() if (o := task_overhead(t["duration"], run_results.get(tid))) is not None]
-    nodes = [node_seconds(run_results[tid]) for tid in ran if tid in run_results]
+    overheads = [o for tid, t in ran.items() if (o := task_overhead(t["duration"], node_time.get(tid))) is not None]
+    nodes = [node_time[tid] for tid in ran if tid in node_time]
     return {
         "state": child.get("state"),
         "dag_s": child.get("dag_s"),
@@ -312,9 +326,18 @@ def targets_table(results: Mapping) -> list[str]:
         rows.append(["workspace copy reuses partial parsing (no \"Unable to do partial parsing\")",
                      f"{len(skipped)} of {len(p['ws_notes'])} workspace runs skipped parsing; {len(bad)} re-parsed",
                      "met" if not bad and len(skipped) == len(p["ws_notes"]) else "missed"])
+    import worker_sched
+
+    rows += worker_sched.targets(results)
     if not rows:
         return ["(nothing measured yet)"]
     return table(["target", "measured", "verdict"], rows)
+
+
+def _sched_section(results: Mapping) -> list[str]:
+    import worker_sched
+
+    return [*worker_sched.SECTION_INTRO, *worker_sched.sched_table(results)]
 
 
 def render_report(results: Mapping) -> str:
@@ -358,9 +381,13 @@ def render_report(results: Mapping) -> str:
         "- *dbt overhead*: a task's duration minus the sum of `execution_time` over the nodes in the",
         "  `run_results.json` that task's dbt call wrote: what the task spent on anything but running",
         "  the nodes' SQL (Airflow's task start, venv, project copy, dbt start-up, parse, deps, result",
-        "  handling). Both tools hand over the run's target folder after dbt ends (manifest-dag's",
-        "  `artifacts_callback`, cosmos's `callback` operator argument); the benchmark's callback copies",
-        "  `run_results.json` out, keyed by task id. The median is over the tasks that ran dbt.",
+        "  handling). cosmos hands over the run's target folder after dbt ends (its `callback`",
+        "  operator argument): the benchmark's callback copies `run_results.json` out, keyed by task id.",
+        "  A manifest-dag task returns that sum in its XCom value (`node_seconds`), read after the run.",
+        "  Rows measured before that (rows without `node_seconds` in `results.json`: the earlier runs",
+        "  listed below the table) gave manifest-dag an `artifacts_callback` instead, which makes dbt",
+        "  write every artifact, `manifest.json` too, a cost of about 0.35 s per task that the warm path",
+        "  otherwise skips: those rows are conservative. The median is over the tasks that ran dbt.",
         "- *cosmos ÷ this*: the cosmos DAG wall time over this row's, same selection and cache state.",
         "- cosmos's venvs: Airflow's `prepare_virtualenv` uses `uv` when it finds it on `PATH`"
         + (" (here it does: the benchmark puts the repo's `uv` on cosmos's `PATH`, as Airflow's images have it)"
@@ -369,7 +396,10 @@ def render_report(results: Mapping) -> str:
         "  between runs, so *cold* means an empty venv directory, not an empty wheel cache.",
         "",
         *dag_table(results),
-        "## 2. One model's task",
+        "## 2. The demo DAG through a real scheduler (LocalExecutor)",
+        "",
+        *_sched_section(results),
+        "## 3. One model's task",
         "",
     ]
     if one:
@@ -389,7 +419,7 @@ def render_report(results: Mapping) -> str:
             + "; warm process " + ", ".join(fmt_s(x) for x in one.get("md_warm_all", [])) + ".",
             "",
         ]
-    out += ["## 3. `dbt parse` with and without a reused `partial_parse.msgpack`", ""]
+    out += ["## 4. `dbt parse` with and without a reused `partial_parse.msgpack`", ""]
     if p:
         out += [
             f"`tests/synth_project.generate_project` with {p.get('models', 0):,} models (DuckDB profile), dbt from",
@@ -489,10 +519,19 @@ def airflow_template(python: Path | str, name: str) -> Path:
     return db
 
 
+#: the top of both DAG files: their settings, written into the file by the real-scheduler case
+#: (benchmarks/worker_sched.py), read from the environment by the dag.test() case (one file, one run)
+DAG_SETTINGS = '''
+BENCH = {bench!r}
+
+
+def setting(name):
+    return BENCH.get(name) or os.environ["BENCH_" + name.upper()]
+'''
+
 MD_DAG = '''\
-"""The demo's shop DAG (examples/dags/shop_dag.py) plus a callback keeping run_results.json (an Airflow DAG)."""
+"""The demo's shop DAG (examples/dags/shop_dag.py); each task's XCom says its nodes' seconds (an Airflow DAG)."""
 import os
-import shutil
 from pathlib import Path
 
 import pendulum
@@ -500,26 +539,20 @@ import pendulum
 from manifest_dag import DbtDag, ProfileConfig, ProjectConfig, RenderConfig, VenvConfig
 
 PROJECT = Path({project!r})
-
-
-def keep_results(target, context):
-    src = Path(target) / "run_results.json"
-    if src.is_file():
-        shutil.copy2(src, Path(os.environ["BENCH_RR_DIR"]) / (context["ti"].task_id + ".json"))
-
+''' + DAG_SETTINGS + '''
 
 dag = DbtDag(
-    dag_id="shop",
+    dag_id=BENCH.get("dag_id", "shop"),
     project_config=ProjectConfig(
         manifest_path={manifest!r},
         project_dir=PROJECT,
-        env_vars={{"SHOP_DUCKDB_PATH": os.environ["BENCH_DUCKDB"]}},
+        env_vars={{"SHOP_DUCKDB_PATH": setting("duckdb")}},
         install_deps=True,
     ),
     profile_config=ProfileConfig(profile_name="shop", target_name="dev", profiles_yml_path=PROJECT / "profiles.yml"),
-    venv_config=VenvConfig(py_requirements={reqs!r}, cache_dir=os.environ["BENCH_VENV_CACHE"]),
+    venv_config=VenvConfig(py_requirements={reqs!r}, cache_dir=setting("venv_cache"),
+                           warm_processes=BENCH.get("warm_processes")),
     render_config=RenderConfig(select={select!r}),
-    operator_args={{"artifacts_callback": keep_results}},
     schedule=None,
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
 )
@@ -536,21 +569,22 @@ from cosmos import DbtDag, ExecutionConfig, ProfileConfig, ProjectConfig, Render
 from cosmos.constants import ExecutionMode, LoadMode
 
 PROJECT = Path({project!r})
-VENV_DIR = os.environ.get("BENCH_COSMOS_VENV_DIR") or None
+''' + DAG_SETTINGS + '''
+VENV_DIR = BENCH.get("cosmos_venv_dir") or os.environ.get("BENCH_COSMOS_VENV_DIR") or None
 
 
 def keep_results(project_dir, **kwargs):
     src = Path(project_dir) / "target" / "run_results.json"
     if src.is_file():
-        shutil.copy2(src, Path(os.environ["BENCH_RR_DIR"]) / (kwargs["context"]["ti"].task_id + ".json"))
+        shutil.copy2(src, Path(setting("rr_dir")) / (kwargs["context"]["ti"].task_id + ".json"))
 
 
 dag = DbtDag(
-    dag_id="shop",
+    dag_id=BENCH.get("dag_id", "shop"),
     project_config=ProjectConfig(
         dbt_project_path=PROJECT,
         manifest_path={manifest!r},
-        env_vars={{"SHOP_DUCKDB_PATH": os.environ["BENCH_DUCKDB"]}},
+        env_vars={{"SHOP_DUCKDB_PATH": setting("duckdb")}},
     ),
     profile_config=ProfileConfig(profile_name="shop", target_name="dev", profiles_yml_filepath=PROJECT / "profiles.yml"),
     execution_config=ExecutionConfig(
@@ -566,6 +600,17 @@ dag = DbtDag(
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
 )
 '''
+
+
+def uv_bin_dir() -> Path:
+    """A directory holding only the repo's ``uv``, for cosmos's ``PATH`` (Airflow's
+    ``prepare_virtualenv`` uses uv when it finds it, as on Airflow's images)."""
+    uv_dir = WB / "uv-bin"
+    uv_dir.mkdir(parents=True, exist_ok=True)
+    link = uv_dir / "uv"
+    if not link.exists():
+        link.symlink_to(Path(PY).parent / "uv")
+    return uv_dir
 
 
 def stop_warm(cache: Path) -> int:
@@ -589,7 +634,8 @@ def dag_run(tool: str, cache_state: str, select: list[str], args: argparse.Names
     shutil.copy2(airflow_template(python, "cosmos" if cosmos else "md"), run_dir / "airflow" / "airflow.db")
     template = COSMOS_DAG if cosmos else MD_DAG
     (run_dir / "dags" / "shop_bench.py").write_text(
-        template.format(project=str(project), manifest=str(SHOP_MANIFEST), reqs=REQS, select=list(select) if cosmos else (select or None))
+        template.format(project=str(project), manifest=str(SHOP_MANIFEST), reqs=REQS,
+                        select=list(select) if cosmos else (select or None), bench={})
     )
     cache = WB / "caches" / tool
     if cache_state == "cold":
@@ -609,12 +655,7 @@ def dag_run(tool: str, cache_state: str, select: list[str], args: argparse.Names
     if tool == "cosmos-venvdir":
         env["BENCH_COSMOS_VENV_DIR"] = str(cache / "venv")
     if cosmos and args.cosmos_uv:
-        uv_dir = WB / "uv-bin"
-        uv_dir.mkdir(parents=True, exist_ok=True)
-        link = uv_dir / "uv"
-        if not link.exists():
-            link.symlink_to(Path(PY).parent / "uv")
-        env["PATH"] = f"{uv_dir}{os.pathsep}{env.get('PATH', '')}"
+        env["PATH"] = f"{uv_bin_dir()}{os.pathsep}{env.get('PATH', '')}"
     load = load_now()
     code = bench_run.code_version()
     log(f"[dag {sel_key}] {tool}, {cache_state} venv cache (load {load}) ...")
@@ -639,10 +680,11 @@ def dag_run(tool: str, cache_state: str, select: list[str], args: argparse.Names
         return {"error": f"exit code {proc.returncode}", "load": load, "code": code}
     child = json.loads(lines[-1])
     rr = {p.stem: json.loads(p.read_text()) for p in (run_dir / "rr").glob("*.json")}
-    row = summarize_run(child, rr)
+    times = node_times(rr, child.get("xcom") or {})
+    row = summarize_run(child, times)
     row.update(load=load, load_end=round(os.getloadavg()[0], 2), code=code, process_s=round(wall, 1))
-    row["per_task"] = {tid: [t.get("state"), t.get("duration"), node_seconds(rr[tid]) if tid in rr else None]
-                       for tid, t in child["tasks"].items()}
+    row["node_seconds"] = "run_results.json (callback)" if cosmos else "XCom node_seconds"
+    row["per_task"] = {tid: [t.get("state"), t.get("duration"), times.get(tid)] for tid, t in child["tasks"].items()}
     log(f"  {row['state']}: dag {fmt_s(row['dag_s'])} s, {row['ok']}/{row['tasks']} ok, task median "
         f"{fmt_s(row['task_median_s'])} s, overhead median {fmt_s(row['overhead_median_s'])} s ({wall:.0f} s in all)")
     if not args.keep:
@@ -844,7 +886,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="manifest-dag vs cosmos, worker side (real dbt)")
     ap.add_argument("--quick", action="store_true",
                     help="development: --select +dim_products, manifest-dag only, 200-model parse, 2 one-model runs")
-    ap.add_argument("--cases", nargs="*", default=["one", "parse", "dag"], choices=("dag", "one", "parse"))
+    ap.add_argument("--cases", nargs="*", default=["one", "parse", "dag", "sched"], choices=("dag", "one", "parse", "sched"))
+    ap.add_argument("--sched-tools", nargs="*", choices=("md-cold", "md-warm", "cosmos-venvdir"),
+                    help="tools for the real-scheduler case (default: all three)")
     ap.add_argument("--tools", nargs="*", choices=TOOLS, help="tools for the dag case (default: all four)")
     ap.add_argument("--select", nargs="*", default=[], help="a dbt selection for BOTH tools in the dag case (default: all)")
     ap.add_argument("--warm-only", action="store_true", help="dag case: skip the cold-cache runs (reuse the caches)")
@@ -858,6 +902,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report-only", action="store_true")
     args = ap.parse_args(argv)
     if args.quick:
+        args.cases = [c for c in args.cases if c != "sched"]
         args.select = args.select or ["+dim_products"]
         args.tools = args.tools or ["md-warm", "md-cold"]
         args.parse_models = 200
@@ -866,7 +911,7 @@ def main(argv: list[str] | None = None) -> int:
     results = load_results()
     if not args.report_only:
         WB.mkdir(parents=True, exist_ok=True)
-        if any(t.startswith("cosmos") for t in args.tools) and "dag" in args.cases:
+        if (any(t.startswith("cosmos") for t in args.tools) and "dag" in args.cases) or "sched" in args.cases:
             bench_run.ensure_cosmos()
         results["versions"] = versions()
         results["when"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
@@ -877,6 +922,10 @@ def main(argv: list[str] | None = None) -> int:
             bench_parse(results, args)
         if "dag" in args.cases:
             bench_dag(results, args)
+        if "sched" in args.cases:
+            import worker_sched
+
+            worker_sched.bench_sched(results, args)
         if LOADS:
             results.setdefault("load", {})[results["when"]] = [min(LOADS), round(statistics.median(LOADS), 2), max(LOADS)]
             save_results(results)

@@ -120,6 +120,13 @@ class RunSummary:
         """Every node that makes dbt exit non-zero (errors, failures, partial successes, skips)."""
         return tuple(r for r in self.results if _is_failing(r))
 
+    @property
+    def node_seconds(self) -> float:
+        """The nodes' ``execution_time`` summed: what dbt spent running SQL. For a task of one
+        node, the task's time beyond it is overhead (start-up, parse, waiting for a DuckDB file's
+        turn); nodes run on several threads overlap, so their sum can exceed the run's wall time."""
+        return sum(r.execution_time for r in self.results)
+
     def counts(self) -> dict[str, int]:
         """Counts in dbt's own ``Done.`` line terms, with test failures apart from errors."""
         return {

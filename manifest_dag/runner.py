@@ -448,7 +448,9 @@ def _writer_lock(
         lock.acquire(timeout=0)
     except Timeout:
         log("waiting for another task's dbt run on the same DuckDB target (DuckDB allows one writer)")
+        waited = time.monotonic()
         lock.acquire()
+        log(f"DuckDB target free after {time.monotonic() - waited:.2f} s of waiting")
     try:
         yield
     finally:
@@ -553,4 +555,5 @@ def run_operator(op: Any, context: Any) -> dict[str, Any]:
         "seconds": round(outcome.duration, 3),
         "partial_parse_reused": outcome.reparsed is None,
         "statuses": summary.counts() if summary is not None else {},
+        "node_seconds": round(summary.node_seconds, 3) if summary is not None else None,
     }

@@ -202,6 +202,8 @@ class SchedulerEnv:
     #: one secret shared by the api-server (which checks task tokens) and the scheduler (which signs them)
     jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(64))
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    #: the Python whose Airflow runs the deployment (the benchmark runs cosmos's from its own venv)
+    python: str = sys.executable
     #: seconds between the DAG processor's looks at the dags folder and re-parses of a file: the
     #: tests write their DAG files first, so once is enough (and saves CPU on small machines)
     reparse_seconds: int = 3600
@@ -282,7 +284,7 @@ class SchedulerEnv:
     def start_airflow(self, timeout: float = 180.0) -> None:
         self.airflow(["db", "migrate"], timeout=600)
         for name in ("api-server", "scheduler", "dag-processor"):
-            argv = [sys.executable, "-m", "airflow", name]
+            argv = [self.python, "-m", "airflow", name]
             if name == "api-server":
                 argv += ["--host", "127.0.0.1", "--port", str(self.api_port), "--workers", "1"]
             log = (self.root / f"{name}.log").open("w")
@@ -293,7 +295,7 @@ class SchedulerEnv:
 
     def airflow(self, args: list[str], timeout: float = 120) -> str:
         done = subprocess.run(
-            [sys.executable, "-m", "airflow", *args], env=self.env(), capture_output=True, text=True,
+            [self.python, "-m", "airflow", *args], env=self.env(), capture_output=True, text=True,
             timeout=timeout, cwd=self.root,
         )
         if done.returncode:

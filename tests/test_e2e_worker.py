@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -143,5 +144,8 @@ def test_parallel_tasks_on_one_duckdb_file_take_turns(tmp_path: Path) -> None:
     errors = {k: v for k, v in results.items() if isinstance(v, Exception)}
     assert not errors, errors
     logs = ["\n".join(v) for v in results.values()]
-    assert any("waiting for another task's dbt run on the same DuckDB target" in text for text in logs)
+    waiter = [text for text in logs if "waiting for another task's dbt run on the same DuckDB target" in text]
+    assert waiter, logs
+    waited = re.search(r"DuckDB target free after ([0-9.]+) s of waiting", waiter[0])
+    assert waited and float(waited.group(1)) > 0, waiter[0]
     assert all("Could not set lock" not in text for text in logs)

@@ -43,6 +43,10 @@ def test_real_successful_build() -> None:
     assert seed.failures is None
     lines = summary.log_lines()
     assert lines == ["dbt build: 28 nodes in 4.78s; PASS=28 WARN=0 ERROR=0 FAIL=0 SKIP=0 NO-OP=0 TOTAL=28"]
+    raw = orjson.loads(JAFFLE_RESULTS.read_bytes())
+    assert summary.node_seconds == pytest.approx(sum(r["execution_time"] for r in raw["results"]))
+    # dbt ran these 28 nodes on several threads: their sum exceeds the run's wall time
+    assert summary.node_seconds > summary.elapsed
 
 
 def test_build_with_failing_test_warning_and_skips() -> None:
