@@ -49,6 +49,7 @@ WARM_REUSED = "warm dbt: running in warm process"
 WARM_STARTED = "warm dbt: starting a warm dbt process"
 WARM_FELL_BACK = "warm dbt unavailable"
 LOCK_WAIT = re.compile(r"DuckDB target free after ([0-9.]+) s of waiting")
+DBT_ERROR = re.compile(r"\b(?:IO|Runtime|Database|Compilation|Parsing|Dependency) Error:.*")
 
 
 def dag_id(tool: str, cache_state: str) -> str:
@@ -65,6 +66,28 @@ def warm_use(log_texts: Mapping[str, str]) -> dict[str, int]:
             out["started"] += 1
         else:
             out["reused"] += 1
+    return out
+
+
+def failure_reasons(tis: list[dict], log_texts: Mapping[str, str]) -> dict[str, str]:
+    """Each failed task's first dbt error line, from its log (JSON lines: their ``event``)."""
+    out: dict[str, str] = {}
+    for ti in tis:
+        if ti["state"] != "failed":
+            continue
+        reason = "(no dbt error line in the task log)"
+        for line in log_texts.get(ti["task_id"], "").splitlines():
+            text = line
+            if line.startswith("{"):
+                try:
+                    text = str(json.loads(line).get("event", ""))
+                except ValueError:
+                    pass
+            m = DBT_ERROR.search(text)
+            if m:
+                reason = m.group(0).strip()[:240]
+                break
+        out[ti["task_id"]] = reason
     return out
 
 
@@ -175,6 +198,8 @@ def deployment(tools: list[str], args: argparse.Namespace) -> dict[str, dict]:
                             None if cosmos else lock_waits(logs))
             if not cosmos:
                 row["warm_use"] = warm_use(logs)
+            if final != "success":
+                row["failures"] = failure_reasons(tis, logs)
             row.update(load=load, load_end=round(os.getloadavg()[0], 2), code=code)
             row["node_seconds"] = "run_results.json (callback)" if cosmos else "XCom node_seconds"
             rows[f"{tool}/{state}"] = row
@@ -229,7 +254,8 @@ def sched_table(results: Mapping) -> list[str]:
     sched = results.get("sched") or {}
     if not sched:
         return ["(not measured yet: `python benchmarks/worker.py --cases sched`)", ""]
-    ref = {state: (sched.get(f"cosmos-venvdir/{state}") or {}).get("dag_s") for state in ("cold", "warm")}
+    # cosmos's reference: the median of its successful runs (a failed run ends early)
+    ref = {state: (merged(results, f"cosmos-venvdir/{state}") or {}).get("dag_s") for state in ("cold", "warm")}
     rows = []
     for tool in TOOLS:
         for state in ("cold", "warm"):
@@ -246,7 +272,7 @@ def sched_table(results: Mapping) -> list[str]:
                 wb.fmt_s(r.get("overhead_median_s")), wb.fmt_s(r.get("overhead_p90_s")),
                 wb.fmt_s(r.get("overhead_no_wait_median_s")), wb.fmt_s(r.get("lock_wait_sum_s")),
                 f"{use['reused']} / {use['started']} / {use['cold']}" if use else "–",
-                wb.fmt_ratio(ref[state], r.get("dag_s")),
+                wb.fmt_ratio(ref[state], r.get("dag_s")) if r.get("state") == "success" else "– (run failed)",
                 str(r.get("load", "–")) + (f" → {r['load_end']}" if r.get("load_end") is not None else ""),
                 str(r.get("code", "–")),
             ])
@@ -258,6 +284,15 @@ def sched_table(results: Mapping) -> list[str]:
         rows,
     )
     out.append("")
+    failed = [(case, r) for case, r in sorted(sched.items()) if r.get("failures")]
+    failed += [(case, r) for case, rows_ in sorted((results.get("sched_earlier") or {}).items())
+               for r in rows_ if r.get("failures")]
+    if failed:
+        out.append("Runs that failed, and why (each failed task's first dbt error line): " + "; ".join(
+            f"{wb.TOOL_LABEL[case.split('/')[0]]}, {case.split('/')[1]} (commit {r.get('code')}): " + ", ".join(
+                f"`{task}`: {reason}" for task, reason in sorted(r["failures"].items()))
+            for case, r in failed) + ".")
+        out.append("")
     earlier = results.get("sched_earlier") or {}
     if earlier:
         out.append("Earlier runs of the same rows (DAG run wall s, tasks ok, overhead median s, load, commit): " + "; ".join(
@@ -282,7 +317,8 @@ def targets(results: Mapping) -> list[list[str]]:
     if warm and cosmos and warm.get("dag_s") and cosmos.get("dag_s"):
         ratio = cosmos["dag_s"] / warm["dag_s"]
         rows.append(["real scheduler: warm venv cache, DAG run ≥ 5× faster than cosmos with virtualenv_dir",
-                     f"{wb.fmt_ratio(cosmos['dag_s'], warm['dag_s'])} ({wb.fmt_s(cosmos['dag_s'])} s vs {wb.fmt_s(warm['dag_s'])} s)",
+                     f"{wb.fmt_ratio(cosmos['dag_s'], warm['dag_s'])} ({wb.fmt_s(cosmos['dag_s'])} s vs "
+                     f"{wb.fmt_s(warm['dag_s'])} s; medians of {cosmos['runs']} and {warm['runs']} runs)",
                      "met" if ratio >= 5 else "missed"])
     return rows
 
@@ -303,10 +339,11 @@ SECTION_INTRO = [
     "  the nodes' `execution_time` in the task's `run_results.json` (as in section 1).",
     "- *DuckDB wait*: manifest-dag's tasks on one DuckDB file take turns (DuckDB allows one writer),",
     "  and a task logs how long it waited; that wait is part of its overhead. *overhead without",
-    "  DuckDB wait* takes it out. cosmos has no such lock (its tasks do not run dbt at once anyway:",
-    "  it holds its venv's lock for the whole dbt run), so its column is empty.",
+    "  DuckDB wait* takes it out. cosmos has no such lock, so its column is empty: its lock on the",
+    "  venv keeps most of its dbt runs apart, but not all of them (see the failed runs below).",
     "- *warm: reused / started / cold*: per task, from its log: ran in a warm process another task",
     "  had started; started one; ran dbt as a fresh process (warm path off or unavailable).",
-    "- *cosmos ÷ this*: the cosmos DAG run's wall time over this row's, same venv-cache state.",
+    "- *cosmos ÷ this*: cosmos's DAG run wall time (the median of its successful runs, same",
+    "  venv-cache state) over this row's.",
     "",
 ]

@@ -238,3 +238,35 @@ def test_sched_table_and_targets_judge_the_measured_rows() -> None:
     verdicts = {r[0]: (r[1], r[2]) for r in ws.targets(results)}
     assert verdicts["real scheduler: warm per-task dbt overhead ≤ 0.5 s (median)"] == ("0.550 s, median of 2 runs", "missed")
     assert verdicts["real scheduler: warm venv cache, DAG run ≥ 5× faster than cosmos with virtualenv_dir"][1] == "missed"
+
+
+def test_failure_reasons_take_the_first_dbt_error_line_of_each_failed_task() -> None:
+    ws = _sched()
+    import json
+
+    lock = 'IO Error: Could not set lock on file "/x/shop.duckdb": Conflicting lock is held in python (PID 1)'
+    logs = {
+        "seed": "\n".join(json.dumps({"event": e, "task_id": "seed"}) for e in (
+            "Waiting for virtualenv lock to be released", "\x1b[0m21:10:54  Encountered an error:", lock,
+            "Runtime Error: later, not the first")),
+        "model.run": "plain text line\nDatabase Error in model m: relation does not exist\n",
+    }
+    tis = [
+        {"task_id": "seed", "state": "failed"},
+        {"task_id": "model.run", "state": "failed"},
+        {"task_id": "other", "state": "failed"},
+        {"task_id": "fine", "state": "success"},
+    ]
+    reasons = ws.failure_reasons(tis, logs)
+    assert reasons["seed"] == lock
+    assert reasons["model.run"] == "(no dbt error line in the task log)"  # "Error in", not "Error:"
+    assert reasons["other"] == "(no dbt error line in the task log)"
+    assert "fine" not in reasons
+    results = {"sched": {"cosmos-venvdir/cold": {"state": "failed", "dag_s": 200.0, "tasks": 53, "ok": 28,
+                                                  "code": "abc", "failures": {"seed": lock}},
+                         "md-warm/cold": {"state": "success", "dag_s": 100.0, "tasks": 52, "ok": 52}},
+               "sched_earlier": {"cosmos-venvdir/cold": [{"state": "success", "dag_s": 400.0, "tasks": 53, "ok": 53}]}}
+    text = "\n".join(ws.sched_table(results))
+    assert "Runs that failed" in text and "Could not set lock" in text
+    assert "| 4.00× |" in text  # the median of cosmos's successful runs (400 s), not the failed one's 200 s
+    assert "| – (run failed) |" in text
