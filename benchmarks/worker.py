@@ -193,15 +193,7 @@ def dag_table(results: Mapping) -> list[str]:
             rows,
         )
         out.append("")
-        earlier = (results.get("dag_earlier") or {}).get(sel) or {}
-        if earlier:
-            out.append("Earlier runs of the same rows (DAG wall s, tasks ok, overhead median s, load, commit): " + "; ".join(
-                f"{TOOL_LABEL[case.split('/')[0]]}, {case.split('/')[1]}: "
-                + ", ".join(f"{fmt_s(r.get('dag_s'))} s, {r.get('ok')}/{r.get('tasks')}, {fmt_s(r.get('overhead_median_s'))} s, "
-                            f"load {r.get('load')}, {r.get('code')}" for r in rows_)
-                for case, rows_ in sorted(earlier.items())
-            ) + ".")
-            out.append("")
+        out += earlier_runs_line((results.get("dag_earlier") or {}).get(sel) or {}, "DAG wall s")
     default = results.get("cosmos_default") or {}
     if default:
         out.append("cosmos with its default test rendering (`should_detach_multiple_parents_tests=False`), the "
@@ -243,16 +235,10 @@ def parse_table(results: Mapping) -> list[str]:
     return table(["dbt parse of " + f"{p.get('models', 0):,} models", "median s", "full ÷ this"], rows)
 
 
-def _runs(results: Mapping, sel: str, case: str) -> list[Mapping]:
-    """Every successful run of a dag-case row: the latest and the earlier ones."""
-    latest = ((results.get("dag") or {}).get(sel) or {}).get(case)
-    earlier = ((results.get("dag_earlier") or {}).get(sel) or {}).get(case) or []
-    return [r for r in [*earlier, latest] if r and "error" not in r and r.get("state") == "success"]
-
-
-def _merged(results: Mapping, sel: str, case: str) -> Mapping | None:
-    """The medians over a row's runs (one run: that run), with ``runs`` = how many."""
-    runs = _runs(results, sel, case)
+def median_of_runs(latest: Mapping | None, earlier: list[Mapping] | None) -> Mapping | None:
+    """The medians of ``dag_s`` and ``overhead_median_s`` over a row's successful runs (the
+    latest and the earlier ones; one run: that run), with ``runs`` = how many."""
+    runs = [r for r in [*(earlier or []), latest] if r and "error" not in r and r.get("state") == "success"]
     if not runs:
         return None
     out: dict = {"runs": len(runs)}
@@ -260,6 +246,23 @@ def _merged(results: Mapping, sel: str, case: str) -> Mapping | None:
         values = [r[key] for r in runs if r.get(key) is not None]
         out[key] = statistics.median(values) if values else None
     return out
+
+
+def earlier_runs_line(earlier: Mapping[str, list[Mapping]], wall: str) -> list[str]:
+    """The paragraph under a table listing its rows' earlier runs (``earlier``: case → runs)."""
+    if not earlier:
+        return []
+    return ["Earlier runs of the same rows (" + wall + ", tasks ok, overhead median s, load, commit): " + "; ".join(
+        f"{TOOL_LABEL[case.split('/')[0]]}, {case.split('/')[1]}: "
+        + ", ".join(f"{fmt_s(r.get('dag_s'))} s, {r.get('ok')}/{r.get('tasks')}, {fmt_s(r.get('overhead_median_s'))} s, "
+                    f"load {r.get('load')}, {r.get('code')}" for r in rows)
+        for case, rows in sorted(earlier.items())
+    ) + ".", ""]
+
+
+def _merged(results: Mapping, sel: str, case: str) -> Mapping | None:
+    return median_of_runs(((results.get("dag") or {}).get(sel) or {}).get(case),
+                          ((results.get("dag_earlier") or {}).get(sel) or {}).get(case))
 
 
 def _dag(results: Mapping, case: str) -> tuple[str, Mapping] | None:

@@ -116,7 +116,6 @@ def summarize(tis: list[dict], run_wall: float | None, run_state: str, node_time
     if waits is not None:  # the overhead without the wait for the DuckDB file's turn
         rest = [o - waits.get(tid, 0.0) for tid, t in child["tasks"].items()
                 if (o := wb.task_overhead(t["duration"], node_time.get(tid))) is not None]
-        row["lock_wait_median_s"] = statistics.median(waits.values()) if waits else None
         row["lock_wait_sum_s"] = sum(waits.values())
         row["overhead_no_wait_median_s"] = statistics.median(rest) if rest else None
     return row
@@ -125,7 +124,7 @@ def summarize(tis: list[dict], run_wall: float | None, run_state: str, node_time
 def _task_logs(env: SchedulerEnv, dag: str, run_id: str) -> dict[str, str]:
     texts: dict[str, str] = {}
     for path in sorted((env.logs / f"dag_id={dag}" / f"run_id={run_id}").glob("task_id=*/**/attempt=*.log")):
-        task = re.sub(r"^task_id=", "", next(p for p in path.parts if p.startswith("task_id=")))
+        task = next(p for p in path.parts if p.startswith("task_id=")).removeprefix("task_id=")
         texts[task] = texts.get(task, "") + path.read_text(errors="replace")
     return texts
 
@@ -232,22 +231,9 @@ def bench_sched(results: dict, args: argparse.Namespace) -> None:
 
 
 # -- report ----------------------------------------------------------------------------------------
-def _runs(results: Mapping, case: str) -> list[Mapping]:
-    latest = (results.get("sched") or {}).get(case)
-    earlier = (results.get("sched_earlier") or {}).get(case) or []
-    return [r for r in [*earlier, latest] if r and "error" not in r and r.get("state") == "success"]
-
-
 def merged(results: Mapping, case: str) -> Mapping | None:
     """Medians over a row's successful runs, with ``runs`` = how many."""
-    runs = _runs(results, case)
-    if not runs:
-        return None
-    out: dict = {"runs": len(runs)}
-    for key in ("dag_s", "overhead_median_s", "task_median_s"):
-        values = [r[key] for r in runs if r.get(key) is not None]
-        out[key] = statistics.median(values) if values else None
-    return out
+    return wb.median_of_runs((results.get("sched") or {}).get(case), (results.get("sched_earlier") or {}).get(case))
 
 
 def sched_table(results: Mapping) -> list[str]:
@@ -293,15 +279,7 @@ def sched_table(results: Mapping) -> list[str]:
                 f"`{task}`: {reason}" for task, reason in sorted(r["failures"].items()))
             for case, r in failed) + ".")
         out.append("")
-    earlier = results.get("sched_earlier") or {}
-    if earlier:
-        out.append("Earlier runs of the same rows (DAG run wall s, tasks ok, overhead median s, load, commit): " + "; ".join(
-            f"{wb.TOOL_LABEL[case.split('/')[0]]}, {case.split('/')[1]}: " + ", ".join(
-                f"{wb.fmt_s(r.get('dag_s'))} s, {r.get('ok')}/{r.get('tasks')}, {wb.fmt_s(r.get('overhead_median_s'))} s, "
-                f"load {r.get('load')}, {r.get('code')}" for r in rows_)
-            for case, rows_ in sorted(earlier.items())) + ".")
-        out.append("")
-    return out
+    return out + wb.earlier_runs_line(results.get("sched_earlier") or {}, "DAG run wall s")
 
 
 def targets(results: Mapping) -> list[list[str]]:
