@@ -49,12 +49,12 @@ def _emit(result: dict) -> None:
 def build_md(manifest: str, rebuilds: int) -> dict:
     import airflow.sdk  # noqa: F401 - imports are not part of the build time
 
-    import manifest_dag.dag as md_dag
+    import manifest_dag.scheduler.dag as md_dag
     from manifest_dag import DbtDag, ProfileConfig, ProjectConfig
 
     # what a cold build imports on first use (a warm one never does): imports, not build time,
     # as for cosmos, whose package import loads its graph code up front
-    import manifest_dag.graph, manifest_dag.naming, manifest_dag.requirements, manifest_dag.selection  # noqa: E401, F401
+    import manifest_dag.scheduler.graph, manifest_dag.scheduler.naming, manifest_dag.core.requirements, manifest_dag.scheduler.selection  # noqa: E401, F401
     import networkx  # noqa: F401
 
     spent: list[float] = []
@@ -135,7 +135,7 @@ def build_orjson(manifest: str) -> dict:
 def skeleton(manifest: str, out: str) -> dict:
     """The groups, tasks and edges manifest-dag renders for ``manifest``, as plain JSON."""
     from manifest_dag import ProjectConfig
-    from manifest_dag.dag import plan_project
+    from manifest_dag.scheduler.dag import plan_project
 
     _, plan = plan_project(ProjectConfig(manifest_path=manifest))
     data = {
@@ -216,9 +216,9 @@ def parse(dag_file: str, dag_id: str, task_id: str | None) -> dict:
 
 # -- selection ---------------------------------------------------------------------------------------
 def select(manifest: str, exprs: list[str], repeats: int = 3) -> dict:
-    from manifest_dag.graph import DbtGraph
-    from manifest_dag.manifest import load_manifest
-    from manifest_dag.selection import select_nodes
+    from manifest_dag.scheduler.graph import DbtGraph
+    from manifest_dag.scheduler.manifest import load_manifest
+    from manifest_dag.scheduler.selection import select_nodes
 
     t = time.perf_counter()
     m = load_manifest(manifest)

@@ -410,7 +410,7 @@ def render_report(results: Mapping) -> str:
             f"Model `{one['model']}` on a seeded DuckDB file, venv already built, {one.get('runs', '?')} runs of",
             "each, interleaved, medians. *direct*: `<venv>/bin/dbt run --select <model>` as a fresh process in",
             "a prepared copy of the project (its own `partial_parse.msgpack` in place, `dbt deps` done).",
-            "manifest-dag: `manifest_dag.runner.run_dbt`, the path `DbtVenvOperator.execute` takes (venv",
+            "manifest-dag: `manifest_dag.worker.runner.run_dbt`, the path `DbtVenvOperator.execute` takes (venv",
             "look-up, workspace copy, msgpack placement, profile, DuckDB lock, dbt, `run_results.json`),",
             "without Airflow's own task start-up. Warm path: the pool's process already started by an",
             f"untimed first call. Load average before: {one.get('load', '–')}; commit {one.get('code', '–')}.",
@@ -617,7 +617,7 @@ def uv_bin_dir() -> Path:
 
 
 def stop_warm(cache: Path) -> int:
-    from manifest_dag.warm import stop_pools
+    from manifest_dag.worker.warm import stop_pools
 
     return stop_pools(cache / ".state")
 
@@ -719,15 +719,15 @@ def bench_dag(results: dict, args: argparse.Namespace) -> None:
 
 # -- case 2: one model's task ----------------------------------------------------------------------
 def md_venv(cache: Path):
-    from manifest_dag.venv import VenvCache, VenvSpec
+    from manifest_dag.worker.venv import VenvCache, VenvSpec
 
     return VenvCache(cache, log=lambda s: None).ensure(VenvSpec(requirements=tuple(REQS)))
 
 
 def bench_one(results: dict, args: argparse.Namespace) -> None:
     from manifest_dag import ProfileConfig
-    from manifest_dag.runner import DbtInvocation, run_dbt
-    from manifest_dag.venv import VenvSpec
+    from manifest_dag.worker.runner import DbtInvocation, run_dbt
+    from manifest_dag.worker.venv import VenvSpec
 
     model = args.model
     cache = WB / "caches" / "one"
@@ -801,8 +801,8 @@ SYNTH_PROFILE = "synth:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb
 def bench_parse(results: dict, args: argparse.Namespace) -> None:
     sys.path.insert(0, str(REPO))
     from manifest_dag import ProfileConfig
-    from manifest_dag.runner import DbtInvocation, run_dbt
-    from manifest_dag.venv import VenvSpec
+    from manifest_dag.worker.runner import DbtInvocation, run_dbt
+    from manifest_dag.worker.venv import VenvSpec
     from tests.synth_project import generate_project
 
     n = args.parse_models

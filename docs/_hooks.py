@@ -1,7 +1,7 @@
 """MkDocs hooks: pages generated from the code, so they cannot drift from it.
 
 - ``reference/config-objects.md``: every field of the config dataclasses (type and default read from
-  ``manifest_dag/config.py``; the meaning from the field's ``#:`` comment, else from the field's row
+  ``manifest_dag/core/config.py``; the meaning from the field's ``#:`` comment, else from the field's row
   in ``configuration.md``), and the enums with their members' comments. A field documented in
   neither place, or a row in ``configuration.md`` naming a field the code does not have, is a
   warning, so ``mkdocs build --strict`` fails.
@@ -23,7 +23,7 @@ from typing import Any
 log = logging.getLogger("mkdocs.hooks.manifest_dag")
 
 ROOT = Path(__file__).resolve().parent.parent
-CONFIG_PY = ROOT / "manifest_dag" / "config.py"
+CONFIG_PY = ROOT / "manifest_dag" / "core" / "config.py"
 CONFIG_CLASSES = ("ProjectConfig", "ProfileConfig", "VenvConfig", "RenderConfig")
 ENUMS = ("TestBehavior", "SourceRendering")
 OPTIONAL_PAGES = {"testing.md": "Testing your DAGs", "performance.md": "Performance"}
@@ -125,7 +125,7 @@ def config_reference(configuration_md: Path) -> str:
     out = [
         "# Config objects",
         "",
-        "Generated from `manifest_dag/config.py` when the docs are built: the fields, their types and",
+        "Generated from `manifest_dag/core/config.py` when the docs are built: the fields, their types and",
         "defaults as the code declares them. The meaning is the field's comment in the code, or else its",
         "row in [Configuration](../configuration.md), which also explains how the fields work together.",
         "",
@@ -172,13 +172,13 @@ def cli_reference() -> str:
     import argparse
 
     os.environ["COLUMNS"] = "100"  # argparse wraps help text to the terminal width
-    from manifest_dag.cli import build_parser
+    from manifest_dag.cli.app import build_parser
 
     parser = build_parser()
     out = [
         "# Command line",
         "",
-        "Generated from `manifest_dag/cli.py` when the docs are built: the `--help` of every command.",
+        "Generated from `manifest_dag/cli/app.py` when the docs are built: the `--help` of every command.",
         "Errors print `manifest-dag: error: <what was wrong and how to mend it>` and exit with code 2.",
         "See [Check and draw a DAG before deploying](../how-to/check-and-draw.md) for how to use them.",
         "",

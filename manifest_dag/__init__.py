@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from manifest_dag.config import (
+from manifest_dag.core.config import (
     ProfileConfig,
     ProjectConfig,
     RenderConfig,
@@ -16,7 +16,7 @@ from manifest_dag.config import (
     TestBehavior,
     VenvConfig,
 )
-from manifest_dag.errors import (
+from manifest_dag.core.errors import (
     ConfigError,
     DbtRunError,
     GraphError,
@@ -31,10 +31,10 @@ from manifest_dag.errors import (
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from manifest_dag.dag import DbtDag, DbtTaskGroup
-    from manifest_dag.graph import DbtGraph
-    from manifest_dag.manifest import DbtNode, Manifest, load_manifest
-    from manifest_dag.naming import DbtNaming
+    from manifest_dag.scheduler.dag import DbtDag, DbtTaskGroup
+    from manifest_dag.scheduler.graph import DbtGraph
+    from manifest_dag.scheduler.manifest import DbtNode, Manifest, load_manifest
+    from manifest_dag.scheduler.naming import DbtNaming
     from manifest_dag.operators import (
         DbtBuildOperator,
         DbtRunOperator,
@@ -44,19 +44,19 @@ if TYPE_CHECKING:
         DbtTestOperator,
         DbtVenvOperator,
     )
-    from manifest_dag.plan import RenderPlan, TaskSpec
-    from manifest_dag.selection import select_nodes
+    from manifest_dag.scheduler.plan import RenderPlan, TaskSpec
+    from manifest_dag.scheduler.selection import select_nodes
 
 # Most names load on first use, so `import manifest_dag` stays light for the worker runner (a
 # task's DAG-file parse with a warm plan cache loads neither the manifest reader nor the graph).
 _LAZY = {
-    "DbtNaming": "manifest_dag.naming",
-    "DbtNode": "manifest_dag.manifest",
-    "Manifest": "manifest_dag.manifest",
-    "load_manifest": "manifest_dag.manifest",
-    "DbtGraph": "manifest_dag.graph",
-    "DbtDag": "manifest_dag.dag",
-    "DbtTaskGroup": "manifest_dag.dag",
+    "DbtNaming": "manifest_dag.scheduler.naming",
+    "DbtNode": "manifest_dag.scheduler.manifest",
+    "Manifest": "manifest_dag.scheduler.manifest",
+    "load_manifest": "manifest_dag.scheduler.manifest",
+    "DbtGraph": "manifest_dag.scheduler.graph",
+    "DbtDag": "manifest_dag.scheduler.dag",
+    "DbtTaskGroup": "manifest_dag.scheduler.dag",
     "DbtVenvOperator": "manifest_dag.operators",
     "DbtRunOperator": "manifest_dag.operators",
     "DbtTestOperator": "manifest_dag.operators",
@@ -64,9 +64,9 @@ _LAZY = {
     "DbtSnapshotOperator": "manifest_dag.operators",
     "DbtBuildOperator": "manifest_dag.operators",
     "DbtSourceFreshnessOperator": "manifest_dag.operators",
-    "RenderPlan": "manifest_dag.plan",
-    "TaskSpec": "manifest_dag.plan",
-    "select_nodes": "manifest_dag.selection",
+    "RenderPlan": "manifest_dag.scheduler.plan",
+    "TaskSpec": "manifest_dag.scheduler.plan",
+    "select_nodes": "manifest_dag.scheduler.selection",
 }
 
 

@@ -2,7 +2,7 @@
 
 Construction runs on the scheduler for every task of every parse, so ``__init__`` only stores
 and checks arguments (cheap; no I/O). Everything heavy happens in ``execute`` on the worker,
-through ``manifest_dag.runner``, which knows nothing of Airflow.
+through ``manifest_dag.worker.runner``, which knows nothing of Airflow.
 
 Each operator also works alone in a plain DAG::
 
@@ -19,9 +19,9 @@ from typing import Any, ClassVar
 
 from airflow.sdk.bases.operator import BaseOperator
 
-from manifest_dag.config import ProfileConfig, VenvConfig
-from manifest_dag.errors import ConfigError
-from manifest_dag.plan import command_args
+from manifest_dag.core.config import ProfileConfig, VenvConfig
+from manifest_dag.core.errors import ConfigError
+from manifest_dag.scheduler.plan import command_args
 
 #: dbt flags the operators set themselves or refuse, each with the reason.
 MANAGED_FLAGS: Mapping[str, str] = {
@@ -144,7 +144,7 @@ class DbtVenvOperator(BaseOperator):
         return args
 
     def execute(self, context: Any) -> Any:
-        from manifest_dag.runner import run_operator
+        from manifest_dag.worker.runner import run_operator
 
         return run_operator(self, context)
 

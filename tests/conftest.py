@@ -55,6 +55,6 @@ def _stop_warm_dbt_processes(request: pytest.FixtureRequest):
     yield
     if not any(item.get_closest_marker("e2e") for item in request.session.items):
         return
-    from manifest_dag.warm import stop_pools
+    from manifest_dag.worker.warm import stop_pools
 
     stop_pools(REPO / ".cache" / "e2e-venvs" / ".state")

@@ -413,7 +413,7 @@ class SchedulerEnv:
                 proc.wait(timeout=10)
         # warm dbt processes run in their own sessions (they outlive tasks by design)
         with contextlib.suppress(Exception):
-            from manifest_dag.warm import stop_pools
+            from manifest_dag.worker.warm import stop_pools
 
             stop_pools(self.venv_cache / ".state")
         if self.pg is not None:

@@ -175,9 +175,9 @@ def _sched():
 
 def test_the_warm_markers_are_what_the_warm_path_logs() -> None:
     ws = _sched()
-    source = (REPO / "manifest_dag" / "warm.py").read_text()
+    source = (REPO / "manifest_dag" / "worker" / "warm.py").read_text()
     for marker in (ws.WARM_REUSED, ws.WARM_STARTED, ws.WARM_FELL_BACK):
-        assert marker in source, f"manifest_dag/warm.py no longer logs {marker!r}"
+        assert marker in source, f"manifest_dag/worker/warm.py no longer logs {marker!r}"
 
 
 def test_warm_use_classifies_each_task_log() -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from manifest_dag.graph import DbtGraph
-from manifest_dag.manifest import load_manifest
+from manifest_dag.scheduler.graph import DbtGraph
+from manifest_dag.scheduler.manifest import load_manifest
 from tests.conftest import REPO
 
 

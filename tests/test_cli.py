@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from manifest_dag import cli
-from manifest_dag.config import ProjectConfig, RenderConfig
-from manifest_dag.graph import DbtGraph
-from manifest_dag.manifest import load_manifest
-from manifest_dag.plan import plan_tasks
-from manifest_dag.selection import select_nodes
+from manifest_dag.cli import app as cli
+from manifest_dag.core.config import ProjectConfig, RenderConfig
+from manifest_dag.scheduler.graph import DbtGraph
+from manifest_dag.scheduler.manifest import load_manifest
+from manifest_dag.scheduler.plan import plan_tasks
+from manifest_dag.scheduler.selection import select_nodes
 from manifest_dag.testing import ManifestBuilder
 from tests.conftest import FIXTURES, JAFFLE, SHARED
 
@@ -65,7 +65,7 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str], argv: list[s
 
 
 def test_graph_help_states_the_real_thresholds(capsys: pytest.CaptureFixture[str]) -> None:
-    from manifest_dag import draw
+    from manifest_dag.cli import draw
 
     with pytest.raises(SystemExit):
         cli.main(["graph", "--help"])
@@ -192,7 +192,7 @@ def test_graph_svg_is_valid_and_its_nodes_are_the_tasks(capsys: pytest.CaptureFi
             titles[g.get("class")].add(g.find("svg:title", ns).text)
     plan = expected_plan(JAFFLE)
     assert titles["node"] == {t.task_id for t in plan.tasks}
-    from manifest_dag.dag import DbtDag
+    from manifest_dag.scheduler.dag import DbtDag
 
     dag = DbtDag(dag_id="jaffle", schedule=None, project_config=ProjectConfig(manifest_path=JAFFLE, plan_cache_dir=False))
     assert titles["node"] == set(dag.task_dict)  # the tasks Airflow gets
@@ -335,7 +335,7 @@ def test_venv_build_from_a_manifest_pins_its_dbt(monkeypatch: pytest.MonkeyPatch
         seen.append(spec)
         raise cli.CliError("stop here")
 
-    monkeypatch.setattr("manifest_dag.venv.VenvCache.ensure", ensure)
+    monkeypatch.setattr("manifest_dag.worker.venv.VenvCache.ensure", ensure)
     code, _, err = run(capsys, "venv", "build", "--manifest", SHOP, "--cache-dir", tmp_path)
     assert code == 2 and "stop here" in err
     (spec,) = seen
@@ -344,13 +344,13 @@ def test_venv_build_from_a_manifest_pins_its_dbt(monkeypatch: pytest.MonkeyPatch
 
 
 def test_demo_runs_the_demo(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr("manifest_dag.demo.main", lambda: 7)
+    monkeypatch.setattr("manifest_dag.cli.demo.main", lambda: 7)
     assert cli.main(["demo"]) == 7
 
 
 def test_project_config_is_what_the_cli_plans() -> None:
     """inspect/graph plan without Airflow; they must agree with what DbtDag builds (plan_project)."""
-    from manifest_dag.dag import plan_project
+    from manifest_dag.scheduler.dag import plan_project
 
     rc = RenderConfig(select=["+fct_orders"], test_behavior="after_all")
     _, plan = plan_project(ProjectConfig(manifest_path=SHOP, plan_cache_dir=False), rc)
@@ -358,7 +358,7 @@ def test_project_config_is_what_the_cli_plans() -> None:
 
 
 def test_venv_build_from_dag_files(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    from manifest_dag.venv import Venv
+    from manifest_dag.worker.venv import Venv
 
     seen = []
 
@@ -366,7 +366,7 @@ def test_venv_build_from_dag_files(monkeypatch: pytest.MonkeyPatch, capsys: pyte
         seen.append((self.root, spec))
         return Venv(key="0" * 16, path=self.root / ("0" * 16), python=Path("python"), bin_dir=Path("bin"), built=False)
 
-    monkeypatch.setattr("manifest_dag.venv.VenvCache.ensure", ensure)
+    monkeypatch.setattr("manifest_dag.worker.venv.VenvCache.ensure", ensure)
     monkeypatch.setenv("MANIFEST_DAG_DEMO_DIR", str(tmp_path))
     monkeypatch.delenv("MANIFEST_DAG_VENV_CACHE", raising=False)
     code, out, err = run(capsys, "venv", "build", "--dags", FIXTURES.parent / "examples" / "dags")

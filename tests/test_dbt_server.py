@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from manifest_dag._worker.dbt_server import _lean_artifacts
+from manifest_dag.worker.in_venv.dbt_server import _lean_artifacts
 
 
 def test_result_commands_skip_manifest_json_and_say_where_run_results_go() -> None:

@@ -30,7 +30,7 @@ def csv_rows(name: str) -> int:
 
 def duckdb_counts(db: Path, tables: list[str]) -> dict[str, int | None]:
     """Row counts read with the worker venv's own duckdb (the package never depends on it)."""
-    from manifest_dag.venv import VenvCache, VenvSpec
+    from manifest_dag.worker.venv import VenvCache, VenvSpec
 
     venv = VenvCache(E2E_VENV_CACHE, log=lambda s: None).ensure(VenvSpec(requirements=tuple(VENV_REQUIREMENTS)))
     script = (

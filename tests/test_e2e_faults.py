@@ -22,8 +22,8 @@ RUN = r"""
 import sys
 from pathlib import Path
 from manifest_dag import ProfileConfig
-from manifest_dag.runner import DbtInvocation, run_dbt
-from manifest_dag.venv import VenvSpec
+from manifest_dag.worker.runner import DbtInvocation, run_dbt
+from manifest_dag.worker.venv import VenvSpec
 project, cache, db, reqs = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], sys.argv[4].split(",")
 run_dbt(
     DbtInvocation(
@@ -59,7 +59,7 @@ def finish(proc: subprocess.Popen[str]) -> str:
 
 
 def stop_warm(cache: Path) -> None:
-    from manifest_dag.warm import stop_pools
+    from manifest_dag.worker.warm import stop_pools
 
     stop_pools(cache / ".state")
 

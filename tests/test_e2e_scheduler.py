@@ -135,7 +135,7 @@ def demo_dag_file() -> str:
 def parse_synth_manifest(project: Path) -> Path:
     """``dbt parse`` the synthetic project with a dbt-postgres venv of the e2e cache (not the
     deployment's: that one must start empty)."""
-    from manifest_dag.venv import VenvCache, VenvSpec
+    from manifest_dag.worker.venv import VenvCache, VenvSpec
 
     venv = VenvCache(E2E_VENV_CACHE, log=lambda s: None).ensure(VenvSpec(requirements=tuple(REQUIREMENTS)))
     profiles = project / ".parse-profiles"
@@ -349,8 +349,8 @@ def _dag_logs(logs: list[Path], dag_id: str) -> list[Path]:
 
 
 def _shop_plan_size() -> int:
-    from manifest_dag.config import RenderConfig
-    from manifest_dag.project import plan_project
+    from manifest_dag.core.config import RenderConfig
+    from manifest_dag.scheduler.project import plan_project
 
     return len(plan_project(SHOP_MANIFEST, RenderConfig()).plan)
 
@@ -421,7 +421,7 @@ def test_task_runners_built_only_their_task(deployment) -> None:
             for dag, task, built, planned in found:
                 assert dag == dag_id and f"task_id={task}/" in str(path), (path, found)
                 assert int(built) == 1, f"{path}: the parse built {built} of {planned} tasks"
-    # the full-build fallback of manifest_dag.dag._task_scope never happened
+    # the full-build fallback of manifest_dag.scheduler.dag._task_scope never happened
     assert not _lines(logs, "building the full DAG instead of the task alone")
     planned = {m.group(1): int(m.group(4)) for line in _lines(logs, "E2E-PROBE") if (m := probe.search(line))}
     assert planned["synth_pg"] == SYNTH_MODELS and planned["shop_duckdb"] == _shop_plan_size(), planned
@@ -490,7 +490,7 @@ def test_no_secret_left_in_logs_files_or_the_metadata_db(deployment) -> None:
 def test_no_profiles_yml_left_behind(deployment) -> None:
     """No task leaves its profiles.yml, not even the one whose worker was SIGKILLed: its private
     profile dir (``$TMPDIR/manifest-dag-profile-<pid>-*``, which its own clean-up never removed)
-    was there just after the kill, and a later task's workspace removed it (manifest_dag/workspace.py,
+    was there just after the kill, and a later task's workspace removed it (manifest_dag/worker/workspace.py,
     ``sweep_orphaned_profile_dirs``; before that fix this failed with the killed task's file)."""
     left = deployment["scan"]["profiles_left"]
     assert not left, f"profiles.yml files left after the runs: {left}"

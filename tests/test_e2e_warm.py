@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from manifest_dag import ProfileConfig
-from manifest_dag.runner import DbtInvocation, run_dbt
-from manifest_dag.venv import VenvCache, VenvSpec
+from manifest_dag.worker.runner import DbtInvocation, run_dbt
+from manifest_dag.worker.venv import VenvCache, VenvSpec
 from tests.airflow_run import E2E_VENV_CACHE, VENV_REQUIREMENTS
 from tests.test_e2e_worker import copy_shop
 
@@ -189,7 +189,7 @@ def test_duckdb_file_is_released_for_a_cold_dbt_from_another_process(project: Pa
 def test_processes_are_recycled_above_the_memory_ceiling_and_reported(
     project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from manifest_dag.warm import pool_status, stop_pools
+    from manifest_dag.worker.warm import pool_status, stop_pools
 
     stop_pools(E2E_VENV_CACHE / ".state")  # processes keep the limits they were started with
     db = tmp_path / "m.duckdb"

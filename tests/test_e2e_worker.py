@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from manifest_dag import DbtRunError, ProfileConfig
-from manifest_dag.runner import DbtInvocation, run_dbt
-from manifest_dag.venv import VenvCache, VenvSpec
+from manifest_dag.worker.runner import DbtInvocation, run_dbt
+from manifest_dag.worker.venv import VenvCache, VenvSpec
 from tests.airflow_run import E2E_VENV_CACHE, VENV_REQUIREMENTS
 from tests.conftest import REPO
 

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from manifest_dag import DbtDag, ManifestDagError, ProjectConfig, RenderConfig, VenvConfig, load_manifest
-from manifest_dag.project import plan_project
+from manifest_dag.scheduler.project import plan_project
 from tests.edit import jaffle_raw
 
 json_values = st.recursive(
@@ -128,7 +128,7 @@ def test_vars_that_are_not_json_serialisable_fail_clearly() -> None:
     from manifest_dag import ConfigError
 
     with pytest.raises(ManifestDagError):
-        from manifest_dag.workspace import canonical_vars
+        from manifest_dag.worker.workspace import canonical_vars
 
         canonical_vars({"when": object()})
     assert issubclass(ConfigError, ManifestDagError)

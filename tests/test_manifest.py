@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from manifest_dag import DbtNode, ManifestError, load_manifest
-from manifest_dag.manifest import SUPPORTED_SCHEMA_VERSIONS
+from manifest_dag.scheduler.manifest import SUPPORTED_SCHEMA_VERSIONS
 from tests.conftest import ALL_MANIFESTS, JAFFLE, SHARED, VERSION_MANIFESTS, manifest_id
 from tests.edit import edited, uid, write
 

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
-from manifest_dag.config import ProfileConfig
-from manifest_dag.errors import ProfileError
-from manifest_dag.profiles import (
+from manifest_dag.core.config import ProfileConfig
+from manifest_dag.core.errors import ProfileError
+from manifest_dag.worker.profiles import (
     ADAPTERS,
     RenderedProfile,
     profile_from_connection,
@@ -288,7 +288,7 @@ def test_resolve_profile_file(tmp_path: Path) -> None:
 
 def test_no_airflow_or_dbt_import_at_module_level() -> None:
     code = (
-        "import sys, manifest_dag.profiles; "
+        "import sys, manifest_dag.worker.profiles; "
         "bad = [m for m in sys.modules if m.split('.')[0] in ('airflow', 'dbt')]; "
         "assert not bad, bad"
     )

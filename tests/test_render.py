@@ -23,7 +23,7 @@ from manifest_dag import (
     select_nodes,
 )
 from manifest_dag.operators import DbtRunOperator, DbtSeedOperator, DbtTestOperator
-from manifest_dag.render import link
+from manifest_dag.scheduler.render import link
 from tests.conftest import ALL_MANIFESTS, JAFFLE, manifest_id
 from manifest_dag.testing import assert_dag_matches_manifest
 from tests.edit import edited, uid

@@ -8,8 +8,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from manifest_dag.errors import DbtRunError
-from manifest_dag.results import NodeResult, RunSummary, parse_run_results, read_run_results
+from manifest_dag.core.errors import DbtRunError
+from manifest_dag.worker.results import NodeResult, RunSummary, parse_run_results, read_run_results
 
 HERE = Path(__file__).resolve().parent / "run_results"
 JAFFLE_RESULTS = Path(__file__).resolve().parent.parent.parent / "shared" / "manifests" / "jaffle_shop_duckdb" / "run_results.json"
@@ -19,7 +19,7 @@ def test_no_airflow_or_dbt_import() -> None:
     import subprocess
 
     code = (
-        "import sys, manifest_dag.results; "
+        "import sys, manifest_dag.worker.results; "
         "bad = [m for m in sys.modules if m.split('.')[0] in ('airflow', 'dbt')]; "
         "assert not bad, bad"
     )

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from manifest_dag.errors import SelectionError
-from manifest_dag.graph import DbtGraph
-from manifest_dag.manifest import DbtNode, Manifest, load_manifest
-from manifest_dag.selection import LS_DEFAULT_RESOURCE_TYPES, select_nodes
+from manifest_dag.core.errors import SelectionError
+from manifest_dag.scheduler.graph import DbtGraph
+from manifest_dag.scheduler.manifest import DbtNode, Manifest, load_manifest
+from manifest_dag.scheduler.selection import LS_DEFAULT_RESOURCE_TYPES, select_nodes
 from tests.conftest import FIXTURES, JAFFLE
 
 JAFFLE_LS = JAFFLE.parent / "dbt_ls.json"

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from manifest_dag.graph import DbtGraph
-from manifest_dag.manifest import Manifest, load_manifest
-from manifest_dag.selection import select_nodes
+from manifest_dag.scheduler.graph import DbtGraph
+from manifest_dag.scheduler.manifest import Manifest, load_manifest
+from manifest_dag.scheduler.selection import select_nodes
 from tests.conftest import FIXTURES, JAFFLE, SHARED, manifest_id
 
 TUVA = SHARED / "large" / "tuva" / "manifest.json.gz"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from manifest_dag.runner import SubprocessInvoker, _setpriv
+from manifest_dag.worker.runner import SubprocessInvoker, _setpriv
 
 CHILD = """
 import os, signal, sys, time
@@ -30,7 +30,7 @@ time.sleep(60)
 TASK = """
 import sys
 from pathlib import Path
-from manifest_dag.runner import SubprocessInvoker
+from manifest_dag.worker.runner import SubprocessInvoker
 SubprocessInvoker().invoke([sys.executable, "-c", sys.argv[1], sys.argv[2]], cwd=Path("."), env={}, on_line=print)
 """
 

@@ -11,8 +11,8 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG
 
 from manifest_dag import DbtDag, DbtTaskGroup, ProfileConfig, ProjectConfig, RenderConfig, VenvConfig
-from manifest_dag.cache import cached_plan, clear_memory, render_key
-from manifest_dag.dag import plan_project
+from manifest_dag.scheduler.plan_cache import cached_plan, clear_memory, render_key
+from manifest_dag.scheduler.dag import plan_project
 from tests.conftest import JAFFLE, SHARED
 
 START = pendulum.datetime(2024, 1, 1, tz="UTC")
@@ -158,7 +158,7 @@ def test_plan_cache_levels_and_corruption(tmp_path: Path) -> None:
 
 
 def test_a_cached_task_is_read_without_decoding_the_whole_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import manifest_dag.cache as cache
+    import manifest_dag.scheduler.plan_cache as cache
 
     config = RenderConfig()
     clear_memory()
@@ -184,7 +184,7 @@ def test_task_specs_pickle_every_field() -> None:
     import dataclasses
     import pickle
 
-    from manifest_dag.plan import GroupSpec, TaskSpec
+    from manifest_dag.scheduler.plan import GroupSpec, TaskSpec
 
     for cls in (TaskSpec, GroupSpec):
         values = {f.name: (f"v_{f.name}",) if "tuple" in str(f.type) else f"v_{f.name}" for f in dataclasses.fields(cls)}
@@ -208,7 +208,7 @@ def test_changed_manifest_or_options_miss_the_cache(tmp_path: Path) -> None:
 
 
 def test_a_known_file_identity_skips_hashing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import manifest_dag.cache as cache
+    import manifest_dag.scheduler.plan_cache as cache
 
     copy = tmp_path / "manifest.json"
     copy.write_bytes(JAFFLE.read_bytes())
@@ -249,8 +249,8 @@ else:
     os.environ["_AIRFLOW_PARSING_CONTEXT_TASK_ID"] = "orders.run"
     dag = build()
     assert list(dag.task_dict) == ["orders.run"], list(dag.task_dict)
-    print([m for m in ("networkx", "orjson", "manifest_dag.selection", "manifest_dag.manifest",
-                       "manifest_dag.graph", "manifest_dag.venv", "filelock") if m in sys.modules])
+    print([m for m in ("networkx", "orjson", "manifest_dag.scheduler.selection", "manifest_dag.scheduler.manifest",
+                       "manifest_dag.scheduler.graph", "manifest_dag.worker.venv", "filelock") if m in sys.modules])
 """
     subprocess.run([sys.executable, "-c", code, "fill"], check=True, capture_output=True)
     out = subprocess.run([sys.executable, "-c", code, "task"], check=True, capture_output=True, text=True)

@@ -295,7 +295,7 @@ def test_wrong_ordering_is_named_with_the_path_through_unrendered_nodes(tmp_path
     assert "wrong orderings" in message
     assert "- raw_orders → orders: orders depends on raw_orders via stg_orders, but the DAG can start it first" in message
     # and a wait dbt does not ask for
-    from manifest_dag.render import link
+    from manifest_dag.scheduler.render import link
 
     dag = make_dag(path)
     link(dag.task_dict["customers.run"], dag.task_dict["orders.run"])
@@ -435,7 +435,7 @@ def test_plan_task_renders_templates_for_a_logical_date(tmp_path: Path, monkeypa
 
 def test_plan_task_argv_is_what_run_dbt_runs(tmp_path: Path) -> None:
     """Guard against drift: run_dbt with a fake venv and invoker gets the same argv."""
-    from manifest_dag.runner import invocation_for, run_dbt
+    from manifest_dag.worker.runner import invocation_for, run_dbt
 
     project = tmp_path / "project"
     project.mkdir()
@@ -512,7 +512,7 @@ def test_plugin_and_testing_import_neither_airflow_nor_dbt() -> None:
     import subprocess
 
     probe = (
-        "import json, sys\nimport manifest_dag.pytest_plugin, manifest_dag.testing\n"
+        "import json, sys\nimport manifest_dag.testing.plugin, manifest_dag.testing\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('airflow', 'dbt'))))"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)

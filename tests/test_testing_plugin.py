@@ -9,7 +9,7 @@ import pytest
 # (and a re-imported manifest_dag module no longer pickles its own classes).
 from airflow.dag_processing.dagbag import DagBag  # noqa: F401
 
-import manifest_dag.dag  # noqa: F401
+import manifest_dag.scheduler.dag  # noqa: F401
 import manifest_dag.testing  # noqa: F401
 
 from tests.conftest import SHARED

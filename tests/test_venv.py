@@ -1,4 +1,4 @@
-"""Tests for manifest_dag.venv: key rules (fast) and real venv builds with tiny requirements.
+"""Tests for manifest_dag.worker.venv: key rules (fast) and real venv builds with tiny requirements.
 
 Real builds use ``six`` (no scripts) or ``wheel`` (one console script, so shebangs get exercised)
 and a verify command that needs no dbt. Processes started here are killed in ``finally`` blocks.
@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-import manifest_dag.venv as venv_mod
-from manifest_dag.errors import ConfigError, VenvError
-from manifest_dag.venv import (
+import manifest_dag.worker.venv as venv_mod
+from manifest_dag.core.errors import ConfigError, VenvError
+from manifest_dag.worker.venv import (
     LAST_USED_NAME,
     MARKER_NAME,
     Venv,
@@ -106,7 +106,7 @@ def test_key_is_stable_short_and_spelling_insensitive() -> None:
     assert venv_key(a) == venv_key(b)
     assert len(venv_key(a)) == 16 and int(venv_key(a), 16) >= 0
     # Same key in a fresh process (no hash randomisation, nothing process-specific).
-    code = "from manifest_dag.venv import *; print(venv_key(VenvSpec(('dbt-core~=1.11.0','dbt-duckdb~=1.11.0'))))"
+    code = "from manifest_dag.worker.venv import *; print(venv_key(VenvSpec(('dbt-core~=1.11.0','dbt-duckdb~=1.11.0'))))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == venv_key(a)
 
@@ -219,7 +219,7 @@ def test_install_error_names_failing_requirement_and_hints_dbt_pin() -> None:
 
 def test_module_imports_no_airflow_dbt_or_virtualenv() -> None:
     code = (
-        "import sys, manifest_dag.venv\n"
+        "import sys, manifest_dag.worker.venv\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('airflow', 'dbt', 'virtualenv'))\n"
         "print(bad)"
     )
@@ -277,7 +277,7 @@ def test_pip_fallback_when_no_uv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert json.loads((venv.path / MARKER_NAME).read_text())["installer"] == "pip"
 
 
-# Child processes load manifest_dag.venv without running the package __init__ (which pulls in the
+# Child processes load manifest_dag.worker.venv without running the package __init__ (which pulls in the
 # scheduler-side modules and networkx: ~1.5 s per process on a small box, times six). What is
 # tested is this module's cross-process behaviour, not the package's import time.
 _CHILD_PRELUDE = f"""
@@ -291,7 +291,7 @@ _CONCURRENT_CHILD = _CHILD_PRELUDE + textwrap.dedent(
     """
     import json, os, subprocess, sys, time
     from pathlib import Path
-    from manifest_dag.venv import VenvCache, VenvSpec
+    from manifest_dag.worker.venv import VenvCache, VenvSpec
 
     root, run_dir, ident = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
     lines = []
@@ -347,7 +347,7 @@ def test_six_processes_one_build(tmp_path: Path) -> None:
 _KILLED_CHILD = _CHILD_PRELUDE + textwrap.dedent(
     """
     import sys
-    from manifest_dag.venv import VenvCache, VenvSpec
+    from manifest_dag.worker.venv import VenvCache, VenvSpec
 
     class StallAfterInstall(VenvCache):
         # Install for real, then report the installer's pid and hang inside the install step.

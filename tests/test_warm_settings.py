@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from manifest_dag.warm import WarmSettings, worker_task_parallelism
+from manifest_dag.worker.warm import WarmSettings, worker_task_parallelism
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from manifest_dag.errors import ManifestDagError
+from manifest_dag.core.errors import ManifestDagError
 
 PROG = "manifest-dag"
 
@@ -59,7 +59,7 @@ def _add_selection(p: argparse.ArgumentParser) -> None:
 
 
 def _render_config(args: argparse.Namespace) -> Any:
-    from manifest_dag.config import RenderConfig
+    from manifest_dag.core.config import RenderConfig
 
     return RenderConfig(
         select=args.select,
@@ -74,7 +74,7 @@ def _render_config(args: argparse.Namespace) -> Any:
 
 def _plan(args: argparse.Namespace) -> tuple[Any, Any, Any, frozenset[str]]:
     """(manifest, render config, plan, selected node ids), uncached, without importing Airflow."""
-    from manifest_dag.project import plan_project
+    from manifest_dag.scheduler.project import plan_project
 
     rc = _render_config(args)
     planned = plan_project(args.manifest, rc, describe=_describe)
@@ -218,7 +218,7 @@ def _inspect(args: argparse.Namespace) -> int:
 
 # -- graph ------------------------------------------------------------------------------------------
 def _graph(args: argparse.Namespace) -> int:
-    from manifest_dag import draw
+    from manifest_dag.cli import draw
 
     fmt = args.format
     if fmt is None:
@@ -247,10 +247,10 @@ def _graph(args: argparse.Namespace) -> int:
 # -- check ------------------------------------------------------------------------------------------
 def _check(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    from manifest_dag.config import ProjectConfig, VenvConfig
-    from manifest_dag.graph import DbtGraph
-    from manifest_dag.manifest import load_manifest
-    from manifest_dag.selection import select_nodes
+    from manifest_dag.core.config import ProjectConfig, VenvConfig
+    from manifest_dag.scheduler.graph import DbtGraph
+    from manifest_dag.scheduler.manifest import load_manifest
+    from manifest_dag.scheduler.selection import select_nodes
 
     def ok(step: str, text: str) -> None:
         _out(f"ok  {step:<9}  {text}")
@@ -275,7 +275,7 @@ def _check(args: argparse.Namespace) -> int:
             f"{manifest.path}: the manifest does not record its dbt version, so a DbtDag without "
             "venv_config would fail; give the requirements your DAG uses with --py-requirements"
         )
-    from manifest_dag.dag import DbtDag
+    from manifest_dag.scheduler.dag import DbtDag
 
     try:
         dag = DbtDag(
@@ -317,12 +317,12 @@ def _check_acyclic(dag: Any) -> None:
 
 # -- venv -------------------------------------------------------------------------------------------
 def _cache(args: argparse.Namespace, log: Any = None, config: Any = None) -> Any:
-    from manifest_dag.venv import VenvCache
+    from manifest_dag.worker.venv import VenvCache
 
     root = args.cache_dir
     if root is None:
-        from manifest_dag.config import VenvConfig
-        from manifest_dag.runner import cache_dir_for
+        from manifest_dag.core.config import VenvConfig
+        from manifest_dag.worker.runner import cache_dir_for
 
         # the same lookup as a task: VenvConfig.cache_dir, MANIFEST_DAG_VENV_CACHE, Airflow's
         # [manifest_dag] venv_cache_dir, then ~/.cache/manifest-dag/venvs
@@ -384,11 +384,11 @@ def _configs_from_dags(path: str) -> list[Any]:
 def _venv_build(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from manifest_dag.config import VenvConfig
+    from manifest_dag.core.config import VenvConfig
 
     reqs = list(args.requirements)
     if args.manifest:
-        from manifest_dag.manifest import load_manifest
+        from manifest_dag.scheduler.manifest import load_manifest
 
         m = load_manifest(args.manifest)
         if m.dbt_version in ("", "unknown"):
@@ -481,7 +481,7 @@ def _venv_prune(args: argparse.Namespace) -> int:
 
 # -- demo -------------------------------------------------------------------------------------------
 def _demo(args: argparse.Namespace) -> int:
-    from manifest_dag.demo import main as demo_main
+    from manifest_dag.cli.demo import main as demo_main
 
     return demo_main()
 

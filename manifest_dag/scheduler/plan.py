@@ -20,11 +20,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from manifest_dag.config import RenderConfig, SourceRendering, TestBehavior
+from manifest_dag.core.config import RenderConfig, SourceRendering, TestBehavior
 
 if TYPE_CHECKING:  # planning needs them; reading a cached plan (a task's parse) does not
-    from manifest_dag.graph import DbtGraph
-    from manifest_dag.manifest import DbtNode
+    from manifest_dag.scheduler.graph import DbtGraph
+    from manifest_dag.scheduler.manifest import DbtNode
 
 _COMMAND_OF = {"model": "run", "seed": "seed", "snapshot": "snapshot", "source": "source freshness"}
 
@@ -134,7 +134,7 @@ class RenderPlan:
 
 def plan_tasks(graph: DbtGraph, selected: Iterable[str], config: RenderConfig) -> RenderPlan:
     """Turn the selected node ids into the task plan ``config`` asks for."""
-    from manifest_dag.graph import EXECUTABLE_TYPES, TEST_TYPES
+    from manifest_dag.scheduler.graph import EXECUTABLE_TYPES, TEST_TYPES
 
     return _Planner(graph, frozenset(selected), config, EXECUTABLE_TYPES, TEST_TYPES).plan()
 

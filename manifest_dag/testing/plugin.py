@@ -142,7 +142,7 @@ def _manifest_dag_shared_cache() -> dict[Path, Any]:
 @pytest.fixture
 def shared_manifest(pytestconfig: pytest.Config, _manifest_dag_shared_cache: dict[Path, Any]) -> Any:
     """``shared_manifest(path)``: a loaded Manifest, read in place and cached for the session."""
-    from manifest_dag.manifest import load_manifest
+    from manifest_dag.scheduler.manifest import load_manifest
 
     base = _ini_path(pytestconfig, MANIFESTS_FOLDER_INI) or Path(pytestconfig.rootpath)
 

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import networkx as nx
 
-from manifest_dag.errors import GraphError
-from manifest_dag.manifest import DbtNode, Manifest
+from manifest_dag.core.errors import GraphError
+from manifest_dag.scheduler.manifest import DbtNode, Manifest
 
 #: Resource types that run as dbt tests (they are attached to the nodes they test).
 TEST_TYPES = frozenset({"test", "unit_test"})

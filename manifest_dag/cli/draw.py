@@ -20,9 +20,9 @@ import subprocess
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from manifest_dag.errors import ManifestDagError
-from manifest_dag.manifest import Manifest
-from manifest_dag.plan import RenderPlan, TaskSpec
+from manifest_dag.core.errors import ManifestDagError
+from manifest_dag.scheduler.manifest import Manifest
+from manifest_dag.scheduler.plan import RenderPlan, TaskSpec
 
 FORMATS = ("svg", "png", "dot", "mermaid")
 #: above this many tasks, ``collapse="auto"`` draws folders instead of tasks

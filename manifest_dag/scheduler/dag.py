@@ -15,17 +15,17 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import DAG, TaskGroup
 from airflow.sdk.bases.operator import BaseOperator
 
-from manifest_dag._gc import paused_gc
-from manifest_dag.cache import PlannedManifest, cached_plan
-from manifest_dag.config import ProfileConfig, ProjectConfig, RenderConfig, VenvConfig
-from manifest_dag.errors import ConfigError
+from manifest_dag.core.gc import paused_gc
+from manifest_dag.scheduler.plan_cache import PlannedManifest, cached_plan
+from manifest_dag.core.config import ProfileConfig, ProjectConfig, RenderConfig, VenvConfig
+from manifest_dag.core.errors import ConfigError
 from manifest_dag.operators import OPERATOR_FOR_COMMAND
-from manifest_dag.plan import RenderPlan, TaskSpec
-from manifest_dag.project import plan_project as _plan_project
-from manifest_dag.render import asset_outlets, render_one, render_plan
+from manifest_dag.scheduler.plan import RenderPlan, TaskSpec
+from manifest_dag.scheduler.project import plan_project as _plan_project
+from manifest_dag.scheduler.render import asset_outlets, render_one, render_plan
 
 if TYPE_CHECKING:
-    from manifest_dag.manifest import Manifest
+    from manifest_dag.scheduler.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def _check(value: Any, cls: type, name: str, required: bool = False) -> Any:
 
 
 def plan_project(project_config: ProjectConfig, render_config: RenderConfig | None = None) -> tuple[Manifest, RenderPlan]:
-    """Load, select and plan (see ``manifest_dag.project``): the manifest and its plan."""
+    """Load, select and plan (see ``manifest_dag.scheduler.project``): the manifest and its plan."""
     planned = _plan_project(project_config.manifest_path, render_config)
     return planned.manifest, planned.plan
 

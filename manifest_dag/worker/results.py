@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from manifest_dag.errors import DbtRunError
+from manifest_dag.core.errors import DbtRunError
 
 # dbt's node statuses (dbt.artifacts.schemas.results.NodeStatus), grouped the way dbt counts them.
 STATUS_SUCCESS = "success"

@@ -30,14 +30,14 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from manifest_dag._gc import paused_gc
-from manifest_dag.plan import GroupSpec, RenderPlan, TaskSpec
+from manifest_dag.core.gc import paused_gc
+from manifest_dag.scheduler.plan import GroupSpec, RenderPlan, TaskSpec
 
 log = logging.getLogger(__name__)
 
 _MAGIC = b"MDPLAN2\n"
 _HEAD = struct.Struct("<QQ32s32s")  # meta length, plan length, sha256(meta), sha256(plan)
-FORMAT = 3  # bump when RenderPlan/TaskSpec change shape
+FORMAT = 4  # bump when RenderPlan/TaskSpec change shape
 _MEMO_MAX = 16
 
 

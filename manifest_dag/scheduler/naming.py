@@ -11,7 +11,7 @@ import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the worker's task parse names nodes without loading a manifest
-    from manifest_dag.manifest import DbtNode
+    from manifest_dag.scheduler.manifest import DbtNode
 
 #: Airflow allows letters, digits, ``_``, ``-`` and ``.`` in task ids; ``.`` joins group and task.
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")

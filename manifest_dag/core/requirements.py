@@ -2,7 +2,7 @@
 
 The scheduler validates ``VenvConfig.py_requirements`` every time it parses a DAG file, and the
 task runner before every task: that path needs ``packaging``, not the lock library and process
-code of ``manifest_dag.venv``.
+code of ``manifest_dag.worker.venv``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from manifest_dag.errors import ConfigError
+from manifest_dag.core.errors import ConfigError
 
 _USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^\s/]+)@")
 

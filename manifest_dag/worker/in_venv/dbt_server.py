@@ -2,7 +2,7 @@
 
 This file runs with a *worker venv's* Python, which holds dbt but not manifest-dag, so it is a
 standalone script using only the standard library and dbt. manifest-dag starts it
-(``manifest_dag/warm.py``), in its own session so it outlives the task that started it, and talks
+(``manifest_dag/worker/warm.py``), in its own session so it outlives the task that started it, and talks
 to it over a Unix domain socket with one JSON object per line:
 
     request   {"args": [...dbt argv without "dbt"...], "cwd": "...", "env": {...}}

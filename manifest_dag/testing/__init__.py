@@ -15,7 +15,7 @@ What a data team's CI needs to prove, in seconds, before a DAG file is deployed:
 - :func:`plan_task` is a dry run of one task: the venv, the dbt argv, the environment (secrets
   masked), the profile and the rendered ``vars``, for a given logical date, with nothing run.
 
-The pytest plugin (``manifest_dag.pytest_plugin``, registered through the ``pytest11`` entry
+The pytest plugin (``manifest_dag.testing.plugin``, registered through the ``pytest11`` entry
 point) wraps these as fixtures. This module imports Airflow only inside the functions that need it.
 """
 
@@ -38,10 +38,10 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from manifest_dag.manifest import Manifest, load_manifest
+from manifest_dag.scheduler.manifest import Manifest, load_manifest
 
 if TYPE_CHECKING:
-    from manifest_dag.plan import RenderPlan
+    from manifest_dag.scheduler.plan import RenderPlan
 
 __all__ = [
     "BlockedImport",
@@ -1068,8 +1068,8 @@ def assert_dag_matches_manifest(
     __tracebackhide__ = True  # pytest shows the message, not this function's code
     import networkx as nx
 
-    from manifest_dag.graph import EXECUTABLE_TYPES, TEST_TYPES, DbtGraph
-    from manifest_dag.selection import select_nodes
+    from manifest_dag.scheduler.graph import EXECUTABLE_TYPES, TEST_TYPES, DbtGraph
+    from manifest_dag.scheduler.selection import select_nodes
 
     if not isinstance(manifest, Manifest):
         manifest = load_manifest(manifest)
@@ -1211,9 +1211,9 @@ _COMMAND_CHECK_MAX_TASKS = 500
 
 
 def _check_commands(dag: Any, prefix: str, plan: RenderPlan, manifest: Manifest, graph: Any) -> list[str]:
-    from manifest_dag.errors import SelectionError
-    from manifest_dag.graph import TEST_TYPES
-    from manifest_dag.selection import select_nodes
+    from manifest_dag.core.errors import SelectionError
+    from manifest_dag.scheduler.graph import TEST_TYPES
+    from manifest_dag.scheduler.selection import select_nodes
 
     nodes = manifest.nodes
     kinds = {"run": {"model"}, "seed": {"seed"}, "snapshot": {"snapshot"}, "source freshness": {"source"},
@@ -1490,10 +1490,10 @@ def plan_task(
     the way a worker would (``AIRFLOW_CONN_<ID>`` environment variables in tests).
     """
     from manifest_dag.operators import DbtVenvOperator
-    from manifest_dag.profiles import RenderedProfile, profile_from_connection, resolve_profile
-    from manifest_dag.runner import build_dbt_argv, invocation_for, profile_flags
-    from manifest_dag.venv import normalise_requirements, venv_key
-    from manifest_dag.workspace import canonical_vars
+    from manifest_dag.worker.profiles import RenderedProfile, profile_from_connection, resolve_profile
+    from manifest_dag.worker.runner import build_dbt_argv, invocation_for, profile_flags
+    from manifest_dag.worker.venv import normalise_requirements, venv_key
+    from manifest_dag.worker.workspace import canonical_vars
 
     if not isinstance(task, DbtVenvOperator):
         raise TypeError(f"plan_task takes a manifest-dag operator, got {type(task).__name__}")

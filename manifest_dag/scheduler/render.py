@@ -16,7 +16,7 @@ from typing import Any
 from airflow.sdk import DAG, TaskGroup
 from airflow.sdk.bases.operator import BaseOperator
 
-from manifest_dag.plan import GroupSpec, RenderPlan, TaskSpec
+from manifest_dag.scheduler.plan import GroupSpec, RenderPlan, TaskSpec
 
 MakeOperator = Callable[..., BaseOperator]
 

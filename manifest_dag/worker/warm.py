@@ -33,7 +33,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 Log = Callable[[str], None]
-SERVER = Path(__file__).resolve().parent / "_worker" / "dbt_server.py"
+SERVER = Path(__file__).resolve().parent / "in_venv" / "dbt_server.py"
 
 
 class WarmUnavailable(Exception):

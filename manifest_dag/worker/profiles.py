@@ -26,8 +26,8 @@ from typing import Any
 
 import yaml
 
-from manifest_dag.config import ProfileConfig
-from manifest_dag.errors import ProfileError
+from manifest_dag.core.config import ProfileConfig
+from manifest_dag.core.errors import ProfileError
 
 ENV_PREFIX = "MANIFEST_DAG_"
 PROFILES_FILE = "profiles.yml"
@@ -601,7 +601,7 @@ def profile_from_connection(
             f"Airflow connection {conn_id!r} has conn_type {conn_type or None!r}, which manifest-dag cannot "
             f"turn into a dbt profile; supported conn_types: {', '.join(supported_conn_types())}. "
             "Use ProfileConfig(profiles_yml_path=...) instead, or add a mapping with "
-            "manifest_dag.profiles.register_adapter()"
+            "manifest_dag.worker.profiles.register_adapter()"
         )
     extra = _extra(conn, conn_id, conn_type)
     args = dict(profile_args or {})

@@ -36,7 +36,7 @@ import msgpack
 import orjson
 from filelock import FileLock
 
-from manifest_dag.errors import WorkspaceError
+from manifest_dag.core.errors import WorkspaceError
 
 #: What never goes into the copy: dbt's outputs, local environments and database files.
 _SKIP_DIRS = frozenset({"target", "logs", ".venv", "venv", "env", ".git", "__pycache__", ".tox", ".mypy_cache"})

@@ -10,15 +10,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from manifest_dag.config import RenderConfig
-from manifest_dag.errors import SelectionError
+from manifest_dag.core.config import RenderConfig
+from manifest_dag.core.errors import SelectionError
 from typing import TYPE_CHECKING
 
-from manifest_dag.plan import RenderPlan, plan_tasks
+from manifest_dag.scheduler.plan import RenderPlan, plan_tasks
 
 if TYPE_CHECKING:  # imported on use: a warm plan cache never loads a manifest
-    from manifest_dag.graph import DbtGraph
-    from manifest_dag.manifest import Manifest
+    from manifest_dag.scheduler.graph import DbtGraph
+    from manifest_dag.scheduler.manifest import Manifest
 
 
 @dataclass(frozen=True)
@@ -49,9 +49,9 @@ def plan_project(
 
     ``describe`` names the selection in that error (the CLI names its own options).
     """
-    from manifest_dag.graph import DbtGraph
-    from manifest_dag.manifest import load_manifest
-    from manifest_dag.selection import select_nodes
+    from manifest_dag.scheduler.graph import DbtGraph
+    from manifest_dag.scheduler.manifest import load_manifest
+    from manifest_dag.scheduler.selection import select_nodes
 
     rc = render_config or RenderConfig()
     manifest = load_manifest(manifest_path)

@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from manifest_dag.config import ProfileConfig
-from manifest_dag.errors import DbtRunError, WorkspaceError
-from manifest_dag.venv import Venv, VenvCache, VenvSpec
-from manifest_dag.workspace import ParseState, Workspace, canonical_vars
+from manifest_dag.core.config import ProfileConfig
+from manifest_dag.core.errors import DbtRunError, WorkspaceError
+from manifest_dag.worker.venv import Venv, VenvCache, VenvSpec
+from manifest_dag.worker.workspace import ParseState, Workspace, canonical_vars
 
 Log = Callable[[str], None]
 
@@ -164,7 +164,7 @@ def build_dbt_argv(
 
 def default_invoker(venv: Venv, cache: VenvCache, warm_processes: int | None, log: Log) -> Invoker:
     """Warm processes with a cold fallback, unless turned off (then a fresh process per call)."""
-    from manifest_dag.warm import FallbackInvoker, WarmInvoker, WarmSettings
+    from manifest_dag.worker.warm import FallbackInvoker, WarmInvoker, WarmSettings
 
     settings = WarmSettings.from_env(warm_processes)
     cold = SubprocessInvoker()
@@ -208,8 +208,8 @@ def run_dbt(
 
     ``on_invoker`` receives the invoker before dbt starts (the operator keeps it for on_kill).
     """
-    from manifest_dag.profiles import RenderedProfile, resolve_profile, write_profile
-    from manifest_dag.results import read_run_results
+    from manifest_dag.worker.profiles import RenderedProfile, resolve_profile, write_profile
+    from manifest_dag.worker.results import read_run_results
 
     cache = venv_cache or VenvCache(inv.cache_dir, log)
     venv = cache.ensure(inv.venv_spec)
@@ -368,7 +368,7 @@ def target_output(inv: DbtInvocation, profile: Any) -> tuple[Any, Any, dict[str,
     """(profile name, target name, the target's fields) as dbt will pick them, or None."""
     import yaml
 
-    from manifest_dag.profiles import RenderedProfile
+    from manifest_dag.worker.profiles import RenderedProfile
 
     pc = inv.profile_config
     try:
@@ -467,7 +467,7 @@ def profile_flags(pc: ProfileConfig | None, project_dir: Path, profile: Any) -> 
         return []
     import yaml
 
-    from manifest_dag.profiles import RenderedProfile
+    from manifest_dag.worker.profiles import RenderedProfile
 
     flags: list[str] = []
     try:

@@ -26,8 +26,8 @@ from typing import Any
 import msgspec
 import orjson
 
-from manifest_dag._gc import paused_gc
-from manifest_dag.errors import ManifestError
+from manifest_dag.core.gc import paused_gc
+from manifest_dag.core.errors import ManifestError
 
 #: Manifest schema versions we read: v9 (dbt-core 1.5) to v12 (dbt-core 1.8 and later, up to 1.12).
 SUPPORTED_SCHEMA_VERSIONS = range(9, 13)

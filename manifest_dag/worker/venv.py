@@ -66,8 +66,8 @@ from filelock import FileLock, Timeout
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from manifest_dag.errors import ConfigError, VenvError
-from manifest_dag.requirements import mask_secrets, normalise_requirements
+from manifest_dag.core.errors import ConfigError, VenvError
+from manifest_dag.core.requirements import mask_secrets, normalise_requirements
 
 __all__ = [
     "MARKER_NAME",
@@ -82,7 +82,7 @@ __all__ = [
     "venv_key",
 ]
 
-logger = logging.getLogger("manifest_dag.venv")
+logger = logging.getLogger("manifest_dag.worker.venv")
 
 #: The commit point of a build: present and valid only once the venv is complete and verified.
 MARKER_NAME = ".manifest-dag.json"

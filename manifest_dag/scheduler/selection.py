@@ -36,13 +36,13 @@ import logging
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Callable, Union
 
-from manifest_dag.errors import SelectionError
+from manifest_dag.core.errors import SelectionError
 
 _log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # pragma: no cover
-    from manifest_dag.graph import DbtGraph
-    from manifest_dag.manifest import DbtNode, Manifest
+    from manifest_dag.scheduler.graph import DbtGraph
+    from manifest_dag.scheduler.manifest import DbtNode, Manifest
 
 __all__ = ["select_nodes", "INDIRECT_SELECTION_MODES"]
 

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "shop"
 _END = re.compile(r"\[DAG TEST\] end task task_id=(\S+)")
 _START = re.compile(r"\[DAG TEST\] running task <TaskInstance: \S+ (\S+) ")
@@ -59,7 +59,7 @@ def main(workdir: Path | None = None) -> int:
     result_file.unlink(missing_ok=True)
     with (workdir / "dag_test.log").open("w") as log:
         child = subprocess.Popen(
-            [sys.executable, "-m", "manifest_dag.demo", "--child", str(result_file)],
+            [sys.executable, "-m", "manifest_dag.cli.demo", "--child", str(result_file)],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -71,7 +71,7 @@ def main(workdir: Path | None = None) -> int:
             if (m := _START.search(line)) is not None:
                 print(f"  ▶ {m.group(1)}", flush=True)
         code = child.wait()
-    from manifest_dag.warm import stop_pools
+    from manifest_dag.worker.warm import stop_pools
 
     # the warm dbt processes would idle on for minutes after the demo: stop what it started
     stop_pools(Path(env.get("MANIFEST_DAG_VENV_CACHE") or workdir / "venvs") / ".state")
@@ -125,8 +125,8 @@ def _child(result_file: Path) -> int:
 
 def _row_counts(dag) -> dict[str, int]:
     """Rows of the final models (no model depends on them), read with the worker venv's duckdb."""
-    from manifest_dag.manifest import load_manifest
-    from manifest_dag.venv import VenvCache
+    from manifest_dag.scheduler.manifest import load_manifest
+    from manifest_dag.worker.venv import VenvCache
 
     task = next(iter(dag.tasks))
     manifest = load_manifest(task.manifest_path)
@@ -140,7 +140,7 @@ def _row_counts(dag) -> dict[str, int]:
     db = Path(os.environ["MANIFEST_DAG_DEMO_DIR"]) / "shop.duckdb"
     if not db.exists():
         return {}
-    from manifest_dag.runner import cache_dir_for
+    from manifest_dag.worker.runner import cache_dir_for
 
     venv = VenvCache(cache_dir_for(task.venv_config), log=lambda s: None).ensure(task.venv_config.to_spec())
     script = (

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from manifest_dag.errors import ConfigError
+from manifest_dag.core.errors import ConfigError
 
 
 class TestBehavior(str, enum.Enum):
@@ -109,7 +109,7 @@ class ProjectConfig:
     partial_parse_path: str | Path | None = None
     #: run ``dbt deps`` (once per worker per package spec) when the project has packages.
     install_deps: bool = False
-    #: where parsed plans are cached (see ``manifest_dag.cache``); None: ``MANIFEST_DAG_PLAN_CACHE``
+    #: where parsed plans are cached (see ``manifest_dag.scheduler.plan_cache``); None: ``MANIFEST_DAG_PLAN_CACHE``
     #: or ``~/.cache/manifest-dag/plans``; False: no disk cache.
     plan_cache_dir: str | Path | bool | None = None
 
@@ -169,7 +169,7 @@ class VenvConfig:
     pip_args: Sequence[str] = ()
     #: warm dbt processes per venv on each worker, reused by its tasks (``0``: off, a fresh
     #: dbt process per task); default ``MANIFEST_DAG_WARM_PROCESSES``, else how many tasks the
-    #: worker runs at once (``manifest_dag.warm.worker_task_parallelism``), else its cores.
+    #: worker runs at once (``manifest_dag.worker.warm.worker_task_parallelism``), else its cores.
     warm_processes: int | None = None
     #: where venvs are cached; default, in order: ``MANIFEST_DAG_VENV_CACHE``, Airflow's
     #: ``[manifest_dag] venv_cache_dir``, else ``~/.cache/manifest-dag/venvs``.
@@ -191,13 +191,13 @@ class VenvConfig:
             not isinstance(self.warm_processes, int) or isinstance(self.warm_processes, bool) or self.warm_processes < 0
         ):
             raise _fail(type(self), "warm_processes", f"must be a whole number >= 0, got {self.warm_processes!r}")
-        from manifest_dag.requirements import normalise_requirements
+        from manifest_dag.core.requirements import normalise_requirements
 
         normalise_requirements(self.py_requirements)  # raises ConfigError naming a bad one
 
     def __repr__(self) -> str:
         """Index URLs may carry ``user:password@``: never show it (configs end up in logs)."""
-        from manifest_dag.requirements import mask_secrets
+        from manifest_dag.core.requirements import mask_secrets
 
         inner = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self))
         return f"VenvConfig({mask_secrets(inner)})"
@@ -213,7 +213,7 @@ class VenvConfig:
 
     def to_spec(self) -> Any:
         """The ``VenvSpec`` that keys the worker's venv cache."""
-        from manifest_dag.venv import VenvSpec
+        from manifest_dag.worker.venv import VenvSpec
 
         return VenvSpec(
             requirements=tuple(self.py_requirements),
@@ -265,6 +265,6 @@ class RenderConfig:
         for name in ("include_packages", "allow_empty", "emit_assets", "task_scoped"):
             _bool(self, name)
         if self.naming is None:
-            from manifest_dag.naming import DbtNaming
+            from manifest_dag.scheduler.naming import DbtNaming
 
             _set(self, "naming", DbtNaming())
