@@ -43,7 +43,7 @@ test-fast: $(STAMP) graphviz
 # succeed on retry; then it scans logs, files and the metadata DB for the secrets. Everything it
 # starts, it stops. See docs/how-to/real-scheduler.md (about 8 min on 2 cores).
 scheduler-test: $(STAMP)
-	$(PY) -m pytest -m e2e tests/test_e2e_scheduler.py -s
+	$(PY) -m pytest -m e2e tests/e2e/test_e2e_scheduler.py -s
 
 # The MkDocs site, into build/site; any warning (broken link or anchor, undocumented config field) fails.
 docs: $(STAMP)

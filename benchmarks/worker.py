@@ -78,7 +78,7 @@ def load_now() -> float:
     return value
 
 
-# -- pure parts (tests/test_bench_worker.py) -------------------------------------------------------
+# -- pure parts (tests/benchmarks/test_bench_worker.py) -------------------------------------------------------
 def node_seconds(run_results: Mapping) -> float:
     """The sum of the nodes' ``execution_time`` in one ``run_results.json``."""
     return float(sum(float(r.get("execution_time") or 0.0) for r in run_results.get("results") or []))
@@ -425,7 +425,7 @@ def render_report(results: Mapping) -> str:
     out += ["## 4. `dbt parse` with and without a reused `partial_parse.msgpack`", ""]
     if p:
         out += [
-            f"`tests/synth_project.generate_project` with {p.get('models', 0):,} models (DuckDB profile), dbt from",
+            f"`tests/support/synth_project.generate_project` with {p.get('models', 0):,} models (DuckDB profile), dbt from",
             "the same venv, median of 3 fresh `dbt parse` processes each. The workspace rows run",
             "`run_dbt(('parse',))` on a copy of the project at another path, with the manifest (and its",
             "msgpack) from the original path: the first call relocates that msgpack into its slot, the",
@@ -803,7 +803,7 @@ def bench_parse(results: dict, args: argparse.Namespace) -> None:
     from manifest_dag import ProfileConfig
     from manifest_dag.worker.runner import DbtInvocation, run_dbt
     from manifest_dag.worker.venv import VenvSpec
-    from tests.synth_project import generate_project
+    from tests.support.synth_project import generate_project
 
     n = args.parse_models
     cache = WB / "caches" / "one"

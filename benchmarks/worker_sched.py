@@ -1,7 +1,7 @@
 """``make bench-worker``, case *sched*: the demo DAG through a real Airflow scheduler (issue 11).
 
 The dag.test() case runs one task at a time in one process; a deployment does not. Here a real
-Airflow 3 deployment (``tests/scheduler_env.py``: Postgres as metadata DB, scheduler,
+Airflow 3 deployment (``tests/support/scheduler_env.py``: Postgres as metadata DB, scheduler,
 dag-processor and api-server, the LocalExecutor with parallelism 4) runs the whole demo DAG
 (``fixtures/shop`` on DuckDB), each task in its own task-runner process that loads the DAG file
 again, up to four at once on the machine's two cores:
@@ -42,7 +42,7 @@ from pathlib import Path
 import worker as wb  # benchmarks/worker.py: templates, summaries, formatting, cosmos
 
 sys.path.insert(0, str(wb.REPO))
-from tests.scheduler_env import SchedulerEnv, make_root, peak_concurrency  # noqa: E402
+from tests.support.scheduler_env import SchedulerEnv, make_root, peak_concurrency  # noqa: E402
 
 TOOLS = ("md-cold", "md-warm", "cosmos-venvdir")
 WARM_REUSED = "warm dbt: running in warm process"
@@ -307,7 +307,7 @@ SECTION_INTRO = [
     "and `dag.test()` does not: the task runner's start, the DAG file load (manifest-dag's",
     "task-scoped build; cosmos's manifest load and render), and up to four tasks sharing two cores",
     "with the scheduler, the DAG processor and the api-server. The deployment is",
-    "`tests/scheduler_env.py` (Postgres metadata DB, LocalExecutor, parallelism 4); cosmos gets a",
+    "`tests/support/scheduler_env.py` (Postgres metadata DB, LocalExecutor, parallelism 4); cosmos gets a",
     "deployment of its own from `.bench/cosmos-venv`. Each tool's first DAG run starts from an",
     "empty venv cache (*cold*), its second reuses it (*warm*); every run writes a fresh DuckDB file.",
     "manifest-dag's warm processes are stopped after each run, so a run starts its own.",

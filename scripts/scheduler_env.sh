@@ -5,4 +5,4 @@
 #   scripts/scheduler_env.sh [DAGS_DIR]
 set -e
 cd "$(dirname "$0")/.."
-exec .venv/bin/python -m tests.scheduler_env "$@"
+exec .venv/bin/python -m tests.support.scheduler_env "$@"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tests import secret_scan
+from tests.support import secret_scan
 
 SECRETS = {"a": "pw-0123456789abcdef", "b": "tok-fedcba9876543210"}
 

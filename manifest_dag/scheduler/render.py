@@ -4,7 +4,7 @@ Airflow 3.3's ``set_downstream`` puts the DAG into a set on every call, and ``DA
 every task id, so wiring N edges that way costs O(N × tasks): 50 s for 10,000 models. Every task
 here is created in the same DAG by construction, which is exactly what ``set_downstream``'s check
 establishes before it adds the two ids to the tasks' ``upstream_task_ids``/``downstream_task_ids``
-sets; ``link`` does that last step directly. ``tests/test_render.py`` compares it with
+sets; ``link`` does that last step directly. ``tests/scheduler/test_render.py`` compares it with
 ``set_downstream`` so an Airflow upgrade that changes the bookkeeping fails loudly.
 """
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from manifest_dag import DbtDag, ManifestDagError, ProjectConfig, RenderConfig, VenvConfig, load_manifest
 from manifest_dag.scheduler.project import plan_project
-from tests.edit import jaffle_raw
+from tests.support.edit import jaffle_raw
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-5, 5) | st.floats(allow_nan=False, width=16) | st.text(max_size=20),

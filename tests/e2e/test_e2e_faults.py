@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.airflow_run import VENV_REQUIREMENTS
+from tests.support.airflow_run import VENV_REQUIREMENTS
 from tests.conftest import REPO
-from tests.test_e2e_worker import copy_shop
+from tests.e2e.test_e2e_worker import copy_shop
 
 pytestmark = pytest.mark.e2e
 

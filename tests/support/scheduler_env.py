@@ -41,7 +41,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PG_USER = "postgres"
 META_DB = "airflow_meta"
 WAREHOUSE_DB = "warehouse"

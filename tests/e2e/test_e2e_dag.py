@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.airflow_run import E2E_VENV_CACHE, VENV_REQUIREMENTS, migrate, run_dag_test
+from tests.support.airflow_run import E2E_VENV_CACHE, VENV_REQUIREMENTS, migrate, run_dag_test
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.e2e

@@ -10,7 +10,7 @@ dbt project folder that ``dbt parse`` turns into a manifest and ``dbt run`` buil
 
 Deterministic: the same ``n``/``seed`` always writes the same files.
 
-    python -m tests.synth_project /tmp/synth 200
+    python -m tests.support.synth_project /tmp/synth 200
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from manifest_dag.operators import DbtRunOperator, DbtSeedOperator, DbtTestOpera
 from manifest_dag.scheduler.render import link
 from tests.conftest import ALL_MANIFESTS, JAFFLE, manifest_id
 from manifest_dag.testing import assert_dag_matches_manifest
-from tests.edit import edited, uid
+from tests.support.edit import edited, uid
 
 START = pendulum.datetime(2024, 1, 1, tz="UTC")
 VENV = VenvConfig(py_requirements=["dbt-core~=1.11.0", "dbt-duckdb~=1.11.0"])

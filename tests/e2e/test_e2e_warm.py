@@ -15,8 +15,8 @@ import pytest
 from manifest_dag import ProfileConfig
 from manifest_dag.worker.runner import DbtInvocation, run_dbt
 from manifest_dag.worker.venv import VenvCache, VenvSpec
-from tests.airflow_run import E2E_VENV_CACHE, VENV_REQUIREMENTS
-from tests.test_e2e_worker import copy_shop
+from tests.support.airflow_run import E2E_VENV_CACHE, VENV_REQUIREMENTS
+from tests.e2e.test_e2e_worker import copy_shop
 
 pytestmark = pytest.mark.e2e
 PID = re.compile(r"running in warm process (\d+)")

@@ -1,4 +1,4 @@
-"""results.py against real run_results.json files written by dbt (see tests/run_results/README.md)."""
+"""results.py against real run_results.json files written by dbt (see tests/worker/run_results/README.md)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from manifest_dag.core.errors import DbtRunError
 from manifest_dag.worker.results import NodeResult, RunSummary, parse_run_results, read_run_results
 
 HERE = Path(__file__).resolve().parent / "run_results"
-JAFFLE_RESULTS = Path(__file__).resolve().parent.parent.parent / "shared" / "manifests" / "jaffle_shop_duckdb" / "run_results.json"
+JAFFLE_RESULTS = Path(__file__).resolve().parents[3] / "shared" / "manifests" / "jaffle_shop_duckdb" / "run_results.json"
 
 
 def test_no_airflow_or_dbt_import() -> None:

@@ -2,7 +2,7 @@
 
 Plain byte search, nothing clever: a secret is found when its exact bytes occur in a file (read in
 chunks that overlap by the secret's length, so one split across two chunks is still found). Used
-by ``tests/test_e2e_scheduler.py``, which also plants the secrets in files of its own to prove the
+by ``tests/e2e/test_e2e_scheduler.py``, which also plants the secrets in files of its own to prove the
 scan would see a leak.
 """
 

@@ -13,7 +13,7 @@ import pytest
 from manifest_dag import DbtRunError, ProfileConfig
 from manifest_dag.worker.runner import DbtInvocation, run_dbt
 from manifest_dag.worker.venv import VenvCache, VenvSpec
-from tests.airflow_run import E2E_VENV_CACHE, VENV_REQUIREMENTS
+from tests.support.airflow_run import E2E_VENV_CACHE, VENV_REQUIREMENTS
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.e2e

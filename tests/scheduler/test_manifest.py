@@ -9,7 +9,7 @@ import pytest
 from manifest_dag import DbtNode, ManifestError, load_manifest
 from manifest_dag.scheduler.manifest import SUPPORTED_SCHEMA_VERSIONS
 from tests.conftest import ALL_MANIFESTS, JAFFLE, SHARED, VERSION_MANIFESTS, manifest_id
-from tests.edit import edited, uid, write
+from tests.support.edit import edited, uid, write
 
 
 @pytest.mark.parametrize("path", VERSION_MANIFESTS, ids=manifest_id)

@@ -1,4 +1,4 @@
-"""Faults injected into a running deployment (``tests/scheduler_env.py``): a task's worker process
+"""Faults injected into a running deployment (``tests/support/scheduler_env.py``): a task's worker process
 SIGKILLed while its dbt model runs (issue 7, point 3).
 
 Airflow 3's LocalExecutor runs each task in two processes: a supervisor (a LocalExecutor worker,
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psutil
 
-from tests.scheduler_env import EnvError, SchedulerEnv
+from tests.support.scheduler_env import EnvError, SchedulerEnv
 
 
 def proc_title(pid: int) -> str:

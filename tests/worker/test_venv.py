@@ -283,7 +283,7 @@ def test_pip_fallback_when_no_uv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 _CHILD_PRELUDE = f"""
 import sys, types
 _pkg = types.ModuleType("manifest_dag")
-_pkg.__path__ = [{str(Path(venv_mod.__file__).parent)!r}]
+_pkg.__path__ = [{str(Path(venv_mod.__file__).parents[1])!r}]
 sys.modules["manifest_dag"] = _pkg
 """
 
