@@ -21,58 +21,7 @@ from airflow.sdk.bases.operator import BaseOperator
 
 from manifest_dag.core.config import ProfileConfig, VenvConfig
 from manifest_dag.core.errors import ConfigError
-from manifest_dag.scheduler.plan import command_args
-
-#: dbt flags the operators set themselves or refuse, each with the reason.
-MANAGED_FLAGS: Mapping[str, str] = {
-    "--project-dir": "the operator runs dbt in a per-task copy of project_dir",
-    "--profiles-dir": "the operator writes profiles.yml from profile_config",
-    "--profile": "set ProfileConfig.profile_name",
-    "--target": "set ProfileConfig.target_name",
-    "-t": "set ProfileConfig.target_name",
-    "--target-path": "the operator places target/ in the task's workspace (partial parse lives there)",
-    "--log-path": "dbt's logs go to the task log and the workspace",
-    "--select": "use the select argument",
-    "-s": "use the select argument",
-    "--models": "use the select argument",
-    "-m": "use the select argument",
-    "--exclude": "use the exclude argument",
-    "--selector": "use the selector argument",
-    "--vars": "use the dbt_vars argument (templated)",
-    "--full-refresh": "use full_refresh=True",
-    "--indirect-selection": "use the indirect_selection argument",
-}
-#: dbt flags accepted in ``dbt_flags`` (value-taking ones take the next item).
-ALLOWED_FLAGS: frozenset[str] = frozenset(
-    {
-        "--threads", "--fail-fast", "-x", "--warn-error", "--warn-error-options", "--no-version-check",
-        "--defer", "--no-defer", "--state", "--defer-state", "--favor-state", "--store-failures",
-        "--empty", "--no-partial-parse", "--partial-parse", "--debug", "-d", "--quiet", "-q",
-        "--log-level", "--log-format", "--use-colors", "--no-use-colors", "--printer-width",
-        "--event-time-start", "--event-time-end", "--sample", "--resource-type", "--exclude-resource-type",
-        "--show", "--no-inject-ephemeral-ctes", "--static-parser", "--no-static-parser",
-        "--write-json", "--no-write-json", "--cache-selected-only", "--no-cache-selected-only",
-        "--single-threaded", "--no-populate-cache", "--populate-cache", "--output", "--output-keys",
-    }
-)
-
-
-def check_dbt_flags(flags: Sequence[str], where: str) -> tuple[str, ...]:
-    """Refuse flags the operator manages and unknown ones, naming the flag and the way instead."""
-    if isinstance(flags, str) or not all(isinstance(f, str) for f in flags):
-        raise ConfigError(f"{where}: dbt_flags must be a list of strings, got {flags!r}")
-    for flag in flags:
-        if not flag.startswith("-"):
-            continue  # a value of the previous flag
-        name = flag.split("=", 1)[0]
-        if name in MANAGED_FLAGS:
-            raise ConfigError(f"{where}: dbt flag {name} is not allowed in dbt_flags: {MANAGED_FLAGS[name]}")
-        if name not in ALLOWED_FLAGS:
-            raise ConfigError(
-                f"{where}: unknown dbt flag {name} in dbt_flags; allowed: {', '.join(sorted(ALLOWED_FLAGS))}"
-            )
-    return tuple(flags)
-
+from manifest_dag.core.dbt import FULL_REFRESH_COMMANDS, check_dbt_flags, command_args
 
 class DbtVenvOperator(BaseOperator):
     """Run ``dbt <command>`` in a cached worker virtualenv, on a temporary copy of the project."""
@@ -138,7 +87,7 @@ class DbtVenvOperator(BaseOperator):
     def dbt_args(self) -> list[str]:
         """The dbt argv after ``dbt`` (before the operator's managed flags)."""
         args = command_args(self.dbt_command, self.select, self.exclude, self.selector, self.indirect_selection)
-        if self.full_refresh and self.dbt_command in ("run", "build", "seed"):
+        if self.full_refresh and self.dbt_command in FULL_REFRESH_COMMANDS:
             args.append("--full-refresh")
         args += self.dbt_flags
         return args

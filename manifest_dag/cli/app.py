@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from manifest_dag.core.dbt import INDIRECT_SELECTION_MODES
 from manifest_dag.core.errors import ManifestDagError
 
 PROG = "manifest-dag"
@@ -49,7 +50,7 @@ def _add_selection(p: argparse.ArgumentParser) -> None:
         help="'freshness': a source freshness task per source that defines freshness",
     )
     g.add_argument(
-        "--indirect-selection", default="eager", choices=("eager", "cautious", "buildable", "empty"),
+        "--indirect-selection", default="eager", choices=INDIRECT_SELECTION_MODES,
         help="dbt's indirect selection of tests (default: eager)",
     )
     g.add_argument(

@@ -14,6 +14,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from manifest_dag.core.dbt import INDIRECT_SELECTION_MODES
 from manifest_dag.core.errors import ConfigError
 
 
@@ -197,10 +198,10 @@ class VenvConfig:
 
     def __repr__(self) -> str:
         """Index URLs may carry ``user:password@``: never show it (configs end up in logs)."""
-        from manifest_dag.core.requirements import mask_secrets
+        from manifest_dag.core.secrets import mask_url_credentials
 
         inner = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self))
-        return f"VenvConfig({mask_secrets(inner)})"
+        return f"VenvConfig({mask_url_credentials(inner)})"
 
     @classmethod
     def for_manifest(cls, dbt_version: str, adapter_type: str | None) -> VenvConfig:
@@ -256,7 +257,7 @@ class RenderConfig:
             raise _fail(type(self), "selector", f"must be a selector name, got {self.selector!r}")
         _enum(self, "test_behavior", TestBehavior)
         _enum(self, "source_rendering", SourceRendering)
-        if self.indirect_selection not in ("eager", "cautious", "buildable", "empty"):
+        if self.indirect_selection not in INDIRECT_SELECTION_MODES:
             raise _fail(
                 type(self),
                 "indirect_selection",

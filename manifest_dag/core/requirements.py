@@ -15,24 +15,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from manifest_dag.core.errors import ConfigError
-
-_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^\s/]+)@")
-
-
-def _mask_userinfo(match: re.Match[str]) -> str:
-    user, sep, _password = match.group("userinfo").partition(":")
-    # "user:password@" keeps the user; a lone "token@" is usually the secret itself.
-    return f"{match.group('scheme')}{user}:****@" if sep else f"{match.group('scheme')}****@"
-
-
-def mask_secrets(text: str) -> str:
-    """Hide credentials in URLs (``https://user:pw@host`` -> ``https://user:****@host``).
-
-    Index URLs often carry credentials and end up in task logs, error messages and the marker
-    file; everything this module writes or raises goes through here first.
-    """
-    return _USERINFO.sub(_mask_userinfo, text)
-
+from manifest_dag.core.secrets import mask_url_credentials as mask_secrets
 
 def _canonical_requirement(req: Requirement) -> str:
     name = canonicalize_name(req.name)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import DAG, TaskGroup
 from airflow.sdk.bases.operator import BaseOperator
 
+from manifest_dag.core import settings
 from manifest_dag.core.gc import paused_gc
 from manifest_dag.scheduler.plan_cache import PlannedManifest, cached_plan
 from manifest_dag.core.config import ProfileConfig, ProjectConfig, RenderConfig, VenvConfig
@@ -92,8 +93,6 @@ class _OperatorFactory:
         )
 
 
-#: Set to 0/off to build every task even inside a task's parsing context.
-TASK_SCOPE_ENV = "MANIFEST_DAG_TASK_SCOPED"
 
 
 def _task_scope(dag: DAG, parent_group: TaskGroup | None, plan: PlannedManifest, enabled: bool) -> str | None | bool:
@@ -103,7 +102,7 @@ def _task_scope(dag: DAG, parent_group: TaskGroup | None, plan: PlannedManifest,
     naming the DAG and the task. Only that task is looked up afterwards, so building the other
     thousands is wasted; outside a task (DAG processor, ``dag.test()``, tests) both names are None.
     """
-    if not enabled or os.environ.get(TASK_SCOPE_ENV, "").strip().lower() in ("0", "off", "false", "no"):
+    if not enabled or settings.is_off(settings.TASK_SCOPED):
         return True
     from airflow.sdk import get_parsing_context
 

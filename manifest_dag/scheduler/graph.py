@@ -15,13 +15,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import networkx as nx
 
+from manifest_dag.core.dbt import EXECUTABLE_TYPES, TEST_TYPES
 from manifest_dag.core.errors import GraphError
 from manifest_dag.scheduler.manifest import DbtNode, Manifest
 
-#: Resource types that run as dbt tests (they are attached to the nodes they test).
-TEST_TYPES = frozenset({"test", "unit_test"})
-#: Resource types that materialise something and so may get a task.
-EXECUTABLE_TYPES = frozenset({"model", "seed", "snapshot"})
 
 _NONE: frozenset[str] = frozenset()
 

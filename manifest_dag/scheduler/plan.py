@@ -21,34 +21,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from manifest_dag.core.config import RenderConfig, SourceRendering, TestBehavior
+from manifest_dag.core.dbt import COMMAND_FOR_TYPE, EXECUTABLE_TYPES, TEST_TYPES, command_args
 
 if TYPE_CHECKING:  # planning needs them; reading a cached plan (a task's parse) does not
     from manifest_dag.scheduler.graph import DbtGraph
     from manifest_dag.scheduler.manifest import DbtNode
-
-_COMMAND_OF = {"model": "run", "seed": "seed", "snapshot": "snapshot", "source": "source freshness"}
-
-
-def command_args(
-    command: str,
-    select: Iterable[str] = (),
-    exclude: Iterable[str] = (),
-    selector: str | None = None,
-    indirect_selection: str | None = None,
-) -> list[str]:
-    """``<command> --select … --exclude … --selector … --indirect-selection …`` (empty parts left out)."""
-    args = command.split()
-    select, exclude = list(select), list(exclude)
-    if select:
-        args += ["--select", *select]
-    if exclude:
-        args += ["--exclude", *exclude]
-    if selector:
-        args += ["--selector", selector]
-    if indirect_selection:
-        args += ["--indirect-selection", indirect_selection]
-    return args
-
 
 @dataclass(frozen=True, slots=True)
 class TaskSpec:
@@ -134,7 +111,6 @@ class RenderPlan:
 
 def plan_tasks(graph: DbtGraph, selected: Iterable[str], config: RenderConfig) -> RenderPlan:
     """Turn the selected node ids into the task plan ``config`` asks for."""
-    from manifest_dag.scheduler.graph import EXECUTABLE_TYPES, TEST_TYPES
 
     return _Planner(graph, frozenset(selected), config, EXECUTABLE_TYPES, TEST_TYPES).plan()
 
@@ -290,7 +266,7 @@ class _Planner:
             )
             self.entry[uid] = self.exit[uid] = tid
             return
-        command = _COMMAND_OF[node.resource_type]
+        command = COMMAND_FOR_TYPE[node.resource_type]
         in_group = behavior is TestBehavior.AFTER_EACH and node.resource_type == "model"
         group_id: str | None = None
         if in_group:

@@ -30,6 +30,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from manifest_dag.core import settings
 from manifest_dag.core.gc import paused_gc
 from manifest_dag.scheduler.plan import GroupSpec, RenderPlan, TaskSpec
 
@@ -180,18 +181,6 @@ class PlannedManifest:
 _memo: dict[tuple[Any, ...], PlannedManifest] = {}
 
 
-def default_cache_dir() -> Path | None:
-    """``MANIFEST_DAG_PLAN_CACHE`` (``off`` disables), else ``~/.cache/manifest-dag/plans``."""
-    value = os.environ.get("MANIFEST_DAG_PLAN_CACHE", "").strip()
-    if value.lower() in ("off", "0", "false", "no"):
-        return None
-    if value:
-        return Path(value).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "manifest-dag" / "plans"
-
-
 def render_key(render_config: Any) -> str:
     """A stable digest of everything in a RenderConfig that shapes the plan."""
     parts: list[Any] = []
@@ -323,7 +312,7 @@ def cached_plan(
     memo_key = (ident, rkey) if ident is not None else None
     if memo_key is not None and memo_key in _memo:
         return _memo[memo_key], "memory"
-    directory = default_cache_dir() if cache_dir is True else (cache_dir or None)
+    directory = settings.plan_cache_dir() if cache_dir is True else (cache_dir or None)
     entry = None
     digest = ""
     source = "built"

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from manifest_dag.core.config import ProfileConfig
+from manifest_dag.core.dbt import build_dbt_argv
 from manifest_dag.core.errors import DbtRunError, WorkspaceError
 from manifest_dag.worker.venv import Venv, VenvCache, VenvSpec
 from manifest_dag.worker.workspace import ParseState, Workspace, canonical_vars
@@ -139,27 +140,6 @@ class InvocationOutcome:
     reparsed: str | None  # dbt's reason when it could not reuse partial parsing
     venv: Venv
     lines: list[str] = field(default_factory=list, repr=False)
-
-
-def build_dbt_argv(
-    dbt: str | Path,
-    args: Sequence[str],
-    project: str | Path,
-    profile_args: Sequence[str],
-    target: str | Path,
-    logs: str | Path,
-    vars_json: str | None,
-) -> list[str]:
-    """The full dbt command line a task runs (``plan_task`` shows the same, offline)."""
-    argv = [str(dbt), *args, "--project-dir", str(project), *profile_args]
-    if args[0] != "deps":  # deps takes neither
-        argv += ["--target-path", str(target)]
-    argv += ["--log-path", str(logs)]
-    if vars_json and args[0] != "deps":
-        argv += ["--vars", vars_json]
-    if not any(a in ("--use-colors", "--no-use-colors") for a in args):
-        argv.append("--no-use-colors")  # task logs are plain text
-    return argv
 
 
 def default_invoker(venv: Venv, cache: VenvCache, warm_processes: int | None, log: Log) -> Invoker:
