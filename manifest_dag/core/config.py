@@ -16,6 +16,7 @@ from typing import Any
 
 from manifest_dag.core.dbt import INDIRECT_SELECTION_MODES
 from manifest_dag.core.errors import ConfigError
+from manifest_dag.core.specs import VenvSpec
 
 
 class TestBehavior(str, enum.Enum):
@@ -212,10 +213,8 @@ class VenvConfig:
             reqs.append(f"dbt-{adapter_type}~={minor}.0")
         return cls(py_requirements=reqs)
 
-    def to_spec(self) -> Any:
+    def to_spec(self) -> VenvSpec:
         """The ``VenvSpec`` that keys the worker's venv cache."""
-        from manifest_dag.worker.venv import VenvSpec
-
         return VenvSpec(
             requirements=tuple(self.py_requirements),
             python=self.python,

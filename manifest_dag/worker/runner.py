@@ -26,7 +26,8 @@ from typing import Any, Protocol
 from manifest_dag.core.config import ProfileConfig
 from manifest_dag.core.dbt import build_dbt_argv
 from manifest_dag.core.errors import DbtRunError, WorkspaceError
-from manifest_dag.worker.venv import Venv, VenvCache, VenvSpec
+from manifest_dag.core.specs import DbtInvocation, VenvSpec
+from manifest_dag.worker.venv import Venv, VenvCache
 from manifest_dag.worker.workspace import ParseState, Workspace, canonical_vars
 
 Log = Callable[[str], None]
@@ -109,25 +110,6 @@ class SubprocessInvoker:
                 os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-
-
-@dataclass(frozen=True)
-class DbtInvocation:
-    """Everything one dbt call needs, with templated values already rendered."""
-
-    command_args: tuple[str, ...]
-    project_dir: Path
-    venv_spec: VenvSpec
-    profile_config: ProfileConfig | None = None
-    manifest_path: Path | None = None
-    partial_parse_path: Path | None = None
-    cache_dir: Path | None = None
-    dbt_vars: Mapping[str, Any] | str | None = None
-    env: Mapping[str, str] = field(default_factory=dict)
-    install_deps: bool = False
-    #: warm dbt processes per venv on this worker (None: MANIFEST_DAG_WARM_PROCESSES or the
-    #: worker's cores; 0: off, every invocation is a fresh dbt process)
-    warm_processes: int | None = None
 
 
 @dataclass
