@@ -1,4 +1,4 @@
-"""profiles.py: golden pairs (tests/worker/profiles/<case>.json → <case>.yml), secrets, files, Airflow lookup."""
+"""worker/profiles/: golden pairs (tests/worker/profiles/<case>.json → <case>.yml), secrets, files, Airflow lookup."""
 
 from __future__ import annotations
 

@@ -1,0 +1,49 @@
+"""The table of adapters: which Airflow ``conn_type`` becomes which dbt target, and how.
+
+One table, ``ADAPTERS``, so a user can teach manifest-dag a warehouse with
+:func:`register_adapter` the same way the built-in ones (``adapters/``) register themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from manifest_dag.worker.profiles.view import ConnectionView
+
+Builder = Callable[[ConnectionView], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class AdapterMapping:
+    """How one Airflow ``conn_type`` becomes a dbt target."""
+
+    dbt_type: str
+    build: Builder
+    #: target fields that must be set after ``profile_args`` are merged, with how to set them.
+    required: Mapping[str, str] = field(default_factory=dict)
+    #: ``profile_args`` names that mean another field (``database`` → ``dbname``).
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    #: target fields holding secrets: given in ``profile_args`` they go through env vars too.
+    secret_fields: frozenset[str] = frozenset({"password"})
+    #: a last check of the merged target (raise ProfileError), beyond ``required``.
+    check: Callable[[ConnectionView, dict[str, Any]], None] | None = None
+
+
+ADAPTERS: dict[str, AdapterMapping] = {}
+
+
+def register_adapter(conn_types: str | tuple[str, ...], mapping: AdapterMapping) -> None:
+    """Teach ``profile_from_connection`` a new Airflow ``conn_type`` (or replace one)."""
+    for conn_type in (conn_types,) if isinstance(conn_types, str) else conn_types:
+        ADAPTERS[conn_type] = mapping
+
+
+def supported_conn_types() -> list[str]:
+    return sorted(ADAPTERS)
+
+
+def required(**fields: str) -> dict[str, str]:
+    """``AdapterMapping.required`` from ``field="where the Connection sets it"`` hints."""
+    return {name: f"{where}, or ProfileConfig(profile_args={{{name!r}: ...}})" for name, where in fields.items()}

@@ -1,0 +1,86 @@
+"""What an adapter mapping sees of an Airflow Connection, and how it keeps a secret out of the YAML.
+
+Every adapter reads the same normalised fields and puts each secret through
+:meth:`ConnectionView.secret`, so the env var naming (``MANIFEST_DAG_<CONN_ID>_<FIELD>``) and the
+list of values to mask are decided in one place, not once per warehouse.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from manifest_dag.core.errors import ProfileError
+from manifest_dag.core.secrets import is_secret_name
+from manifest_dag.worker.profiles.yaml_text import EnvRef
+
+ENV_PREFIX = "MANIFEST_DAG_"
+
+
+@dataclass
+class ConnectionView:
+    """The parts of an Airflow Connection a mapping reads, normalised.
+
+    ``extra`` has legacy ``extra__<conn_type>__`` prefixes removed; ``args`` are the user's
+    ``ProfileConfig.profile_args`` (read-only here: they are merged over the result afterwards).
+    """
+
+    conn_id: str
+    conn_type: str
+    host: str | None
+    port: int | None
+    login: str | None
+    password: str | None
+    schema: str | None
+    extra: Mapping[str, Any]
+    args: Mapping[str, Any]
+    _env: dict[str, str] = field(default_factory=dict, repr=False)
+    _secrets: set[str] = field(default_factory=set, repr=False)
+
+    def env_name(self, name: str) -> str:
+        token = re.sub(r"[^A-Z0-9]+", "_", self.conn_id.upper()).strip("_") or "CONN"
+        return f"{ENV_PREFIX}{token}_{re.sub(r'[^A-Z0-9]+', '_', name.upper()).strip('_')}"
+
+    def secret(self, name: str, value: Any, *, json_value: bool = False) -> EnvRef:
+        """Put ``value`` into an env var and return the YAML reference to it.
+
+        ``json_value``: the value is a mapping (e.g. a key file); it travels as JSON and dbt turns
+        it back into a mapping with ``fromjson`` when it renders the profile.
+        """
+        if json_value:
+            if isinstance(value, str):
+                try:
+                    value = json.loads(value)
+                except json.JSONDecodeError as exc:
+                    raise ProfileError(
+                        f"Airflow connection {self.conn_id!r}: {name} is not valid JSON ({exc})"
+                    ) from None
+            text = json.dumps(value, separators=(",", ":"), sort_keys=True)
+        else:
+            text = str(value)
+        env_name = self.env_name(name)
+        self._env[env_name] = text
+        self._secrets.add(text)
+        if isinstance(value, Mapping):  # mask the key file's own secrets (private_key ...) too
+            self._secrets.update(str(v) for k, v in value.items() if is_secret_name(k) and v)
+        if json_value:
+            return EnvRef(f"{{{{ fromjson(env_var('{env_name}')) }}}}")
+        return EnvRef(f"{{{{ env_var('{env_name}') }}}}")
+
+    def get(self, *names: str, default: Any = None) -> Any:
+        """The first of ``names`` set (not None or "") in ``extra``."""
+        for name in names:
+            value = self.extra.get(name)
+            if value is not None and value != "":
+                return value
+        return default
+
+    def passthrough(self, fields: dict[str, Any], names: tuple[str, ...]) -> None:
+        """Copy the ``extra`` keys dbt knows for this adapter, unchanged, into ``fields``."""
+        for name in names:
+            value = self.extra.get(name)
+            if value is not None and value != "":
+                fields[name] = value
