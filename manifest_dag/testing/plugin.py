@@ -14,7 +14,8 @@ Installing manifest-dag is enough; nothing to add to ``conftest.py``. It gives:
 - ``golden`` fixture: ``golden(text, "name.txt")`` compares with ``golden/name.txt`` beside the
   test module; ``--manifest-dag-update-golden`` rewrites the files.
 
-This module imports neither Airflow nor dbt when pytest loads it.
+This module imports neither Airflow nor dbt when pytest loads it, nor the manifest reader: each
+fixture imports what it needs from the toolkit's modules when a test asks for it.
 """
 
 from __future__ import annotations
@@ -46,9 +47,9 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "no_dbt: block `import dbt` / `dbt.*` for the test (the scheduler side must not need dbt)"
     )
     if config.getoption(UPDATE_GOLDEN_OPTION, default=False):
-        from manifest_dag import testing
+        from manifest_dag.testing import golden as golden_files  # where assert_matches_golden reads it
 
-        testing.UPDATE_GOLDEN = True
+        golden_files.UPDATE_GOLDEN = True
 
 
 def _ini_path(config: pytest.Config, name: str) -> Path | None:
@@ -62,7 +63,7 @@ def _ini_path(config: pytest.Config, name: str) -> Path | None:
 @pytest.fixture
 def no_dbt() -> Any:
     """Block ``import dbt`` for the test; yields the guard (``.attempts``: what tried, and from where)."""
-    from manifest_dag.testing import block_dbt
+    from manifest_dag.testing.no_dbt import block_dbt
 
     with block_dbt() as guard:
         yield guard
@@ -86,7 +87,7 @@ class DagBagLoader:
         return _ini_path(self._config, DAGS_FOLDER_INI)
 
     def __call__(self, folder: str | Path | None = None, *, fresh: bool = False) -> Any:
-        from manifest_dag.testing import load_dag_bag
+        from manifest_dag.testing.dagbag import load_dag_bag
 
         if folder is None:
             folder = self.default_folder
@@ -122,7 +123,7 @@ def dag_bag(pytestconfig: pytest.Config, _manifest_dag_bag_cache: dict[Path, Any
 @pytest.fixture
 def manifest_builder(tmp_path: Path) -> Any:
     """A ManifestBuilder; ``.write()`` with no folder writes ``tmp_path/manifest.json``."""
-    from manifest_dag.testing import ManifestBuilder
+    from manifest_dag.testing.builder import ManifestBuilder
 
     class _Builder(ManifestBuilder):
         def write(self, path: str | Path | None = None, name: str = "manifest.json") -> Path:  # type: ignore[override]
@@ -161,7 +162,7 @@ def shared_manifest(pytestconfig: pytest.Config, _manifest_dag_shared_cache: dic
 @pytest.fixture
 def golden(request: pytest.FixtureRequest) -> Any:
     """``golden(text, "name.txt")``: compare with ``golden/name.txt`` beside the test module."""
-    from manifest_dag.testing import assert_matches_golden
+    from manifest_dag.testing.golden import assert_matches_golden
 
     folder = Path(request.node.path).parent / "golden"
 
