@@ -2,7 +2,8 @@
 
 Construction runs on the scheduler for every task of every parse, so ``__init__`` only stores
 and checks arguments (cheap; no I/O). Everything heavy happens in ``execute`` on the worker,
-through ``manifest_dag.worker.runner``, which knows nothing of Airflow.
+through the worker side (``manifest_dag.worker``), which knows nothing of Airflow. The operator
+hands it a ``DbtInvocation`` (``invocation()``) and keeps the running call's invoker for ``on_kill``.
 
 Each operator also works alone in a plain DAG::
 
@@ -15,13 +16,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from airflow.sdk.bases.operator import BaseOperator
 
+from manifest_dag.core import settings
 from manifest_dag.core.config import ProfileConfig, VenvConfig
-from manifest_dag.core.errors import ConfigError
+from manifest_dag.core.errors import ConfigError, WorkspaceError
+from manifest_dag.core.specs import DbtInvocation
 from manifest_dag.core.dbt import FULL_REFRESH_COMMANDS, check_dbt_flags, command_args
+
+class Killable(Protocol):
+    """What the operator keeps of the running dbt call: a way to stop it (Airflow's on_kill)."""
+
+    def kill(self) -> None: ...
+
 
 class DbtVenvOperator(BaseOperator):
     """Run ``dbt <command>`` in a cached worker virtualenv, on a temporary copy of the project."""
@@ -31,6 +40,8 @@ class DbtVenvOperator(BaseOperator):
     ui_color = "#fde5dd"
     ui_fgcolor = "#000000"
     dbt_command: ClassVar[str] = ""
+    #: the running dbt call's invoker while ``execute`` runs (for ``on_kill``), else None
+    _invoker: Killable | None = None
 
     def __init__(
         self,
@@ -92,14 +103,59 @@ class DbtVenvOperator(BaseOperator):
         args += self.dbt_flags
         return args
 
-    def execute(self, context: Any) -> Any:
-        from manifest_dag.worker.runner import run_operator
+    def invocation(self) -> DbtInvocation:
+        """The dbt call this task's (rendered) arguments describe: all the worker side needs."""
+        return DbtInvocation(
+            command_args=tuple(self.dbt_args()),
+            project_dir=Path(self.project_dir),
+            venv_spec=self.venv_config.to_spec(),
+            profile_config=self.profile_config,
+            manifest_path=Path(self.manifest_path) if self.manifest_path else None,
+            partial_parse_path=Path(self.partial_parse_path) if self.partial_parse_path else None,
+            cache_dir=settings.venv_cache_dir(self.venv_config.cache_dir, airflow_config=True),
+            dbt_vars=self.dbt_vars,
+            env={str(k): str(v) for k, v in (self.env or {}).items()},
+            install_deps=self.install_deps,
+            warm_processes=self.venv_config.warm_processes,
+        )
 
-        return run_operator(self, context)
+    def execute(self, context: Any) -> dict[str, Any]:
+        """Run dbt on this worker, log as it goes, return a small summary for XCom."""
+        if not self.project_dir:
+            raise WorkspaceError(f"task {self.task_id}: no project_dir; set ProjectConfig(project_dir=...)")
+        from manifest_dag.worker.runner import run_dbt  # the worker side: loaded only where a task runs
+
+        user_callback = self.artifacts_callback
+
+        def callback(target: Path) -> None:
+            assert user_callback is not None
+            user_callback(target, context)
+
+        try:
+            outcome = run_dbt(
+                self.invocation(),
+                log=self.log.info,
+                artifacts_callback=callback if user_callback is not None else None,
+                on_invoker=self._keep_invoker,
+            )
+        finally:
+            self._invoker = None
+        summary = outcome.summary
+        return {
+            "command": self.dbt_command,
+            "exit_code": outcome.exit_code,
+            "seconds": round(outcome.duration, 3),
+            "partial_parse_reused": outcome.reparsed is None,
+            "statuses": summary.counts() if summary is not None else {},
+            "node_seconds": round(summary.node_seconds, 3) if summary is not None else None,
+        }
+
+    def _keep_invoker(self, invoker: Killable) -> None:
+        self._invoker = invoker
 
     def on_kill(self) -> None:
         """Airflow stops the task (timeout, mark-failed): stop dbt with it."""
-        invoker = getattr(self, "_invoker", None)
+        invoker = self._invoker
         if invoker is not None:
             invoker.kill()
 

