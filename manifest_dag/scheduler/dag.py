@@ -174,7 +174,38 @@ def build_into(
     return planned, tasks
 
 
-class DbtDag(DAG):
+class _DbtContainer:
+    """What ``DbtDag`` and ``DbtTaskGroup`` share: build the plan's tasks into themselves."""
+
+    _dbt_planned: PlannedManifest
+
+    def _build_dbt(
+        self,
+        dag: DAG,
+        parent_group: TaskGroup | None,
+        project_config: ProjectConfig,
+        profile_config: ProfileConfig | None,
+        venv_config: VenvConfig | None,
+        render_config: RenderConfig | None,
+        operator_args: Mapping[str, Any] | None,
+    ) -> None:
+        self._dbt_planned, _tasks = build_into(
+            dag=dag,
+            parent_group=parent_group,
+            project_config=project_config,
+            profile_config=profile_config,
+            venv_config=venv_config,
+            render_config=render_config,
+            operator_args=operator_args,
+        )
+
+    @property
+    def dbt_plan(self) -> RenderPlan:
+        """The plan this was built from (all tasks, also when this parse built only one)."""
+        return self._dbt_planned.plan
+
+
+class DbtDag(_DbtContainer, DAG):
     """An Airflow DAG holding a dbt project's selected nodes as tasks.
 
     Every keyword besides the configs goes to Airflow's ``DAG``.
@@ -191,23 +222,10 @@ class DbtDag(DAG):
         **dag_kwargs: Any,
     ) -> None:
         super().__init__(**dag_kwargs)
-        self._dbt_planned, _tasks = build_into(
-            dag=self,
-            parent_group=None,
-            project_config=project_config,
-            profile_config=profile_config,
-            venv_config=venv_config,
-            render_config=render_config,
-            operator_args=operator_args,
-        )
-
-    @property
-    def dbt_plan(self) -> RenderPlan:
-        """The plan this was built from (all tasks, also when this parse built only one)."""
-        return self._dbt_planned.plan
+        self._build_dbt(self, None, project_config, profile_config, venv_config, render_config, operator_args)
 
 
-class DbtTaskGroup(TaskGroup):
+class DbtTaskGroup(_DbtContainer, TaskGroup):
     """A TaskGroup holding a dbt project's selected nodes, inside the user's own DAG."""
 
     def __init__(
@@ -222,17 +240,4 @@ class DbtTaskGroup(TaskGroup):
         **group_kwargs: Any,
     ) -> None:
         super().__init__(group_id=group_id, **group_kwargs)
-        self._dbt_planned, _tasks = build_into(
-            dag=self.dag,
-            parent_group=self,
-            project_config=project_config,
-            profile_config=profile_config,
-            venv_config=venv_config,
-            render_config=render_config,
-            operator_args=operator_args,
-        )
-
-    @property
-    def dbt_plan(self) -> RenderPlan:
-        """The plan this was built from (all tasks, also when this parse built only one)."""
-        return self._dbt_planned.plan
+        self._build_dbt(self.dag, self, project_config, profile_config, venv_config, render_config, operator_args)
