@@ -20,14 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from manifest_dag.core.dbt import INDIRECT_SELECTION_MODES
-from manifest_dag.core.errors import ManifestDagError
+from manifest_dag.core.errors import CliError, ManifestDagError
 
 PROG = "manifest-dag"
-
-
-class CliError(ManifestDagError):
-    """A command-line argument that cannot be used (beyond what argparse checks)."""
-
 
 # -- shared pieces ----------------------------------------------------------------------------------
 def _add_selection(p: argparse.ArgumentParser) -> None:
@@ -322,12 +317,11 @@ def _cache(args: argparse.Namespace, log: Any = None, config: Any = None) -> Any
 
     root = args.cache_dir
     if root is None:
-        from manifest_dag.core.config import VenvConfig
-        from manifest_dag.worker.runner import cache_dir_for
+        from manifest_dag.core import settings
 
         # the same lookup as a task: VenvConfig.cache_dir, MANIFEST_DAG_VENV_CACHE, Airflow's
         # [manifest_dag] venv_cache_dir, then ~/.cache/manifest-dag/venvs
-        root = cache_dir_for(config or VenvConfig(py_requirements=["placeholder"]))
+        root = settings.venv_cache_dir(config.cache_dir if config else None, airflow_config=True)
     return VenvCache(root, log=log or (lambda line: None))
 
 

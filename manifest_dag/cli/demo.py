@@ -2,7 +2,8 @@
 
 The outer process prepares an Airflow home under ``.demo/``, then runs the DAG with
 ``dag.test()`` in a child process (Airflow reads its settings at import, so the child gets them
-in its environment), streams a one-line-per-task progress view, and prints a summary: each
+in its environment), streams a progress view (a line per task, and what the worker's one-time
+setup is doing: the venv build takes about a minute the first time), and prints a summary: each
 task's state and duration, the row counts of the final models, and the total time. The full
 Airflow and dbt log goes to ``.demo/dag_test.log``.
 """
@@ -19,8 +20,36 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "shop"
-_END = re.compile(r"\[DAG TEST\] end task task_id=(\S+)")
-_START = re.compile(r"\[DAG TEST\] running task <TaskInstance: \S+ (\S+) ")
+
+# What the progress view reads in the child's log: Airflow 3's ``dag.test()`` lines (structlog:
+# ``<time> [info     ] <message> [<logger>] key=value ...``) and the worker's one-time setup
+# messages (the venv build, ``dbt deps``, the warm dbt process), each with the line it shows.
+_MESSAGE, _END = r"(?:^|\] )", r"(?= \[|$)"  # where a structlog message starts and ends
+_PROGRESS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), shown)
+    for pattern, shown in (
+        (r"\[DAG TEST\] starting task_id=(?P<task>\S+)", "  ▶ {task}"),
+        (
+            _MESSAGE + r"installing \d+ requirements? with (?P<tool>\S+): (?P<reqs>.+?)" + _END,
+            "      building the worker venv ({reqs}, with {tool}), about a minute the first time ...",
+        ),
+        (_MESSAGE + r"verifying: (?P<command>[^→]+?)" + _END, "      checking it: {command}"),
+        (_MESSAGE + r"venv \S+ ready in (?P<seconds>[\d.]+) s" + _END, "      worker venv ready in {seconds} s"),
+        (_MESSAGE + r"dbt deps: installing packages once", "      dbt deps: installing the project's packages (once)"),
+        (_MESSAGE + r"warm dbt: starting a warm dbt process", "      starting a warm dbt process (later tasks reuse it)"),
+    )
+)
+
+
+def progress_line(log_line: str) -> str | None:
+    """The progress view's line for one line of the ``dag.test()`` log, or None to show nothing."""
+    for pattern, shown in _PROGRESS:
+        if (m := pattern.search(log_line)) is not None:
+            fields = {name: value.strip() for name, value in m.groupdict().items()}  # structlog pads
+            if "reqs" in fields:
+                fields["reqs"] = " + ".join(fields["reqs"].split(", "))
+            return shown.format(**fields)
+    return None
 
 
 def _env(workdir: Path) -> dict[str, str]:
@@ -57,7 +86,7 @@ def main(workdir: Path | None = None) -> int:
     print(f"demo: running DAG '{DAG_ID}' with dag.test(); full log in {workdir / 'dag_test.log'}", flush=True)
     result_file = workdir / "result.json"
     result_file.unlink(missing_ok=True)
-    with (workdir / "dag_test.log").open("w") as log:
+    with (workdir / "dag_test.log").open("w", buffering=1) as log:  # line-buffered: `tail -f` it
         child = subprocess.Popen(
             [sys.executable, "-m", "manifest_dag.cli.demo", "--child", str(result_file)],
             env=env,
@@ -68,8 +97,8 @@ def main(workdir: Path | None = None) -> int:
         assert child.stdout is not None
         for line in child.stdout:
             log.write(line)
-            if (m := _START.search(line)) is not None:
-                print(f"  ▶ {m.group(1)}", flush=True)
+            if (shown := progress_line(line)) is not None:
+                print(shown, flush=True)
         code = child.wait()
     from manifest_dag.worker.warm import stop_pools
 
@@ -140,9 +169,10 @@ def _row_counts(dag) -> dict[str, int]:
     db = Path(os.environ["MANIFEST_DAG_DEMO_DIR"]) / "shop.duckdb"
     if not db.exists():
         return {}
-    from manifest_dag.worker.runner import cache_dir_for
+    from manifest_dag.core import settings
 
-    venv = VenvCache(cache_dir_for(task.venv_config), log=lambda s: None).ensure(task.venv_config.to_spec())
+    cache_dir = settings.venv_cache_dir(task.venv_config.cache_dir, airflow_config=True)
+    venv = VenvCache(cache_dir, log=lambda s: None).ensure(task.venv_config.to_spec())
     script = (
         "import duckdb, json, sys\n"
         "con = duckdb.connect(sys.argv[1], read_only=True)\n"

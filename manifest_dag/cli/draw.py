@@ -20,7 +20,7 @@ import subprocess
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from manifest_dag.core.errors import ManifestDagError
+from manifest_dag.core.errors import DrawError
 from manifest_dag.scheduler.manifest import Manifest
 from manifest_dag.scheduler.plan import RenderPlan, TaskSpec
 
@@ -38,10 +38,6 @@ _STYLE = {  # command -> (shape, fill colour)
     "build": ("box", "#ffedd5"),
     "source freshness": ("cds", "#fce7f3"),
 }
-
-
-class DrawError(ManifestDagError):
-    """A picture could not be made (unknown format, Graphviz missing or failing)."""
 
 
 @dataclass

@@ -10,6 +10,7 @@ render layer never walks paths itself.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
+from graphlib import CycleError, TopologicalSorter
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -24,31 +25,59 @@ _NONE: frozenset[str] = frozenset()
 
 
 class DbtGraph:
-    """A ``networkx.DiGraph`` of a manifest's enabled nodes, checked to be acyclic."""
+    """A manifest's enabled nodes and their edges, checked to be acyclic.
 
-    __slots__ = ("manifest", "graph", "_order")
+    Adjacency, the topological order and the cycle check need no networkx (it costs ~0.5 s to
+    import, more than the rest of ``manifest-dag inspect``): ``graph``, the same edges as a
+    ``networkx.DiGraph``, is built on first use, for the graph walks that want it.
+    """
+
+    __slots__ = ("manifest", "pred", "succ", "_nx", "_order")
 
     def __init__(self, manifest: Manifest) -> None:
-        # networkx costs ~0.5 s to import: only a graph that is really built pays it (a task's
-        # parse with a warm plan cache never does)
-        import networkx as nx
-
         self.manifest = manifest
-        graph: nx.DiGraph = nx.DiGraph()
-        graph.add_nodes_from(manifest.nodes)
-        graph.add_edges_from(
-            (parent, uid) for uid, node in manifest.nodes.items() for parent in node.depends_on
-        )
-        self.graph = graph
+        # parent/child adjacency as networkx keeps it: every node, then each edge once, in
+        # manifest order (dicts as ordered sets)
+        pred: dict[str, dict[str, None]] = {uid: {} for uid in manifest.nodes}
+        succ: dict[str, dict[str, None]] = {uid: {} for uid in manifest.nodes}
+        for uid, node in manifest.nodes.items():
+            for parent in node.depends_on:
+                pred.setdefault(parent, {})
+                succ.setdefault(parent, {})[uid] = None
+                pred[uid][parent] = None
+        #: for each node, its parents (keys, in ``depends_on`` order)
+        self.pred: Mapping[str, Mapping[str, None]] = pred
+        #: for each node, its children (keys, in manifest order)
+        self.succ: Mapping[str, Mapping[str, None]] = succ
+        self._nx: nx.DiGraph | None = None
         self._order: list[str] | None = None
         self._check_acyclic()
 
-    def _check_acyclic(self) -> None:
-        import networkx as nx
+    @property
+    def graph(self) -> nx.DiGraph:
+        """The same nodes and edges as a ``networkx.DiGraph`` (built, and networkx imported, on first use)."""
+        if self._nx is None:
+            import networkx as nx
 
+            graph: nx.DiGraph = nx.DiGraph()
+            graph.add_nodes_from(self.pred)
+            graph.add_edges_from((parent, uid) for uid, parents in self.pred.items() for parent in parents)
+            self._nx = graph
+        return self._nx
+
+    def _check_acyclic(self) -> None:
+        # graphlib's static order is networkx's topological_sort order (Kahn's algorithm, one
+        # generation at a time, nodes and children in insertion order) when every node is added first
+        sorter: TopologicalSorter[str] = TopologicalSorter()
+        for uid in self.pred:
+            sorter.add(uid)
+        for uid, parents in self.pred.items():
+            sorter.add(uid, *parents)
         try:
-            self._order = list(nx.topological_sort(self.graph))
-        except nx.NetworkXUnfeasible:
+            self._order = list(sorter.static_order())
+        except CycleError:
+            import networkx as nx
+
             cycle = [edge[0] for edge in nx.find_cycle(self.graph)]
             shown = " → ".join([*cycle, cycle[0]])
             raise GraphError(
@@ -71,10 +100,10 @@ class DbtGraph:
         return self.manifest.nodes[uid]
 
     def parents(self, uid: str) -> Iterable[str]:
-        return self.graph.predecessors(uid)
+        return iter(self.pred[uid])
 
     def children(self, uid: str) -> Iterable[str]:
-        return self.graph.successors(uid)
+        return iter(self.succ[uid])
 
     def topological_order(self) -> list[str]:
         assert self._order is not None
@@ -85,14 +114,14 @@ class DbtGraph:
             import networkx as nx
 
             return nx.ancestors(self.graph, uid)
-        return _within(self.graph.predecessors, uid, depth)
+        return _within(self.parents, uid, depth)
 
     def descendants(self, uid: str, depth: int | None = None) -> set[str]:
         if depth is None:
             import networkx as nx
 
             return nx.descendants(self.graph, uid)
-        return _within(self.graph.successors, uid, depth)
+        return _within(self.children, uid, depth)
 
     # -- tests -----------------------------------------------------------------------------------
     def test_parents(self, uid: str) -> tuple[str, ...]:
@@ -109,7 +138,7 @@ class DbtGraph:
         rendered = rendered if isinstance(rendered, (set, frozenset)) else set(rendered)
         through: dict[str, frozenset[str]] = {}  # what an unrendered node passes on to its children
         upstream: dict[str, frozenset[str]] = {}
-        pred = self.graph.pred
+        pred = self.pred
         for uid in self.topological_order():
             parents = pred[uid]
             if not parents:

@@ -65,9 +65,7 @@ class ManifestIndex:
 
     # -- adjacency --------------------------------------------------------------------------
     def use_graph(self, graph: DbtGraph) -> None:
-        g = graph.graph
-        self._pred = getattr(g, "_pred", None) or g.pred
-        self._succ = getattr(g, "_succ", None) or g.succ
+        self._pred, self._succ = graph.pred, graph.succ  # its own adjacency: no networkx graph built
 
     @property
     def pred(self) -> Mapping[str, Iterable[str]]:
