@@ -9,7 +9,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES ?= False
 export AIRFLOW__CORE__UNIT_TEST_MODE ?= True
 export DBT_SEND_ANONYMOUS_USAGE_STATS ?= false
 
-.PHONY: install test test-fast demo bench bench-worker golden clean docs graphviz scheduler-test
+.PHONY: install lint test test-fast demo bench bench-worker golden clean docs graphviz scheduler-test
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -28,13 +28,22 @@ graphviz:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends graphviz >/dev/null; } \
 	  || echo "warning: could not install graphviz; the svg/png tests will be skipped"; }
 
+# The code's own checks, before any test: the import contract (pyproject.toml's
+# [tool.importlinter]: the scheduler side never imports the worker side, core neither, manifest,
+# graph, selection and plan no Airflow, nothing dbt), ruff's lint and format check, mypy.
+lint: $(STAMP)
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check manifest_dag
+	$(VENV)/bin/ruff format --check manifest_dag
+	$(VENV)/bin/mypy
+
 # tests/test_docs.py builds the docs too (mkdocs build --strict), so `make test` fails on a broken link.
 # Unit tests run on both cores; the end-to-end ones (real venvs, dbt, Airflow) one at a time.
-test: $(STAMP) graphviz
+test: lint graphviz
 	$(PY) -m pytest -m "not e2e" -n 2
 	$(PY) -m pytest -m e2e
 
-test-fast: $(STAMP) graphviz
+test-fast: lint graphviz
 	$(PY) -m pytest -m "not e2e" -n 2
 
 # A real Airflow 3 deployment (Postgres from the system's packages, scheduler + dag-processor +
@@ -63,9 +72,9 @@ golden:
 # Scheduler-side benchmarks vs astronomer-cosmos (installed into .bench/cosmos-venv) and the floors:
 # prints the table and writes docs/performance.md. BENCH_ARGS=--quick for N = 100 and 1,000 only.
 bench: $(STAMP)
-	$(PY) benchmarks/run.py $(BENCH_ARGS)
+	$(PY) -m benchmarks.scheduler $(BENCH_ARGS)
 
 # Worker-side benchmarks vs cosmos, real dbt: the demo DAG through dag.test() and through a real scheduler
 # (LocalExecutor, Postgres), one model's task, dbt parse (writes docs/performance-worker.md; BENCH_ARGS=--quick for a slice).
 bench-worker: $(STAMP)
-	$(PY) benchmarks/worker.py $(BENCH_ARGS)
+	$(PY) -m benchmarks.worker $(BENCH_ARGS)

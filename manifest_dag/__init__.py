@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from manifest_dag.scheduler.dag import DbtDag, DbtTaskGroup
     from manifest_dag.scheduler.graph import DbtGraph
     from manifest_dag.scheduler.manifest import DbtNode, Manifest, load_manifest
-    from manifest_dag.scheduler.naming import DbtNaming
+    from manifest_dag.core.naming import DbtNaming
     from manifest_dag.operators import (
         DbtBuildOperator,
         DbtRunOperator,
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 # Most names load on first use, so `import manifest_dag` stays light for the worker runner (a
 # task's DAG-file parse with a warm plan cache loads neither the manifest reader nor the graph).
 _LAZY = {
-    "DbtNaming": "manifest_dag.scheduler.naming",
+    "DbtNaming": "manifest_dag.core.naming",
     "DbtNode": "manifest_dag.scheduler.manifest",
     "Manifest": "manifest_dag.scheduler.manifest",
     "load_manifest": "manifest_dag.scheduler.manifest",

@@ -265,6 +265,6 @@ class RenderConfig:
         for name in ("include_packages", "allow_empty", "emit_assets", "task_scoped"):
             _bool(self, name)
         if self.naming is None:
-            from manifest_dag.scheduler.naming import DbtNaming
+            from manifest_dag.core.naming import DbtNaming
 
             _set(self, "naming", DbtNaming())
