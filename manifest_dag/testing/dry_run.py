@@ -2,11 +2,12 @@
 
 A task's command is only complete on the worker: templates (``{{ ds }}``, params, Variables) are
 rendered for the run, the profile is made from an Airflow Connection, and the argv gets the
-worker's paths. Reviewing that in CI means doing the same steps offline: Airflow's own
-templating for a given logical date, the worker's own invocation, profile and argv builders (so
-the plan cannot drift from what runs), with secrets masked by the one rule in
-:mod:`manifest_dag.core.secrets` and the per-task paths shown as placeholders. Airflow and the
-worker side are imported only when a task is planned.
+worker's paths. Reviewing that in CI means doing the same steps offline, with the same code:
+Airflow's own templating for a given logical date, the operator's own ``invocation()``, the
+worker's profile builders and ``profile_flags``, and the one argv builder in
+:mod:`manifest_dag.core.dbt` (so the plan cannot drift from what runs), with secrets masked by
+the one rule in :mod:`manifest_dag.core.secrets` and the per-task paths shown as placeholders.
+Airflow and the worker side are imported only when a task is planned.
 """
 
 from __future__ import annotations
@@ -133,9 +134,9 @@ def plan_task(
     """
     from manifest_dag.operators import DbtVenvOperator
     from manifest_dag.worker.profiles import RenderedProfile, profile_from_connection, resolve_profile
-    from manifest_dag.worker.runner import invocation_for, profile_flags
-    from manifest_dag.worker.venv import venv_key
-    from manifest_dag.worker.workspace import canonical_vars
+    from manifest_dag.worker.partial_parse import canonical_vars
+    from manifest_dag.worker.target import profile_flags
+    from manifest_dag.worker.venv_key import venv_key
 
     if not isinstance(task, DbtVenvOperator):
         raise TypeError(f"plan_task takes a manifest-dag operator, got {type(task).__name__}")
@@ -146,7 +147,7 @@ def plan_task(
     rendered_task = task.prepare_for_execution()
     context = _context(rendered_task, logical_date, params, data_interval, run_id)
     rendered_task.render_template_fields(context)
-    inv = invocation_for(rendered_task)
+    inv = rendered_task.invocation()
     spec = inv.venv_spec
     pc = inv.profile_config
     profile: Any = None
@@ -181,7 +182,7 @@ def plan_task(
     shown_vars_json = canonical_vars(shown_vars) if isinstance(shown_vars, Mapping) else (
         mask.value("vars", vars_json) if vars_json else None
     )
-    # the argv run_dbt builds (runner.run_dbt's dbt_argv), paths as placeholders
+    # the argv run_dbt builds (worker.run.run_dbt), paths as placeholders
     args = list(inv.command_args)
     project = f"{WORKSPACE_DIR}/project"
     profile_args: list[str] = []

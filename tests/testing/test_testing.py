@@ -435,7 +435,7 @@ def test_plan_task_renders_templates_for_a_logical_date(tmp_path: Path, monkeypa
 
 def test_plan_task_argv_is_what_run_dbt_runs(tmp_path: Path) -> None:
     """Guard against drift: run_dbt with a fake venv and invoker gets the same argv."""
-    from manifest_dag.worker.runner import invocation_for, run_dbt
+    from manifest_dag.worker.run import run_dbt
 
     project = tmp_path / "project"
     project.mkdir()
@@ -481,7 +481,7 @@ def test_plan_task_argv_is_what_run_dbt_runs(tmp_path: Path) -> None:
 
     rendered = task.prepare_for_execution()
     rendered.dbt_vars = {"d": "2024-02-02"}
-    run_dbt(invocation_for(rendered), log=lambda line: None, invoker=FakeInvoker(), venv_cache=FakeCache())
+    run_dbt(rendered.invocation(), log=lambda line: None, invoker=FakeInvoker(), venv_cache=FakeCache())
     (argv,) = seen
     workspace = argv[argv.index("--project-dir") + 1]
     normalised = [
