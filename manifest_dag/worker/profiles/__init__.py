@@ -31,7 +31,13 @@ from manifest_dag.worker.profiles import adapters  # noqa: F401 - registers the 
 from manifest_dag.worker.profiles.fetch import fetch_connection
 from manifest_dag.worker.profiles.files import PROFILES_FILE, write_profile
 from manifest_dag.worker.profiles.from_connection import profile_from_connection
-from manifest_dag.worker.profiles.registry import ADAPTERS, AdapterMapping, Builder, register_adapter, supported_conn_types
+from manifest_dag.worker.profiles.registry import (
+    ADAPTERS,
+    AdapterMapping,
+    Builder,
+    register_adapter,
+    supported_conn_types,
+)
 from manifest_dag.worker.profiles.rendered import RenderedProfile
 from manifest_dag.worker.profiles.resolve import resolve_profile
 from manifest_dag.worker.profiles.view import ENV_PREFIX, ConnectionView

@@ -53,7 +53,9 @@ def coerce_fields(conn_id: str, fields: dict[str, Any]) -> None:
         try:
             fields[name] = int(str(value).strip())
         except ValueError:
-            raise ProfileError(f"Airflow connection {conn_id!r}: {name} must be a whole number, got {value!r}") from None
+            raise ProfileError(
+                f"Airflow connection {conn_id!r}: {name} must be a whole number, got {value!r}"
+            ) from None
     for name in BOOL_FIELDS.intersection(fields):
         value = fields[name]
         if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):

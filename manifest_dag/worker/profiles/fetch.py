@@ -21,7 +21,9 @@ def fetch_connection(conn_id: str) -> Any:
     try:
         from airflow.sdk import Connection
     except ImportError as exc:  # pragma: no cover - Airflow 3 always has it
-        raise ProfileError(f"cannot fetch Airflow connection {conn_id!r}: airflow.sdk is not importable ({exc})") from exc
+        raise ProfileError(
+            f"cannot fetch Airflow connection {conn_id!r}: airflow.sdk is not importable ({exc})"
+        ) from exc
     env_name = f"AIRFLOW_CONN_{conn_id.upper()}"
     try:
         conn = Connection.get(conn_id)
@@ -30,7 +32,7 @@ def fetch_connection(conn_id: str) -> Any:
             raise ProfileError(
                 f"Airflow connection {conn_id!r} (ProfileConfig.conn_id) is not defined. Add it in the UI "
                 f"(Admin > Connections), with `airflow connections add {conn_id} --conn-json '{{\"conn_type\": ...}}'`, "
-                f"or as the environment variable {env_name}='{{\"conn_type\": ..., \"host\": ...}}' on the workers"
+                f'or as the environment variable {env_name}=\'{{"conn_type": ..., "host": ...}}\' on the workers'
             ) from None
         raise ProfileError(f"cannot fetch Airflow connection {conn_id!r}: {type(exc).__name__}: {exc}") from exc
     if conn is None:

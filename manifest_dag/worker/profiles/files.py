@@ -34,7 +34,9 @@ def check_profiles_file(path: Path, config: ProfileConfig, project_dir: Path | s
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ProfileError(f"{path}: no such profiles file ({where}); give the path of an existing profiles.yml") from None
+        raise ProfileError(
+            f"{path}: no such profiles file ({where}); give the path of an existing profiles.yml"
+        ) from None
     except OSError as exc:
         raise ProfileError(f"{path}: cannot read the profiles file ({where}): {exc}") from exc
     try:
