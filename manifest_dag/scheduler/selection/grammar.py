@@ -12,7 +12,6 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Union
 
 from manifest_dag.core.errors import SelectionError
 
@@ -80,7 +79,7 @@ class SetOp:
     raw: str = ""
 
 
-Spec = Union[Criterion, SetOp]
+Spec = Criterion | SetOp
 
 #: No ``--select``: every node (dbt's defaults ``fqn:* source:* exposure:* ...`` cover them all).
 EVERYTHING = SetOp("everything", (), "eager", "<everything>")

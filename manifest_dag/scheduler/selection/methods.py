@@ -8,10 +8,10 @@ same name, including its quirks, since the differential tests hold the answers t
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from fnmatch import fnmatchcase
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from manifest_dag.core.dbt import NODE_TYPES, PARSED_TYPES, TEST_TYPES
 from manifest_dag.core.errors import SelectionError
@@ -54,14 +54,14 @@ def _m_fqn(index: ManifestIndex, c: Criterion) -> set[str]:
         n.unique_id
         for n in index.of_types(FQN_TYPES)
         if n.fqn
-        and (_fqn_match(n.fqn, parts, leaf, n.version is not None)
-             or (len(n.fqn) > 1 and _fqn_match(n.fqn[1:], parts, leaf, n.version is not None)))
+        and (
+            _fqn_match(n.fqn, parts, leaf, n.version is not None)
+            or (len(n.fqn) > 1 and _fqn_match(n.fqn[1:], parts, leaf, n.version is not None))
+        )
     }
 
 
-def _fqn_match(
-    fqn: tuple[str, ...], parts: tuple[str, ...], leaf: Callable[[str], bool], versioned: bool
-) -> bool:
+def _fqn_match(fqn: tuple[str, ...], parts: tuple[str, ...], leaf: Callable[[str], bool], versioned: bool) -> bool:
     """Does a selector (split into ``parts`` on dots; ``leaf`` matches it whole) match this fqn?
 
     The leaf name matches outright, wildcards allowed (for versioned models: the model name, or
@@ -183,19 +183,11 @@ def _m_config(index: ManifestIndex, c: Criterion) -> set[str]:
         if value is _MISSING:
             continue
         if isinstance(value, list):
-            hit = (
-                selector in value
-                or (lowered == "true" and True in value)
-                or (lowered == "false" and False in value)
-            )
+            hit = selector in value or (lowered == "true" and True in value) or (lowered == "false" and False in value)
         elif case_insensitive and isinstance(value, str):
             hit = lowered == value.lower()
         else:
-            hit = (
-                selector == value
-                or (lowered == "true" and value is True)
-                or (lowered == "false" and value is False)
-            )
+            hit = selector == value or (lowered == "true" and value is True) or (lowered == "false" and value is False)
         if hit:
             out.add(n.unique_id)
     return out
@@ -228,19 +220,18 @@ def _m_test_type(index: ManifestIndex, c: Criterion) -> set[str]:
 
 
 def _version_cmp(a: str, b: str) -> int:
+    """-1, 0 or 1: as numbers when both versions are numbers, else as text."""
     try:
         fa, fb = float(a), float(b)
     except ValueError:
-        fa, fb = a, b  # type: ignore[assignment]
-    return (fa > fb) - (fa < fb)  # type: ignore[operator]
+        return (a > b) - (a < b)
+    return (fa > fb) - (fa < fb)
 
 
 def _m_version(index: ManifestIndex, c: Criterion) -> set[str]:
     value = c.value
     if value not in ("latest", "prerelease", "old", "none"):
-        raise SelectionError(
-            f"selection term {c.raw!r}: version is one of 'latest', 'prerelease', 'old' or 'none'."
-        )
+        raise SelectionError(f"selection term {c.raw!r}: version is one of 'latest', 'prerelease', 'old' or 'none'.")
     out = set()
     for n in index.of_types(("model",)):
         v, latest = n.version, n.latest_version
@@ -283,9 +274,7 @@ def _m_path(index: ManifestIndex, c: Criterion) -> set[str]:
     dirs_only = pattern.endswith("/")
     parts = tuple(p for p in pattern.split("/") if p not in ("", "."))
     if not parts:
-        raise SelectionError(
-            f"selection term {c.raw!r} names no path; write e.g. 'path:models/staging'."
-        )
+        raise SelectionError(f"selection term {c.raw!r} names no path; write e.g. 'path:models/staging'.")
     if parts[-1] == "**":
         dirs_only = True
     files, dirs = index.root_paths()

@@ -8,9 +8,9 @@ tried against every node.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from fnmatch import fnmatchcase, translate
 from functools import lru_cache
-from typing import Callable
 
 _WILDCARD_CHARS = frozenset("*?[]")
 

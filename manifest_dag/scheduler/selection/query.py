@@ -71,7 +71,9 @@ def select_nodes(
             _log.warning(
                 "selector=%r ignores select=%r and exclude=%r, as dbt does: a YAML selector is "
                 "the whole selection; put extra terms in its definition in selectors.yml",
-                selector, list(select), list(exclude),
+                selector,
+                list(select),
+                list(exclude),
             )
         spec = selector_spec(index.selectors, selector.strip(), indirect_selection, where="selector=")
     elif not select and not exclude and (default := default_selector(index.selectors)) is not None:
@@ -92,9 +94,7 @@ def _as_list(value: Sequence[str] | str | None, what: str) -> list[str]:
     out = []
     for item in value:
         if not isinstance(item, str):
-            raise SelectionError(
-                f"{what} must hold dbt selection strings, found {type(item).__name__} {item!r}."
-            )
+            raise SelectionError(f"{what} must hold dbt selection strings, found {type(item).__name__} {item!r}.")
         if item.strip():
             out.append(item)
     return out

@@ -119,9 +119,7 @@ class _YamlParser:
 
     def _set_op(self, op: str, items: Any, name: str) -> Spec:
         if not isinstance(items, list):
-            raise SelectionError(
-                f"YAML selector {name!r}: '{op}' must hold a list of definitions, found {items!r}."
-            )
+            raise SelectionError(f"YAML selector {name!r}: '{op}' must hold a list of definitions, found {items!r}.")
         include: list[Spec] = []
         excluded: Spec | None = None
         seen_exclude = False
@@ -143,9 +141,7 @@ class _YamlParser:
 
     def _exclusions(self, items: Any, name: str) -> Spec | None:
         if not isinstance(items, list):
-            raise SelectionError(
-                f"YAML selector {name!r}: 'exclude' must hold a list of definitions, found {items!r}."
-            )
+            raise SelectionError(f"YAML selector {name!r}: 'exclude' must hold a list of definitions, found {items!r}.")
         parsed = [self.definition(item, name) for item in items]
         if not parsed:
             return None
@@ -164,17 +160,14 @@ class _YamlParser:
         if isinstance(value, bool) or isinstance(value, (int, float)):
             value = str(value).lower() if isinstance(value, bool) else str(value)
         if not isinstance(value, str) or not value:
-            raise SelectionError(
-                f"{where}: method {method_text!r} needs a non-empty string value, found {value!r}."
-            )
+            raise SelectionError(f"{where}: method {method_text!r} needs a non-empty string value, found {value!r}.")
         method, *rest = method_text.split(".")
         raw = f"{method_text}:{value}"
         check_method(raw, method, tuple(rest))
         indirect = dct.get("indirect_selection", self.indirect)
         if indirect not in INDIRECT_SELECTION_MODES:
             raise SelectionError(
-                f"{where}: indirect_selection {indirect!r} is not one of "
-                f"{', '.join(INDIRECT_SELECTION_MODES)}."
+                f"{where}: indirect_selection {indirect!r} is not one of {', '.join(INDIRECT_SELECTION_MODES)}."
             )
         return Criterion(
             raw=raw,
