@@ -1,6 +1,6 @@
 """A deterministic synthetic dbt manifest (schema v12, dbt-core 1.11-like) for benchmarks.
 
-    python benchmarks/synth.py --models 5000 --seed 1 -o .bench/manifests/synth_5000.json
+    python -m benchmarks.synth --models 5000 --seed 1 -o .bench/manifests/synth_5000.json
 
 Shape (what real projects look like, scaled by ``--models``):
 

@@ -23,7 +23,8 @@ duration minus the nodes' ``execution_time`` in the ``run_results.json`` its dbt
 from the ``node_seconds`` of manifest-dag's XCom value, and from the ``run_results.json``
 cosmos's ``callback`` keeps, as in the dag.test() case. Per run: the DAG run's wall time
 (``dag_run.start_date`` → ``end_date``), the peak of tasks running at once, and for manifest-dag
-what each task log says of the warm path (reused a process, started one, or ran cold).
+what each task log says of the warm path (reused a process, started one, or ran cold). The
+section of the report these runs fill is ``worker_sched_report.py``.
 """
 
 from __future__ import annotations
@@ -34,17 +35,18 @@ import os
 import re
 import shutil
 import statistics
-import sys
-import time
 from collections.abc import Mapping
 from pathlib import Path
 
-import worker as wb  # benchmarks/worker.py: templates, summaries, formatting, cosmos
+from benchmarks.cosmos_venv import COSMOS_PY
+from benchmarks.provenance import code_version
+from benchmarks.report import fmt_s
+from benchmarks.runtime import PY, log, save_results
+from benchmarks.task_times import node_times, summarize_run, task_overhead
+from benchmarks.worker_report import write_doc
+from benchmarks.worker_setup import RESULTS, SCHED_TOOLS, load_now, shop_dag, stop_warm, uv_bin_dir
+from tests.support.scheduler_env import SchedulerEnv, make_root, peak_concurrency
 
-sys.path.insert(0, str(wb.REPO))
-from tests.support.scheduler_env import SchedulerEnv, make_root, peak_concurrency  # noqa: E402
-
-TOOLS = ("md-cold", "md-warm", "cosmos-venvdir")
 WARM_REUSED = "warm dbt: running in warm process"
 WARM_STARTED = "warm dbt: starting a warm dbt process"
 WARM_FELL_BACK = "warm dbt unavailable"
@@ -96,8 +98,13 @@ def lock_waits(log_texts: Mapping[str, str]) -> dict[str, float]:
     return {task: sum(float(m) for m in LOCK_WAIT.findall(text)) for task, text in log_texts.items()}
 
 
-def summarize(tis: list[dict], run_wall: float | None, run_state: str, node_time: Mapping[str, float],
-              waits: Mapping[str, float] | None = None) -> dict:
+def summarize(
+    tis: list[dict],
+    run_wall: float | None,
+    run_state: str,
+    node_time: Mapping[str, float],
+    waits: Mapping[str, float] | None = None,
+) -> dict:
     """One scheduler DAG run → the same figures as a dag.test() run, plus its peak concurrency."""
     child = {
         "state": run_state,
@@ -110,12 +117,15 @@ def summarize(tis: list[dict], run_wall: float | None, run_state: str, node_time
             for ti in tis
         },
     }
-    row = wb.summarize_run(child, node_time)
+    row = summarize_run(child, node_time)
     row["peak_concurrent"] = peak_concurrency(tis)
     row["per_task"] = {tid: [t["state"], t["duration"], node_time.get(tid)] for tid, t in child["tasks"].items()}
     if waits is not None:  # the overhead without the wait for the DuckDB file's turn
-        rest = [o - waits.get(tid, 0.0) for tid, t in child["tasks"].items()
-                if (o := wb.task_overhead(t["duration"], node_time.get(tid))) is not None]
+        rest = [
+            o - waits.get(tid, 0.0)
+            for tid, t in child["tasks"].items()
+            if (o := task_overhead(t["duration"], node_time.get(tid))) is not None
+        ]
         row["lock_wait_sum_s"] = sum(waits.values())
         row["overhead_no_wait_median_s"] = statistics.median(rest) if rest else None
     return row
@@ -143,10 +153,7 @@ def _dag_file(tool: str, cache_state: str, root: Path, cache: Path) -> tuple[str
         bench["warm_processes"] = 0
     if cosmos:
         bench["cosmos_venv_dir"] = str(cache / "venv")
-    template = wb.COSMOS_DAG if cosmos else wb.MD_DAG
-    text = template.format(project=str(wb.project_copy()), manifest=str(wb.SHOP_MANIFEST), reqs=wb.REQS,
-                           select=[] if cosmos else None, bench=bench)
-    return text, bench
+    return shop_dag(cosmos, [], bench), bench
 
 
 def deployment(tools: list[str], args: argparse.Namespace) -> dict[str, dict]:
@@ -154,9 +161,9 @@ def deployment(tools: list[str], args: argparse.Namespace) -> dict[str, dict]:
     every tool's warm run; {"tool/cache": row}."""
     cosmos = tools[0].startswith("cosmos")
     root = make_root("md-bench-sched-")
-    env = SchedulerEnv(root, root / "dags", python=str(wb.COSMOS_PY if cosmos else wb.PY))
+    env = SchedulerEnv(root, root / "dags", python=str(COSMOS_PY if cosmos else PY))
     if cosmos and args.cosmos_uv:  # as in the dag.test() case: cosmos's venvs with uv
-        env.extra_env["PATH"] = f"{wb.uv_bin_dir()}{os.pathsep}{os.environ.get('PATH', '')}"
+        env.extra_env["PATH"] = f"{uv_bin_dir()}{os.pathsep}{os.environ.get('PATH', '')}"
     rows: dict[str, dict] = {}
     plan = [(tool, state) for state in ("cold", "warm") for tool in tools]
     try:
@@ -167,34 +174,44 @@ def deployment(tools: list[str], args: argparse.Namespace) -> dict[str, dict]:
             caches[tool].mkdir(parents=True, exist_ok=True)
             text, settings[(tool, state)] = _dag_file(tool, state, root, caches[tool])
             (root / "dags" / f"{dag_id(tool, state)}.py").write_text(text)
-        wb.log(f"[sched] starting a deployment for {', '.join(tools)} in {root} ...")
+        log(f"[sched] starting a deployment for {', '.join(tools)} in {root} ...")
         env.start()
         env.wait_dags_parsed([dag_id(t, s) for t, s in plan], timeout=600)
         for tool, state in plan:
             dag = dag_id(tool, state)
-            load = wb.load_now()
-            code = wb.bench_run.code_version()
-            wb.log(f"[sched] {tool}, {state} venv cache (load {load}) ...")
+            load = load_now()
+            code = code_version()
+            log(f"[sched] {tool}, {state} venv cache (load {load}) ...")
             run_id = env.trigger(dag)
             try:
                 final = env.wait_runs({dag: run_id}, timeout=args.timeout)[dag]
             finally:
                 if not cosmos:
-                    stopped = wb.stop_warm(caches[tool])
+                    stopped = stop_warm(caches[tool])
                     if stopped:
-                        wb.log(f"  stopped {stopped} warm dbt process(es)")
+                        log(f"  stopped {stopped} warm dbt process(es)")
             tis = env.task_instances({dag: run_id})
-            (start, end), = env.meta(
+            ((start, end),) = env.meta(
                 f"select extract(epoch from start_date), extract(epoch from end_date) from dag_run "
-                f"where dag_id='{dag}' and run_id='{run_id}'")
+                f"where dag_id='{dag}' and run_id='{run_id}'"
+            )
             rr_dir = Path(settings[(tool, state)]["rr_dir"])
             rr = {p.stem: json.loads(p.read_text()) for p in rr_dir.glob("*.json")}
-            xcoms = {task: json.loads(value) for task, value in env.meta(
-                f"select task_id, value::text from xcom where dag_id='{dag}' and run_id='{run_id}' "
-                "and key='return_value' and map_index=-1")}
+            xcoms = {
+                task: json.loads(value)
+                for task, value in env.meta(
+                    f"select task_id, value::text from xcom where dag_id='{dag}' and run_id='{run_id}' "
+                    "and key='return_value' and map_index=-1"
+                )
+            }
             logs = _task_logs(env, dag, run_id)
-            row = summarize(tis, float(end) - float(start) if start and end else None, final, wb.node_times(rr, xcoms),
-                            None if cosmos else lock_waits(logs))
+            row = summarize(
+                tis,
+                float(end) - float(start) if start and end else None,
+                final,
+                node_times(rr, xcoms),
+                None if cosmos else lock_waits(logs),
+            )
             if not cosmos:
                 row["warm_use"] = warm_use(logs)
             if final != "success":
@@ -202,9 +219,12 @@ def deployment(tools: list[str], args: argparse.Namespace) -> dict[str, dict]:
             row.update(load=load, load_end=round(os.getloadavg()[0], 2), code=code)
             row["node_seconds"] = "run_results.json (callback)" if cosmos else "XCom node_seconds"
             rows[f"{tool}/{state}"] = row
-            wb.log(f"  {final}: run {wb.fmt_s(row['dag_s'])} s, {row['ok']}/{row['tasks']} ok, peak "
-                   f"{row['peak_concurrent']} at once, task median {wb.fmt_s(row['task_median_s'])} s, overhead "
-                   f"median {wb.fmt_s(row['overhead_median_s'])} s" + (f", warm {row['warm_use']}" if "warm_use" in row else ""))
+            log(
+                f"  {final}: run {fmt_s(row['dag_s'])} s, {row['ok']}/{row['tasks']} ok, peak "
+                f"{row['peak_concurrent']} at once, task median {fmt_s(row['task_median_s'])} s, overhead "
+                f"median {fmt_s(row['overhead_median_s'])} s"
+                + (f", warm {row['warm_use']}" if "warm_use" in row else "")
+            )
     finally:
         env.stop()
         shutil.rmtree(root, ignore_errors=True)
@@ -212,13 +232,15 @@ def deployment(tools: list[str], args: argparse.Namespace) -> dict[str, dict]:
 
 
 def bench_sched(results: dict, args: argparse.Namespace) -> None:
-    tools = [t for t in TOOLS if t in (args.sched_tools or TOOLS)]
-    groups = [g for g in ([t for t in tools if not t.startswith("cosmos")], [t for t in tools if t.startswith("cosmos")]) if g]
+    tools = [t for t in SCHED_TOOLS if t in (args.sched_tools or SCHED_TOOLS)]
+    groups = [
+        g for g in ([t for t in tools if not t.startswith("cosmos")], [t for t in tools if t.startswith("cosmos")]) if g
+    ]
     for group in groups:
         try:
             rows = deployment(group, args)
         except Exception as exc:  # noqa: BLE001 - the report says which deployment failed and why
-            wb.log(f"[sched] deployment for {group} failed: {exc}")
+            log(f"[sched] deployment for {group} failed: {exc}")
             rows = {f"{t}/{s}": {"error": str(exc)[:300]} for t in group for s in ("cold", "warm")}
         for case, row in rows.items():
             old = (results.get("sched") or {}).get(case)
@@ -226,102 +248,5 @@ def bench_sched(results: dict, args: argparse.Namespace) -> None:
                 old = {k: v for k, v in old.items() if k != "per_task"}
                 results.setdefault("sched_earlier", {}).setdefault(case, []).append(old)
             results.setdefault("sched", {})[case] = row
-        wb.save_results(results)
-        wb.write_doc(results)
-
-
-# -- report ----------------------------------------------------------------------------------------
-def merged(results: Mapping, case: str) -> Mapping | None:
-    """Medians over a row's successful runs, with ``runs`` = how many."""
-    return wb.median_of_runs((results.get("sched") or {}).get(case), (results.get("sched_earlier") or {}).get(case))
-
-
-def sched_table(results: Mapping) -> list[str]:
-    sched = results.get("sched") or {}
-    if not sched:
-        return ["(not measured yet: `python benchmarks/worker.py --cases sched`)", ""]
-    # cosmos's reference: the median of its successful runs (a failed run ends early)
-    ref = {state: (merged(results, f"cosmos-venvdir/{state}") or {}).get("dag_s") for state in ("cold", "warm")}
-    rows = []
-    for tool in TOOLS:
-        for state in ("cold", "warm"):
-            r = sched.get(f"{tool}/{state}")
-            if not r:
-                continue
-            if "error" in r:
-                rows.append([wb.TOOL_LABEL[tool], state, "failed: " + r["error"][:80]] + ["–"] * 12)
-                continue
-            use = r.get("warm_use")
-            rows.append([
-                wb.TOOL_LABEL[tool], state, wb.fmt_s(r.get("dag_s")), f"{r.get('ok', 0)}/{r.get('tasks', 0)}",
-                str(r.get("peak_concurrent", "–")), wb.fmt_s(r.get("task_median_s")), wb.fmt_s(r.get("task_p90_s")),
-                wb.fmt_s(r.get("overhead_median_s")), wb.fmt_s(r.get("overhead_p90_s")),
-                wb.fmt_s(r.get("overhead_no_wait_median_s")), wb.fmt_s(r.get("lock_wait_sum_s")),
-                f"{use['reused']} / {use['started']} / {use['cold']}" if use else "–",
-                wb.fmt_ratio(ref[state], r.get("dag_s")) if r.get("state") == "success" else "– (run failed)",
-                str(r.get("load", "–")) + (f" → {r['load_end']}" if r.get("load_end") is not None else ""),
-                str(r.get("code", "–")),
-            ])
-    out = wb.table(
-        ["tool", "venv cache", "DAG run wall s", "tasks ok", "peak at once", "task median s", "task p90 s",
-         "dbt overhead median s", "dbt overhead p90 s", "overhead without DuckDB wait, median s",
-         "DuckDB wait, sum s", "warm: reused / started / cold", "cosmos ÷ this",
-         "load 1 min (start → end)", "commit"],
-        rows,
-    )
-    out.append("")
-    failed = [(case, r) for case, r in sorted(sched.items()) if r.get("failures")]
-    failed += [(case, r) for case, rows_ in sorted((results.get("sched_earlier") or {}).items())
-               for r in rows_ if r.get("failures")]
-    if failed:
-        out.append("Runs that failed, and why (each failed task's first dbt error line): " + "; ".join(
-            f"{wb.TOOL_LABEL[case.split('/')[0]]}, {case.split('/')[1]} (commit {r.get('code')}): " + ", ".join(
-                f"`{task}`: {reason}" for task, reason in sorted(r["failures"].items()))
-            for case, r in failed) + ".")
-        out.append("")
-    return out + wb.earlier_runs_line(results.get("sched_earlier") or {}, "DAG run wall s")
-
-
-def targets(results: Mapping) -> list[list[str]]:
-    """The issue's targets, judged on the scheduler runs (medians over a row's runs)."""
-    rows: list[list[str]] = []
-    warm = merged(results, "md-warm/warm")
-    if warm and warm.get("overhead_median_s") is not None:
-        v = warm["overhead_median_s"]
-        n = "" if warm["runs"] == 1 else f", median of {warm['runs']} runs"
-        rows.append(["real scheduler: warm per-task dbt overhead ≤ 0.5 s (median)", f"{wb.fmt_s(v)} s{n}",
-                     "met" if v <= 0.5 else "missed"])
-    cosmos = merged(results, "cosmos-venvdir/warm")
-    if warm and cosmos and warm.get("dag_s") and cosmos.get("dag_s"):
-        ratio = cosmos["dag_s"] / warm["dag_s"]
-        rows.append(["real scheduler: warm venv cache, DAG run ≥ 5× faster than cosmos with virtualenv_dir",
-                     f"{wb.fmt_ratio(cosmos['dag_s'], warm['dag_s'])} ({wb.fmt_s(cosmos['dag_s'])} s vs "
-                     f"{wb.fmt_s(warm['dag_s'])} s; medians of {cosmos['runs']} and {warm['runs']} runs)",
-                     "met" if ratio >= 5 else "missed"])
-    return rows
-
-
-SECTION_INTRO = [
-    "Each task runs in its own Airflow task-runner process, which loads the DAG file again (inside",
-    "a parsing context naming the task), so these durations include what a deployment pays per task",
-    "and `dag.test()` does not: the task runner's start, the DAG file load (manifest-dag's",
-    "task-scoped build; cosmos's manifest load and render), and up to four tasks sharing two cores",
-    "with the scheduler, the DAG processor and the api-server. The deployment is",
-    "`tests/support/scheduler_env.py` (Postgres metadata DB, LocalExecutor, parallelism 4); cosmos gets a",
-    "deployment of its own from `.bench/cosmos-venv`. Each tool's first DAG run starts from an",
-    "empty venv cache (*cold*), its second reuses it (*warm*); every run writes a fresh DuckDB file.",
-    "manifest-dag's warm processes are stopped after each run, so a run starts its own.",
-    "",
-    "- *DAG run wall s*: `dag_run.start_date` → `end_date`.",
-    "- *task median / p90*: `end_date - start_date` per task instance; *dbt overhead*: that minus",
-    "  the nodes' `execution_time` in the task's `run_results.json` (as in section 1).",
-    "- *DuckDB wait*: manifest-dag's tasks on one DuckDB file take turns (DuckDB allows one writer),",
-    "  and a task logs how long it waited; that wait is part of its overhead. *overhead without",
-    "  DuckDB wait* takes it out. cosmos has no such lock, so its column is empty: its lock on the",
-    "  venv keeps most of its dbt runs apart, but not all of them (see the failed runs below).",
-    "- *warm: reused / started / cold*: per task, from its log: ran in a warm process another task",
-    "  had started; started one; ran dbt as a fresh process (warm path off or unavailable).",
-    "- *cosmos ÷ this*: cosmos's DAG run wall time (the median of its successful runs, same",
-    "  venv-cache state) over this row's.",
-    "",
-]
+        save_results(RESULTS, results)
+        write_doc(results)

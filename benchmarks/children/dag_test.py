@@ -1,9 +1,10 @@
 """One whole-DAG run through ``dag.test()``, in a fresh process; prints one JSON line last.
 
-Run by ``benchmarks/worker.py`` with the repo's ``.venv`` Python (manifest-dag) or with
-``.bench/cosmos-venv``'s Python (astronomer-cosmos); imports neither tool itself, only Airflow:
+Run by path by ``python -m benchmarks.worker`` with the repo's ``.venv`` Python (manifest-dag) or
+with ``.bench/cosmos-venv``'s Python (astronomer-cosmos); imports neither tool itself (nor anything
+from ``benchmarks``), only Airflow:
 
-    python benchmarks/worker_child.py <dags_folder> <dag_id>
+    python benchmarks/children/dag_test.py <dags_folder> <dag_id>
 
 Airflow reads its settings (home, dags folder) from the environment at import time, so the
 parent sets them. ``dag_s`` is the wall time of ``dag.test()`` alone (after imports and the

@@ -1,15 +1,16 @@
 """One measured case, in a fresh process; prints one JSON line as its last line of output.
 
-Run by ``benchmarks/run.py`` (with the package venv's Python for manifest-dag and the floors,
-with ``.bench/cosmos-venv``'s Python for cosmos); not meant to be called by hand, but it can be:
+Run by path by ``python -m benchmarks.scheduler`` (with the package venv's Python for manifest-dag
+and the floors, with ``.bench/cosmos-venv``'s Python for cosmos), so it imports nothing from
+``benchmarks``; not meant to be called by hand, but it can be:
 
-    python benchmarks/child.py build md   <manifest> [--rebuilds 1]
-    python benchmarks/child.py build cosmos <manifest> --project-dir <dir> --profiles <yml>
-    python benchmarks/child.py build orjson <manifest>
-    python benchmarks/child.py build floor <manifest> --skeleton <json>
-    python benchmarks/child.py skeleton <manifest> <out.json>
-    python benchmarks/child.py parse <dag_file> <dag_id> [<task_id>]
-    python benchmarks/child.py select <manifest> <expr> ...
+    python benchmarks/children/scheduler_case.py build md   <manifest> [--rebuilds 1]
+    python benchmarks/children/scheduler_case.py build cosmos <manifest> --project-dir <dir> --profiles <yml>
+    python benchmarks/children/scheduler_case.py build orjson <manifest>
+    python benchmarks/children/scheduler_case.py build floor <manifest> --skeleton <json>
+    python benchmarks/children/scheduler_case.py skeleton <manifest> <out.json>
+    python benchmarks/children/scheduler_case.py parse <dag_file> <dag_id> [<task_id>]
+    python benchmarks/children/scheduler_case.py select <manifest> <expr> ...
 
 Times are ``time.perf_counter`` seconds after the imports (``cpu_s``: the process's CPU seconds
 over the same window, steadier than wall time on a shared machine); ``rss_mb`` is the process's peak

@@ -5,22 +5,14 @@ Offline and fast: no dbt, no Airflow, no network; speed is measured by the bench
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 
+from benchmarks import worker_sched as ws
+from benchmarks import worker_sched_report
+from benchmarks.report import fmt_ratio, fmt_s, table
+from benchmarks.task_times import node_seconds, node_times, percentile, summarize_run, task_overhead
+from benchmarks.worker_report import dag_table, render_report, targets_table
 from tests.conftest import REPO
-
-
-def _worker():
-    spec = importlib.util.spec_from_file_location("bench_worker", REPO / "benchmarks" / "worker.py")
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module
-
-
-w = _worker()
 
 
 def rr(*times: float) -> dict:
@@ -36,15 +28,15 @@ def rr(*times: float) -> dict:
 
 
 def test_node_seconds_sums_execution_times() -> None:
-    assert w.node_seconds(rr(0.25, 0.5, 1.25)) == pytest.approx(2.0)
-    assert w.node_seconds({"results": []}) == 0.0
-    assert w.node_seconds({"results": [{"execution_time": None}]}) == 0.0
+    assert node_seconds(rr(0.25, 0.5, 1.25)) == pytest.approx(2.0)
+    assert node_seconds({"results": []}) == 0.0
+    assert node_seconds({"results": [{"execution_time": None}]}) == 0.0
 
 
 def test_task_overhead_is_duration_minus_node_time() -> None:
-    assert w.task_overhead(3.0, w.node_seconds(rr(0.5, 0.25))) == pytest.approx(2.25)
-    assert w.task_overhead(None, 1.0) is None
-    assert w.task_overhead(3.0, None) is None
+    assert task_overhead(3.0, node_seconds(rr(0.5, 0.25))) == pytest.approx(2.25)
+    assert task_overhead(None, 1.0) is None
+    assert task_overhead(3.0, None) is None
 
 
 def test_node_times_from_kept_run_results_or_the_tasks_xcom() -> None:
@@ -54,15 +46,15 @@ def test_node_times_from_kept_run_results_or_the_tasks_xcom() -> None:
         "cosmos_task": "not a mapping",
         "both": {"node_seconds": 9.0},
     }
-    times = w.node_times({"seed": rr(0.5, 0.25), "both": rr(1.0)}, xcoms)
+    times = node_times({"seed": rr(0.5, 0.25), "both": rr(1.0)}, xcoms)
     assert times == {"seed": pytest.approx(0.75), "both": pytest.approx(1.0), "m.run": pytest.approx(0.75)}
 
 
 def test_percentile_interpolates() -> None:
-    assert w.percentile([], 90) is None
-    assert w.percentile([4.0], 90) == 4.0
-    assert w.percentile([1, 2, 3, 4, 5], 50) == 3
-    assert w.percentile(range(1, 11), 90) == pytest.approx(9.1)
+    assert percentile([], 90) is None
+    assert percentile([4.0], 90) == 4.0
+    assert percentile([1, 2, 3, 4, 5], 50) == 3
+    assert percentile(range(1, 11), 90) == pytest.approx(9.1)
 
 
 def test_summarize_run_uses_only_tasks_that_ran() -> None:
@@ -76,7 +68,7 @@ def test_summarize_run_uses_only_tasks_that_ran() -> None:
             "c.run": {"state": "upstream_failed", "duration": None},
         },
     }
-    out = w.summarize_run(child, {"a_seed": 0.5, "b.run": 0.25, "b.test": 2.0})
+    out = summarize_run(child, {"a_seed": 0.5, "b.run": 0.25, "b.test": 2.0})
     assert out["tasks"] == 4 and out["ok"] == 3
     assert out["task_median_s"] == 2.0
     assert out["overhead_median_s"] == pytest.approx(1.5)  # 1.5, 0.75, 2.0
@@ -85,19 +77,19 @@ def test_summarize_run_uses_only_tasks_that_ran() -> None:
 
 
 def test_summarize_run_without_results_has_no_overhead() -> None:
-    out = w.summarize_run({"state": "failed", "dag_s": 1.0, "tasks": {"x": {"state": "failed", "duration": 0.5}}}, {})
+    out = summarize_run({"state": "failed", "dag_s": 1.0, "tasks": {"x": {"state": "failed", "duration": 0.5}}}, {})
     assert out["overhead_median_s"] is None and out["with_results"] == 0
 
 
 def test_formatting() -> None:
-    assert w.fmt_s(None) == "–"
-    assert w.fmt_s(0.1234) == "0.123"
-    assert w.fmt_s(3.456) == "3.46"
-    assert w.fmt_s(123.4) == "123.4"
-    assert w.fmt_ratio(30.0, 10.0) == "3.00×"
-    assert w.fmt_ratio(300.0, 10.0) == "30.0×"
-    assert w.fmt_ratio(1.0, 0.0) == "–" and w.fmt_ratio(None, 1.0) == "–"
-    assert w.table(["a", "b"], [["1", "2"]]) == ["| a | b |", "|---|---|", "| 1 | 2 |"]
+    assert fmt_s(None) == "–"
+    assert fmt_s(0.1234) == "0.123"
+    assert fmt_s(3.456) == "3.46"
+    assert fmt_s(123.4) == "123.4"
+    assert fmt_ratio(30.0, 10.0) == "3.00×"
+    assert fmt_ratio(300.0, 10.0) == "30.0×"
+    assert fmt_ratio(1.0, 0.0) == "–" and fmt_ratio(None, 1.0) == "–"
+    assert table(["a", "b"], [["1", "2"]]) == ["| a | b |", "|---|---|", "| 1 | 2 |"]
 
 
 def _results() -> dict:
@@ -121,7 +113,7 @@ def _results() -> dict:
 
 
 def test_dag_table_ratios_against_cosmos() -> None:
-    lines = w.dag_table(_results())
+    lines = dag_table(_results())
     assert lines[0] == "**the whole demo DAG**"
     warm = next(ln for ln in lines if ln.startswith("| manifest-dag, warm dbt processes (default) | warm"))
     assert "| 15.0× |" in warm  # cosmos with virtualenv_dir, warm: 450 / 30
@@ -131,7 +123,7 @@ def test_dag_table_ratios_against_cosmos() -> None:
 
 
 def test_targets_are_judged_from_the_figures() -> None:
-    lines = w.targets_table(_results())
+    lines = targets_table(_results())
     text = "\n".join(lines)
     assert "| warm per-task dbt overhead ≤ 0.5 s (median) | 0.300 s (whole DAG) | met |" in text
     assert "faster than cosmos with virtualenv_dir (issue 11) | 15.0×" in text
@@ -139,11 +131,11 @@ def test_targets_are_judged_from_the_figures() -> None:
     assert cold.endswith("| missed |")  # 3.75× < 5×
     one = next(ln for ln in lines if "one model" in ln)
     assert "+10 %" in one and one.endswith("| met |")
-    assert w.targets_table({}) == ["(nothing measured yet)"]
+    assert targets_table({}) == ["(nothing measured yet)"]
 
 
 def test_report_renders_every_section() -> None:
-    text = w.render_report(_results())
+    text = render_report(_results())
     for heading in ("# Performance: worker side", "## 1. The demo DAG", "## 2. The demo DAG through a real scheduler",
                     "## 3. One model", "## 4. `dbt parse`", "## Targets"):
         assert heading in text
@@ -155,33 +147,20 @@ def test_targets_use_the_median_of_a_rows_runs() -> None:
     earlier = dict(results["dag"]["all"]["md-warm/warm"], dag_s=60.0, overhead_median_s=0.7)
     third = dict(earlier, dag_s=90.0, overhead_median_s=0.5)
     results["dag_earlier"] = {"all": {"md-warm/warm": [earlier, third]}}
-    text = "\n".join(w.targets_table(results))
+    text = "\n".join(targets_table(results))
     assert "| 0.500 s (whole DAG, median of 3 runs) | met |" in text  # 0.3, 0.7, 0.5
     assert "7.50×" in text  # 450 / median(30, 60, 90)
-    assert "Earlier runs of the same rows" in "\n".join(w.dag_table(results))
+    assert "Earlier runs of the same rows" in "\n".join(dag_table(results))
 
 
-# -- the real-scheduler case (benchmarks/worker_sched.py) -------------------------------------------
-def _sched():
-    import sys
-
-    bench_dir = str(REPO / "benchmarks")
-    if bench_dir not in sys.path:
-        sys.path.insert(0, bench_dir)
-    import worker_sched
-
-    return worker_sched
-
-
+# -- the real-scheduler case (benchmarks/worker_sched.py, its table in worker_sched_report.py) -----
 def test_the_warm_markers_are_what_the_warm_path_logs() -> None:
-    ws = _sched()
     source = (REPO / "manifest_dag" / "worker" / "warm.py").read_text()
     for marker in (ws.WARM_REUSED, ws.WARM_STARTED, ws.WARM_FELL_BACK):
         assert marker in source, f"manifest_dag/worker/warm.py no longer logs {marker!r}"
 
 
 def test_warm_use_classifies_each_task_log() -> None:
-    ws = _sched()
     logs = {
         "a": f"{ws.WARM_STARTED} (slot 0)\n{ws.WARM_REUSED} 123 (slot 0)\n",
         "b": f"{ws.WARM_REUSED} 123 (slot 0)\n",
@@ -193,7 +172,6 @@ def test_warm_use_classifies_each_task_log() -> None:
 
 
 def test_summarize_a_scheduler_run() -> None:
-    ws = _sched()
     tis = [
         {"task_id": "seed", "state": "success", "start": 100.0, "end": 104.0},
         {"task_id": "m_run", "state": "success", "start": 104.5, "end": 106.0},
@@ -216,7 +194,6 @@ def test_summarize_a_scheduler_run() -> None:
 
 
 def test_sched_table_and_targets_judge_the_measured_rows() -> None:
-    ws = _sched()
     base = {"state": "success", "tasks": 52, "ok": 52, "peak_concurrent": 4, "task_median_s": 1.0, "task_p90_s": 2.0,
             "overhead_p90_s": 0.9, "load": 1.0, "load_end": 1.2, "code": "abc1234"}
     results = {"sched": {
@@ -225,9 +202,9 @@ def test_sched_table_and_targets_judge_the_measured_rows() -> None:
         "cosmos-venvdir/warm": {**base, "dag_s": 300.0, "overhead_median_s": 12.0},
         "cosmos-venvdir/cold": {"error": "deployment failed: no postgres"},
     }}
-    text = "\n".join(ws.sched_table(results))
+    text = "\n".join(worker_sched_report.sched_table(results))
     assert "| 48 / 4 / 0 |" in text and "7.50×" in text and "failed: deployment failed" in text
-    verdicts = {r[0]: (r[1], r[2]) for r in ws.targets(results)}
+    verdicts = {r[0]: (r[1], r[2]) for r in worker_sched_report.targets(results)}
     over = verdicts["real scheduler: warm per-task dbt overhead ≤ 0.5 s (median)"]
     assert over == ("0.450 s", "met")
     ratio = verdicts["real scheduler: warm venv cache, DAG run ≥ 5× faster than cosmos with virtualenv_dir"]
@@ -235,13 +212,12 @@ def test_sched_table_and_targets_judge_the_measured_rows() -> None:
     # a slower warm row, measured twice: judged on the median of its runs
     results["sched_earlier"] = {"md-warm/warm": [{**base, "dag_s": 80.0, "overhead_median_s": 0.65}]}
     results["sched"]["md-warm/warm"]["dag_s"] = 70.0
-    verdicts = {r[0]: (r[1], r[2]) for r in ws.targets(results)}
+    verdicts = {r[0]: (r[1], r[2]) for r in worker_sched_report.targets(results)}
     assert verdicts["real scheduler: warm per-task dbt overhead ≤ 0.5 s (median)"] == ("0.550 s, median of 2 runs", "missed")
     assert verdicts["real scheduler: warm venv cache, DAG run ≥ 5× faster than cosmos with virtualenv_dir"][1] == "missed"
 
 
 def test_failure_reasons_take_the_first_dbt_error_line_of_each_failed_task() -> None:
-    ws = _sched()
     import json
 
     lock = 'IO Error: Could not set lock on file "/x/shop.duckdb": Conflicting lock is held in python (PID 1)'
@@ -266,7 +242,7 @@ def test_failure_reasons_take_the_first_dbt_error_line_of_each_failed_task() -> 
                                                   "code": "abc", "failures": {"seed": lock}},
                          "md-warm/cold": {"state": "success", "dag_s": 100.0, "tasks": 52, "ok": 52}},
                "sched_earlier": {"cosmos-venvdir/cold": [{"state": "success", "dag_s": 400.0, "tasks": 53, "ok": 53}]}}
-    text = "\n".join(ws.sched_table(results))
+    text = "\n".join(worker_sched_report.sched_table(results))
     assert "Runs that failed" in text and "Could not set lock" in text
     assert "| 4.00× |" in text  # the median of cosmos's successful runs (400 s), not the failed one's 200 s
     assert "| – (run failed) |" in text

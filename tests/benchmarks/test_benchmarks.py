@@ -5,27 +5,16 @@ Fast (a few hundred models); no timing here: speed is measured by ``make bench``
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from benchmarks import synth
 from manifest_dag.scheduler.graph import DbtGraph
 from manifest_dag.scheduler.manifest import load_manifest
-from tests.conftest import REPO
 
-
-def _synth():
-    spec = importlib.util.spec_from_file_location("bench_synth", REPO / "benchmarks" / "synth.py")
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module
-
-
-synth = _synth()
 N = 300
 
 
