@@ -123,7 +123,7 @@ class DbtVenvOperator(BaseOperator):
         """Run dbt on this worker, log as it goes, return a small summary for XCom."""
         if not self.project_dir:
             raise WorkspaceError(f"task {self.task_id}: no project_dir; set ProjectConfig(project_dir=...)")
-        from manifest_dag.worker.runner import run_dbt  # the worker side: loaded only where a task runs
+        from manifest_dag.worker.run import run_dbt  # the worker side: loaded only where a task runs
 
         user_callback = self.artifacts_callback
 

@@ -11,7 +11,7 @@ seconds; the plan it yields is small plain data. So plans are cached at two leve
 
 A disk entry is read part by part (see ``_EntryReader``): a task's parse on a worker decodes only
 its own task, the DAG processor the whole plan. Every part is checksummed; anything that does not
-check out (truncated, corrupt, other version, unreadable) is ignored and rebuilt, never trusted. Entries are written to a temp file and renamed into place, so readers never see half a file.
+check out (truncated, corrupt, other version, unreadable) is ignored and rebuilt, never trusted. Entries are replaced atomically (``core.files``), so readers never see half a file.
 The directory is created 0700: entries are pickles, read only from a directory this user owns.
 """
 
@@ -22,7 +22,6 @@ import logging
 import os
 import pickle
 import struct
-import tempfile
 import zlib
 from array import array
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from manifest_dag.core import settings
+from manifest_dag.core.files import make_private_dir, replaced_atomically
 from manifest_dag.core.gc import paused_gc
 from manifest_dag.scheduler.plan import GroupSpec, RenderPlan, TaskSpec
 
@@ -231,11 +231,9 @@ def _remember_digest(directory: Path, ident: tuple[Any, ...], digest: str) -> No
     if path.is_file():
         return
     try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(prefix=".id-", dir=path.parent)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(digest)
-        os.replace(tmp, path)
+        make_private_dir(path.parent)
+        with replaced_atomically(path, private=True, durable=False) as fh:
+            fh.write(digest.encode())
     except OSError as exc:
         log.warning("manifest-dag: cannot write plan cache index %s: %s", path, exc)
 
@@ -284,14 +282,12 @@ def _write_entry(entry: Path, value: PlannedManifest) -> None:
     whole = pickle.dumps(plan, protocol=pickle.HIGHEST_PROTOCOL)
     head = _MAGIC + _HEAD.pack(len(meta), len(whole), hashlib.sha256(meta).digest(), hashlib.sha256(whole).digest())
     try:
-        entry.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(prefix=".plan-", dir=entry.parent)
-        with os.fdopen(fd, "wb") as fh:
+        make_private_dir(entry.parent)
+        with replaced_atomically(entry, private=True, durable=False) as fh:  # a cache: rebuilt if lost
             fh.write(head)
             fh.write(meta)
             fh.write(whole)
             fh.writelines(records)
-        os.replace(tmp, entry)
     except OSError as exc:  # a read-only or full cache dir must not fail the DAG import
         log.warning("manifest-dag: cannot write plan cache entry %s: %s", entry, exc)
 

@@ -224,7 +224,8 @@ def parse_run_results(data: Any, path: Path | str = "run_results.json") -> RunSu
     if not isinstance(data, Mapping) or not isinstance(data.get("results"), list):
         raise DbtRunError(f"{path}: has no 'results' list; is this dbt's run_results.json?")
     results = tuple(_node(path, i, raw) for i, raw in enumerate(data["results"]))
-    metadata = data.get("metadata") if isinstance(data.get("metadata"), Mapping) else {}
+    raw_metadata = data.get("metadata")
+    metadata: Mapping[str, Any] = raw_metadata if isinstance(raw_metadata, Mapping) else {}
     try:
         elapsed = float(data.get("elapsed_time") or 0.0)
     except (TypeError, ValueError):

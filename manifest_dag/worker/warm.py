@@ -2,7 +2,7 @@
 
 A fresh ``dbt`` process spends seconds importing dbt and its adapter before it does anything; a
 process that stays up pays that once. Each venv key gets a small pool of such processes
-(``manifest_dag/_worker/dbt_server.py``, run with the venv's Python) on each worker:
+(``in_venv/dbt_server.py``, run with the venv's Python) on each worker:
 
 - slot ``i`` of a pool is a file lock, a Unix socket and a pid file under
   ``<venv cache>/.state/warm/<key>/``; a task takes the first free slot's lock (never waits for
@@ -26,13 +26,20 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from filelock import FileLock, Timeout
+from filelock import FileLock
 
-Log = Callable[[str], None]
+from manifest_dag.core import settings
+from manifest_dag.worker import Log
+from manifest_dag.worker.slots import take_free_slot
+
+if TYPE_CHECKING:
+    from manifest_dag.worker.invokers import Invoker
+
 SERVER = Path(__file__).resolve().parent / "in_venv" / "dbt_server.py"
 
 
@@ -59,20 +66,14 @@ class WarmSettings:
         ``IDLE_SECONDS``, ``MAX_INVOCATIONS`` and ``MAX_RSS_MB``.
         """
 
-        def number(name: str, default: float) -> float:
-            raw = os.environ.get(f"MANIFEST_DAG_WARM_{name}", "").strip()
-            try:
-                return float(raw) if raw else default
-            except ValueError:
-                return default
-
         if processes is None:
-            processes = int(number("PROCESSES", worker_task_parallelism() or max(2, os.cpu_count() or 2)))
+            default = worker_task_parallelism() or max(2, os.cpu_count() or 2)
+            processes = int(settings.number(settings.WARM_PROCESSES, default))
         return cls(
             processes=processes,
-            idle_seconds=number("IDLE_SECONDS", cls.idle_seconds),
-            max_invocations=int(number("MAX_INVOCATIONS", cls.max_invocations)),
-            max_rss_mb=number("MAX_RSS_MB", cls.max_rss_mb),
+            idle_seconds=settings.number(settings.WARM_IDLE_SECONDS, cls.idle_seconds),
+            max_invocations=int(settings.number(settings.WARM_MAX_INVOCATIONS, cls.max_invocations)),
+            max_rss_mb=settings.number(settings.WARM_MAX_RSS_MB, cls.max_rss_mb),
         )
 
 
@@ -149,15 +150,10 @@ class WarmInvoker:
         return self.pool_dir / f"{i}.lock", self.pool_dir / f"{i}.sock", self.pool_dir / f"{i}.pid"
 
     def _take_slot(self) -> tuple[int, FileLock]:
-        self.pool_dir.mkdir(parents=True, exist_ok=True)
-        for i in range(self.settings.processes):
-            lock = FileLock(str(self._paths(i)[0]))
-            try:
-                lock.acquire(timeout=0)
-            except Timeout:
-                continue
-            return i, lock
-        raise WarmUnavailable(f"all {self.settings.processes} warm dbt processes of this venv are busy")
+        taken = take_free_slot(self.pool_dir, self.settings.processes)
+        if taken is None:
+            raise WarmUnavailable(f"all {self.settings.processes} warm dbt processes of this venv are busy")
+        return taken
 
     def _pid(self, i: int) -> int:
         try:
@@ -182,10 +178,15 @@ class WarmInvoker:
         with open(log_path, "wb") as err:
             proc = subprocess.Popen(  # noqa: S603 - argv list
                 [
-                    str(self.python), str(SERVER), str(sock_path),
-                    "--idle", str(self.settings.idle_seconds),
-                    "--max-invocations", str(self.settings.max_invocations),
-                    "--max-rss-mb", str(self.settings.max_rss_mb),
+                    str(self.python),
+                    str(SERVER),
+                    str(sock_path),
+                    "--idle",
+                    str(self.settings.idle_seconds),
+                    "--max-invocations",
+                    str(self.settings.max_invocations),
+                    "--max-rss-mb",
+                    str(self.settings.max_rss_mb),
                 ],
                 env=self.server_env,
                 cwd="/",
@@ -270,7 +271,7 @@ def pool_status(pool_dir: Path, timeout: float = 0.5) -> list[dict]:
                 sock.sendall(b'{"ping": true}\n')
                 reply = json.loads(sock.makefile("rb").readline())
             entry.update(pid=reply["pong"], invocations=reply["invocations"], rss_mb=reply["rss_mb"], state="idle")
-        except socket.timeout:
+        except TimeoutError:  # socket.timeout
             entry["state"] = "busy"
         except (OSError, ValueError, KeyError):
             entry["state"] = "down"
@@ -296,7 +297,7 @@ def stop_pools(state_dir: Path) -> int:
 class FallbackInvoker:
     """Warm first; a cold subprocess whenever the warm path itself fails."""
 
-    def __init__(self, warm: WarmInvoker, cold, log: Log) -> None:
+    def __init__(self, warm: WarmInvoker, cold: Invoker, log: Log) -> None:
         self.warm = warm
         self.cold = cold
         self.log = log

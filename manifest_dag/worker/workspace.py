@@ -17,6 +17,9 @@ the old folder, or fails when that is gone). So the workspace
   keyed by dbt version, profile, target and vars, replaced atomically;
 - runs ``dbt deps`` once per worker per package spec, in a stable directory, and links the
   result into each task's copy.
+
+Beside it: ``partial_parse`` (reading, keying and relocating the msgpack), ``slots`` (the
+numbered slots) and ``profile_dirs`` (the private folder of the task's profile).
 """
 
 from __future__ import annotations
@@ -25,28 +28,25 @@ import hashlib
 import os
 import shutil
 import stat
-import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import msgpack
-import orjson
 from filelock import FileLock
 
+from manifest_dag.core.dbt_project import PROJECT_FILE, project_field
 from manifest_dag.core.errors import WorkspaceError
+from manifest_dag.core.files import replaced_atomically
+from manifest_dag.worker import Log
+from manifest_dag.worker.partial_parse import PARTIAL_PARSE, ParseState, msgpack_dbt_version, relocate_msgpack
+from manifest_dag.worker.profile_dirs import make_profile_dir
+from manifest_dag.worker.slots import take_free_slot
 
 #: What never goes into the copy: dbt's outputs, local environments and database files.
 _SKIP_DIRS = frozenset({"target", "logs", ".venv", "venv", "env", ".git", "__pycache__", ".tox", ".mypy_cache"})
 _SKIP_SUFFIXES = (".duckdb", ".duckdb.wal", ".db", ".db.wal", ".sqlite", ".pyc")
 _PACKAGE_FILES = ("packages.yml", "dependencies.yml", "package-lock.yml")
-PARTIAL_PARSE = "partial_parse.msgpack"
-
-Log = Callable[[str], None]
-
-
 #: never copied: dbt gets its profile from a private dir (or reads the original project's), and a
 #: copy that outlives the task (the worker's deps dir, a killed task's slot) must not hold secrets
 _SKIP_FILES = frozenset({"profiles.yml"})
@@ -55,166 +55,8 @@ _SKIP_FILES = frozenset({"profiles.yml"})
 def _ignore(directory: str, names: list[str]) -> set[str]:
     top = Path(directory)
     return {
-        n
-        for n in names
-        if (n in _SKIP_DIRS and (top / n).is_dir()) or n.endswith(_SKIP_SUFFIXES) or n in _SKIP_FILES
+        n for n in names if (n in _SKIP_DIRS and (top / n).is_dir()) or n.endswith(_SKIP_SUFFIXES) or n in _SKIP_FILES
     }
-
-
-def msgpack_dbt_version(path: Path) -> str | None:
-    """The dbt version that wrote a ``partial_parse.msgpack``, reading only its header.
-
-    The file is a map whose ``metadata`` entry holds ``dbt_version``; the other entries (the bulk
-    of the file) are skipped without being decoded.
-    """
-    try:
-        with path.open("rb") as fh:
-            unpacker = msgpack.Unpacker(fh, raw=False, strict_map_key=False)
-            for _ in range(unpacker.read_map_header()):
-                key = unpacker.unpack()
-                if key == "metadata":
-                    meta = unpacker.unpack()
-                    version = meta.get("dbt_version") if isinstance(meta, dict) else None
-                    return version if isinstance(version, str) else None
-                unpacker.skip()
-    except (OSError, ValueError, msgpack.UnpackException, msgpack.ExtraData):
-        return None
-    return None
-
-
-@dataclass(frozen=True, slots=True)
-class ParseState:
-    """What dbt checks before it reuses a msgpack, besides the files themselves."""
-
-    dbt_version: str | None
-    profile_name: str | None
-    target_name: str | None
-    vars_json: str
-    #: a digest of the target's non-secret connection fields (``runner.connection_fingerprint``)
-    connection: str = ""
-
-    def key(self, project: Path) -> str:
-        parts = [str(project), self.dbt_version, self.profile_name, self.target_name, self.vars_json]
-        if self.connection:
-            parts.append(self.connection)
-        return hashlib.sha256(orjson.dumps(parts)).hexdigest()[:20]
-
-
-def canonical_vars(dbt_vars: Mapping[str, Any] | str | None) -> str | None:
-    """``--vars`` as canonical JSON: same values give the same text, so partial parse survives."""
-    if dbt_vars is None or dbt_vars == {} or dbt_vars == "":
-        return None
-    if isinstance(dbt_vars, str):
-        return dbt_vars
-    try:
-        return orjson.dumps(dict(dbt_vars), option=orjson.OPT_SORT_KEYS).decode()
-    except TypeError as exc:
-        raise WorkspaceError(f"dbt_vars must be JSON-serialisable: {exc}") from None
-
-
-def _project_name(project_dir: Path) -> str | None:
-    import yaml
-
-    try:
-        data = yaml.safe_load((project_dir / "dbt_project.yml").read_text())
-    except (OSError, yaml.YAMLError):
-        return None
-    name = data.get("name") if isinstance(data, dict) else None
-    return name if isinstance(name, str) else None
-
-
-def msgpack_project_root(data: Mapping[str, Any], project_name: str | None) -> str | None:
-    """The root project's folder recorded in a decoded msgpack (from its files' paths)."""
-    files = data.get("files")
-    if not isinstance(files, dict):
-        return None
-    prefix = f"{project_name}://" if project_name else None
-    for file_id, entry in files.items():
-        if prefix and not str(file_id).startswith(prefix):
-            continue
-        path = entry.get("path") if isinstance(entry, dict) else None
-        root = path.get("project_root") or path.get("root_path") if isinstance(path, dict) else None
-        if isinstance(root, str):
-            return root
-    return None
-
-
-def relocate_msgpack(source: Path, dest: Path, new_root: Path, project_name: str | None) -> str | None:
-    """Copy a msgpack to ``dest`` with the root project's folder rewritten to ``new_root``.
-
-    Every string equal to the old folder, or below it, is rewritten; nothing else changes. Returns
-    the old folder (None when it could not be found: then the file is not placed at all, since a
-    msgpack with stale paths is worse than none).
-    """
-    data = msgpack.unpackb(source.read_bytes(), raw=False, strict_map_key=False)
-    old = msgpack_project_root(data, project_name)
-    if old is None:
-        return None
-    new = str(new_root)
-    if old == new:
-        shutil.copyfile(source, dest)
-        return old
-    below = old.rstrip("/") + "/"
-
-    def walk(obj: Any) -> Any:
-        if isinstance(obj, str):
-            if obj == old:
-                return new
-            if obj.startswith(below):
-                return new + "/" + obj[len(below) :]
-            return obj
-        if isinstance(obj, dict):
-            return {k: walk(v) for k, v in obj.items()}
-        if isinstance(obj, list):
-            return [walk(v) for v in obj]
-        return obj
-
-    dest.write_bytes(msgpack.packb(walk(data), use_bin_type=True))
-    return old
-
-
-#: the private dir holding a task's profiles.yml: ``<tmp>/<prefix><pid of the task>-<random>``
-PROFILE_DIR_PREFIX = "manifest-dag-profile-"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
-
-
-def sweep_orphaned_profile_dirs(root: Path | None = None) -> list[Path]:
-    """Remove the private profile dirs of task processes that are gone.
-
-    A task removes its own dir when it ends, but a SIGKILLed task (a worker killed mid-task, an
-    OOM kill) cannot: its profiles.yml, with the warehouse password in it, would stay on disk.
-    Every task entering a workspace removes such dirs of dead processes first, so the retry (or
-    the next task on that machine) cleans up. Only dirs of this user whose named pid no longer
-    exists are touched.
-    """
-    base = Path(root) if root is not None else Path(tempfile.gettempdir())
-    removed: list[Path] = []
-    try:
-        entries = list(base.glob(f"{PROFILE_DIR_PREFIX}*"))
-    except OSError:
-        return removed
-    for path in entries:
-        pid_text = path.name[len(PROFILE_DIR_PREFIX) :].split("-", 1)[0]
-        if not pid_text.isdigit():
-            continue
-        try:
-            st = path.lstat()
-        except OSError:
-            continue
-        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or _pid_alive(int(pid_text)):
-            continue
-        shutil.rmtree(path, ignore_errors=True)
-        removed.append(path)
-    return removed
 
 
 class Workspace:
@@ -284,9 +126,7 @@ class Workspace:
             shutil.rmtree(self.project, ignore_errors=True)  # left by a killed task
             shutil.copytree(self.source, self.project, ignore=_ignore, symlinks=True)
             self.target.mkdir(exist_ok=True)
-            sweep_orphaned_profile_dirs()
-            self._private = Path(tempfile.mkdtemp(prefix=f"{PROFILE_DIR_PREFIX}{os.getpid()}-"))
-            os.chmod(self._private, 0o700)
+            self._private = make_profile_dir()
             self._place_partial_parse()
         except BaseException:
             self.cleanup()
@@ -309,21 +149,13 @@ class Workspace:
 
     def _take_slot(self) -> None:
         """The first free numbered slot for this project; held until ``cleanup``."""
-        from filelock import Timeout
-
         base = self.cache_root / "workspaces" / hashlib.sha256(str(self.source.resolve()).encode()).hexdigest()[:16]
-        base.mkdir(parents=True, exist_ok=True)
-        for n in range(self.max_slots):
-            lock = FileLock(str(base / f"{n}.lock"))
-            try:
-                lock.acquire(timeout=0)
-            except Timeout:
-                continue
-            self._lock = lock
-            self.slot = base / str(n)
-            self.slot.mkdir(exist_ok=True)
-            return
-        raise WorkspaceError(f"all {self.max_slots} workspace slots under {base} are busy")
+        taken = take_free_slot(base, self.max_slots)
+        if taken is None:
+            raise WorkspaceError(f"all {self.max_slots} workspace slots under {base} are busy")
+        n, self._lock = taken
+        self.slot = base / str(n)
+        self.slot.mkdir(exist_ok=True)
 
     def _check_source(self) -> None:
         src = self.source
@@ -338,12 +170,16 @@ class Workspace:
         except PermissionError:
             raise WorkspaceError(f"dbt project dir {src} is not readable by {who}: fix its permissions.") from None
         if not is_dir:
-            raise WorkspaceError(f"dbt project dir {src} is not a directory; project_dir must be the folder holding dbt_project.yml.")
+            raise WorkspaceError(
+                f"dbt project dir {src} is not a directory; project_dir must be the folder holding dbt_project.yml."
+            )
         if not os.access(src, os.R_OK | os.X_OK):
             raise WorkspaceError(f"dbt project dir {src} is not readable by {who}: fix its permissions.")
-        marker = src / "dbt_project.yml"
+        marker = src / PROJECT_FILE
         if not marker.is_file():
-            raise WorkspaceError(f"dbt project dir {src} has no dbt_project.yml; project_dir must be the folder holding it.")
+            raise WorkspaceError(
+                f"dbt project dir {src} has no dbt_project.yml; project_dir must be the folder holding it."
+            )
         if not os.access(marker, os.R_OK):
             raise WorkspaceError(f"{marker} is not readable by {who}: fix its permissions.")
 
@@ -360,7 +196,7 @@ class Workspace:
         )
         if given is not None:
             candidates.append((str(given), given))
-        name = _project_name(self.source)
+        name = project_field(self.source, "name")
         for label, path in candidates:
             if not path.is_file():
                 continue
@@ -391,9 +227,8 @@ class Workspace:
             return
         for kept in (self._slot_msgpack(), self._worker_msgpack()):
             kept.parent.mkdir(parents=True, exist_ok=True)
-            tmp = kept.with_name(f".{kept.name}.{os.getpid()}.tmp")
-            shutil.copyfile(produced, tmp)
-            os.replace(tmp, kept)
+            with replaced_atomically(kept, durable=False) as out, produced.open("rb") as src:
+                shutil.copyfileobj(src, out)
 
     # -- dbt packages --------------------------------------------------------------------------------
     def needs_deps(self) -> bool:

@@ -22,7 +22,8 @@ RUN = r"""
 import sys
 from pathlib import Path
 from manifest_dag import ProfileConfig
-from manifest_dag.worker.runner import DbtInvocation, run_dbt
+from manifest_dag.core.specs import DbtInvocation
+from manifest_dag.worker.run import run_dbt
 from manifest_dag.worker.venv import VenvSpec
 project, cache, db, reqs = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], sys.argv[4].split(",")
 run_dbt(

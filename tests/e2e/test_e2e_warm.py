@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from manifest_dag import ProfileConfig
-from manifest_dag.worker.runner import DbtInvocation, run_dbt
+from manifest_dag.core.specs import DbtInvocation
+from manifest_dag.worker.run import run_dbt
 from manifest_dag.worker.venv import VenvCache, VenvSpec
 from tests.support.airflow_run import E2E_VENV_CACHE, VENV_REQUIREMENTS
 from tests.e2e.test_e2e_worker import copy_shop

@@ -128,7 +128,7 @@ def test_vars_that_are_not_json_serialisable_fail_clearly() -> None:
     from manifest_dag import ConfigError
 
     with pytest.raises(ManifestDagError):
-        from manifest_dag.worker.workspace import canonical_vars
+        from manifest_dag.worker.partial_parse import canonical_vars
 
         canonical_vars({"when": object()})
     assert issubclass(ConfigError, ManifestDagError)

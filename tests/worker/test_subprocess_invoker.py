@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from manifest_dag.worker.runner import SubprocessInvoker, _setpriv
+from manifest_dag.worker.invokers import SubprocessInvoker
+from manifest_dag.worker.processes import parent_death_supported
 
 CHILD = """
 import os, signal, sys, time
@@ -30,7 +31,7 @@ time.sleep(60)
 TASK = """
 import sys
 from pathlib import Path
-from manifest_dag.worker.runner import SubprocessInvoker
+from manifest_dag.worker.invokers import SubprocessInvoker
 SubprocessInvoker().invoke([sys.executable, "-c", sys.argv[1], sys.argv[2]], cwd=Path("."), env={}, on_line=print)
 """
 
@@ -51,7 +52,7 @@ def test_output_is_streamed_and_the_exit_code_returned(tmp_path: Path) -> None:
     assert (code, lines) == (3, ["a", "b"])
 
 
-@pytest.mark.skipif(_setpriv() is None, reason="needs Linux's setpriv --pdeathsig")
+@pytest.mark.skipif(not parent_death_supported(), reason="needs Linux's PR_SET_PDEATHSIG")
 def test_dbt_is_interrupted_when_its_task_process_is_killed(tmp_path: Path) -> None:
     """A SIGKILLed task (lost worker, OOM kill) must not leave dbt and its query running."""
     marker = tmp_path / "child.txt"

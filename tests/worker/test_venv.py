@@ -21,6 +21,8 @@ import pytest
 from filelock import FileLock
 
 import manifest_dag.worker.venv as venv_mod
+import manifest_dag.worker.venv_install as install_mod
+import manifest_dag.worker.venv_key as key_mod
 from manifest_dag.core.errors import ConfigError, VenvError
 from manifest_dag.worker.venv import (
     LAST_USED_NAME,
@@ -138,9 +140,9 @@ def test_verify_command_and_index_password_do_not_change_the_key() -> None:
 def test_interpreter_version_is_in_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
     # The same interpreter by path or by default gives the same key: version, not path, counts.
     assert venv_key(dataclasses.replace(SIX, python=sys.executable)) == venv_key(SIX)
-    real = venv_mod._resolve_interpreter(None)
+    real = key_mod.resolve_interpreter(None)
     before = venv_key(SIX)
-    monkeypatch.setattr(venv_mod, "_resolve_interpreter", lambda python: dataclasses.replace(real, version="3.99.0"))
+    monkeypatch.setattr(key_mod, "resolve_interpreter", lambda python: dataclasses.replace(real, version="3.99.0"))
     assert venv_key(SIX) != before
 
 
@@ -270,7 +272,7 @@ def test_cold_build_then_fast_path(cache: VenvCache, lines: list[str], monkeypat
 
 def test_pip_fallback_when_no_uv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     lines: list[str] = []
-    monkeypatch.setattr(venv_mod, "_find_uv", lambda: None)
+    monkeypatch.setattr(install_mod, "find_uv", lambda: None)
     venv = VenvCache(tmp_path / "cache", log=lines.append).ensure(SIX)
     assert venv.built
     assert any("installing 1 requirement with pip: six" in line for line in lines)

@@ -10,15 +10,15 @@ import msgpack
 import pytest
 
 from manifest_dag import WorkspaceError
-from manifest_dag.worker.workspace import (
+from manifest_dag.worker.partial_parse import (
     PARTIAL_PARSE,
     ParseState,
-    Workspace,
     canonical_vars,
     msgpack_dbt_version,
     msgpack_project_root,
     relocate_msgpack,
 )
+from manifest_dag.worker.workspace import Workspace
 from tests.conftest import REPO, SHARED
 
 SHOP = REPO / "fixtures" / "shop"
@@ -100,7 +100,7 @@ def test_a_killed_tasks_profile_dir_is_removed_by_the_next_task(tmp_path: Path, 
     import subprocess
     import sys
 
-    from manifest_dag.worker.workspace import PROFILE_DIR_PREFIX
+    from manifest_dag.worker.profile_dirs import PROFILE_DIR_PREFIX
 
     tmp = tmp_path / "tmp"
     tmp.mkdir()
@@ -195,7 +195,8 @@ def test_unreadable_project_dir_names_it(tmp_path: Path) -> None:
         code = (
             "import os, sys\n"
             "from pathlib import Path\n"
-            "from manifest_dag.worker.workspace import Workspace, ParseState\n"
+            "from manifest_dag.worker.workspace import Workspace\n"
+            "from manifest_dag.worker.partial_parse import ParseState\n"
             "from manifest_dag.core.errors import WorkspaceError\n"
             "if os.geteuid() == 0: os.setgid(65534); os.setuid(65534)\n"
             "try:\n"
@@ -219,7 +220,8 @@ def test_partial_parse_state_is_kept_per_connection(tmp_path: Path) -> None:
     """Two DAGs of one project may name the same profile and target for different connections:
     each keeps its own msgpack (dbt would refuse the other's), and secrets stay out of the key."""
     from manifest_dag import ProfileConfig
-    from manifest_dag.worker.runner import DbtInvocation, connection_fingerprint, target_output
+    from manifest_dag.core.specs import DbtInvocation
+    from manifest_dag.worker.target import connection_fingerprint, target_output
     from manifest_dag.worker.venv import VenvSpec
 
     def fingerprint(output: str, **env: str) -> str:

@@ -1,0 +1,67 @@
+"""How a dbt command line reaches dbt: a fresh process, or a warm one with a cold fallback.
+
+dbt is reached only through an ``Invoker`` (argv, cwd, env, line callback → exit code), so
+``run_dbt`` does not care which: ``SubprocessInvoker`` starts ``<venv>/bin/dbt`` per call;
+``warm.FallbackInvoker`` sends the call to a long-lived dbt process of the venv's pool and runs
+it cold whenever the warm path itself fails. ``default_invoker`` picks between them.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Protocol
+
+from manifest_dag.worker import Log
+from manifest_dag.worker.processes import ChildProcess
+from manifest_dag.worker.venv import STATE_DIR, Venv, VenvCache
+
+#: what a warm dbt server inherits from the venv's environment (the rest comes per request)
+_SERVER_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "USER", "VIRTUAL_ENV")
+
+
+class Invoker(Protocol):
+    """Runs one dbt command line; streams its output lines; returns the exit code."""
+
+    def invoke(self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], on_line: Log) -> int: ...
+
+    def kill(self) -> None: ...
+
+
+class SubprocessInvoker:
+    """A fresh ``<venv>/bin/dbt`` process per invocation, in its own session.
+
+    dbt gets SIGINT (its Ctrl-C: cancel the open queries, exit) if the task process dies, see
+    ``processes``.
+    """
+
+    def __init__(self) -> None:
+        self._child: ChildProcess | None = None
+
+    def invoke(self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], on_line: Log) -> int:
+        self._child = ChildProcess(argv, cwd=cwd, env=env, death_signal=signal.SIGINT)
+        try:
+            return self._child.stream(on_line)
+        finally:
+            self._child = None
+
+    def kill(self) -> None:
+        """Stop dbt and its children (Airflow's on_kill: timeout, mark-failed)."""
+        child = self._child
+        if child is not None:
+            child.stop()
+
+
+def default_invoker(venv: Venv, cache: VenvCache, warm_processes: int | None, log: Log) -> Invoker:
+    """Warm processes with a cold fallback, unless turned off (then a fresh process per call)."""
+    from manifest_dag.worker.warm import FallbackInvoker, WarmInvoker, WarmSettings
+
+    settings = WarmSettings.from_env(warm_processes)
+    cold = SubprocessInvoker()
+    if settings.processes <= 0:
+        return cold
+    server_env = {k: v for k, v in venv.environ().items() if k in _SERVER_ENV}
+    server_env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
+    warm = WarmInvoker(venv.python, server_env, cache.root / STATE_DIR / "warm" / venv.key, settings, log)
+    return FallbackInvoker(warm, cold, log)

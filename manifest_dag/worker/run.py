@@ -1,0 +1,212 @@
+"""One dbt invocation on a worker: venv, workspace, profile, dbt, results.
+
+``run_dbt`` is what ``DbtVenvOperator.execute`` calls (and the CLI, benchmarks, e2e tests): it
+takes a ``DbtInvocation`` and nothing from Airflow, so it is testable alone. The pieces it joins
+live beside it, one job each: the venv (``venv``), the project copy and its partial-parse file
+(``workspace``, ``partial_parse``), the profile (``profiles``), the target (``target``), DuckDB's
+one-writer lock (``duckdb_lock``), how dbt is started (``invokers``) and its results
+(``results``). What is here: the order of those steps, the log lines a person reads, and the
+error raised when dbt fails.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from manifest_dag.core.dbt import build_dbt_argv
+from manifest_dag.core.errors import DbtRunError
+from manifest_dag.core.files import create_private
+from manifest_dag.core.secrets import Masker
+from manifest_dag.core.specs import DbtInvocation
+from manifest_dag.worker import Log
+from manifest_dag.worker.duckdb_lock import duckdb_writer_lock
+from manifest_dag.worker.invokers import Invoker, default_invoker
+from manifest_dag.worker.partial_parse import ParseState, canonical_vars
+from manifest_dag.worker.target import connection_fingerprint, profile_flags, target_output
+from manifest_dag.worker.venv import STATE_DIR, Venv, VenvCache, venv_dbt_version
+from manifest_dag.worker.workspace import Workspace
+
+#: dbt's words when it cannot reuse partial_parse.msgpack, and what we tell the user about it.
+_REPARSE_MARKERS = ("Unable to do partial parsing",)
+#: what dbt's debug log says about parsing (the console shows it only at debug level)
+_PARSE_NOTES = ("Partial parsing enabled", "skipping parsing", "Unable to do partial parsing", "Starting full parse")
+#: how many of dbt's last lines an error quotes when there are no run results to explain it
+_TAIL = 15
+
+
+@dataclass
+class InvocationOutcome:
+    """What happened, for the caller's logs, XCom and tests."""
+
+    exit_code: int
+    summary: Any  # results.RunSummary | None
+    duration: float
+    reparsed: str | None  # dbt's reason when it could not reuse partial parsing
+    venv: Venv
+    lines: list[str] = field(default_factory=list, repr=False)
+
+
+def run_dbt(
+    inv: DbtInvocation,
+    *,
+    log: Log,
+    invoker: Invoker | None = None,
+    artifacts_callback: Callable[[Path], None] | None = None,
+    venv_cache: VenvCache | None = None,
+    on_invoker: Callable[[Invoker], None] | None = None,
+) -> InvocationOutcome:
+    """Run one dbt command as ``inv`` says; raise ``DbtRunError`` when dbt fails.
+
+    ``on_invoker`` receives the invoker before dbt starts (the operator keeps it for on_kill).
+    """
+    from manifest_dag.worker.profiles import RenderedProfile, resolve_profile, write_profile
+    from manifest_dag.worker.results import read_run_results
+
+    cache = venv_cache or VenvCache(inv.cache_dir, log)
+    venv = cache.ensure(inv.venv_spec)
+    invoker = invoker or default_invoker(venv, cache, inv.warm_processes, log)
+    if on_invoker is not None:
+        on_invoker(invoker)
+    dbt = venv.executable("dbt")
+    dbt_version = venv_dbt_version(venv)
+    profile = resolve_profile(inv.profile_config, inv.project_dir) if inv.profile_config else None
+    mask = Masker(profile.secrets if isinstance(profile, RenderedProfile) else ())
+    vars_json = canonical_vars(inv.dbt_vars)
+    pc = inv.profile_config
+    env = venv.environ()
+    env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    env.update(inv.env)
+    if isinstance(profile, RenderedProfile):
+        env.update(profile.env)
+    target = target_output(inv, profile)  # read once: the parse-state key and the DuckDB lock
+    state = ParseState(
+        dbt_version=dbt_version,
+        profile_name=pc.profile_name if pc else None,
+        target_name=pc.target_name if pc else None,
+        vars_json=vars_json or "",
+        connection=connection_fingerprint(target, env),
+    )
+
+    with Workspace(
+        inv.project_dir,
+        cache_root=cache.root / STATE_DIR,
+        state=state,
+        manifest_path=inv.manifest_path,
+        partial_parse_path=inv.partial_parse_path,
+        log=log,
+    ) as ws:
+        profile_args: list[str] = []
+        if isinstance(profile, RenderedProfile):
+            write_profile(profile, ws.profiles_dir)
+            profile_args = ["--profiles-dir", str(ws.profiles_dir)]
+        elif isinstance(profile, Path):
+            with create_private(ws.profiles_dir / "profiles.yml") as out, profile.open("rb") as src:
+                shutil.copyfileobj(src, out)
+            profile_args = ["--profiles-dir", str(ws.profiles_dir)]
+        profile_args += profile_flags(pc, inv.project_dir, profile)
+
+        def dbt_argv(args: Sequence[str], project: Path, target: Path, logs: Path) -> list[str]:
+            return build_dbt_argv(dbt, args, project, profile_args, target, logs, vars_json)
+
+        if ws.needs_deps():
+            if not inv.install_deps:
+                log(
+                    f"warning: {inv.project_dir} declares dbt packages but has no dbt_packages/; "
+                    "set ProjectConfig(install_deps=True) to run `dbt deps` once per worker"
+                )
+            else:
+
+                def run_deps(project: Path) -> None:
+                    argv = dbt_argv(["deps"], project, project / "target", project / "logs")
+                    out: list[str] = []
+                    code = invoker.invoke(argv, cwd=project, env=env, on_line=_collect(out, mask, log))
+                    if code != 0:
+                        tail = "\n".join(out[-_TAIL:])
+                        raise DbtRunError(
+                            f"`dbt deps` failed with exit code {code} in {project}:\n{tail}",
+                            command="deps",
+                            exit_code=code,
+                        )
+
+                ws.install_deps(run_deps)
+
+        argv = dbt_argv(list(inv.command_args), ws.project, ws.target, ws.logs)
+        shown = " ".join(inv.command_args)
+        log(f"running: dbt {shown}  (dbt {dbt_version}, venv {venv.key})")
+        lines: list[str] = []
+        run_env = env
+        if artifacts_callback is not None and "DBT_WRITE_JSON" not in env:
+            # a warm dbt process skips manifest.json unless asked (see in_venv/dbt_server.py);
+            # whoever reads the target folder gets every artifact dbt writes (dbt's own default)
+            run_env = {**env, "DBT_WRITE_JSON": "true"}
+        started = time.monotonic()
+        with duckdb_writer_lock(cache.root / STATE_DIR, inv.project_dir, target, env, log):
+            code = invoker.invoke(argv, cwd=inv.project_dir, env=run_env, on_line=_collect(lines, mask, log))
+        duration = time.monotonic() - started
+        for note in _parse_notes(ws.logs / "dbt.log"):
+            log(f"dbt parse: {note}")
+        reparsed = _reparse_reason(lines)
+        if reparsed:
+            log(
+                "partial parse was not reused: "
+                + reparsed
+                + " — keep dbt version, vars, profile and target the same as when the msgpack was "
+                "written (this worker keeps a fresh copy after each successful run)"
+            )
+        results_path = ws.target / "run_results.json"
+        summary = read_run_results(results_path) if results_path.is_file() else None
+        if summary is not None:
+            for line in summary.log_lines():
+                log(line)
+        if artifacts_callback is not None:
+            artifacts_callback(ws.target)
+        outcome = InvocationOutcome(code, summary, duration, reparsed, venv, lines)
+        if code == 0 and (summary is None or summary.success):
+            ws.keep_partial_parse()
+            return outcome
+        raise _failure(shown, code, summary, lines)
+
+
+def _collect(lines: list[str], mask: Masker, log: Log) -> Log:
+    """A line callback that masks each of dbt's lines, keeps it in ``lines`` and logs it."""
+
+    def on_line(raw: str) -> None:
+        lines.append(mask(raw))
+        log(lines[-1])
+
+    return on_line
+
+
+def _reparse_reason(lines: list[str]) -> str | None:
+    """dbt's reason for not reusing partial parsing, from its console lines, or None."""
+    for line in lines:
+        if any(m in line for m in _REPARSE_MARKERS):
+            return line.split("  ", 1)[-1].strip()
+    return None
+
+
+def _parse_notes(dbt_log: Path) -> list[str]:
+    """What dbt's debug log says about parsing (the console shows it only at debug level)."""
+    try:
+        with dbt_log.open(errors="replace") as fh:
+            notes = [line.strip() for line in fh if any(n in line for n in _PARSE_NOTES)]
+    except OSError:
+        return []
+    return [n.split("]: ", 1)[-1] if "]: " in n else n for n in notes][:5]
+
+
+def _failure(shown: str, code: int, summary: Any, lines: list[str]) -> DbtRunError:
+    if summary is not None and not summary.success:
+        detail = summary.failure_message()
+    else:
+        tail = "\n".join(lines[-_TAIL:])
+        detail = f"dbt wrote no run results; its last lines:\n{tail}"
+    failed = tuple(r.unique_id for r in summary.failing) if summary is not None else ()
+    return DbtRunError(
+        f"`dbt {shown}` failed (exit code {code}).\n{detail}", command=shown, exit_code=code, failed_nodes=failed
+    )

@@ -1,0 +1,27 @@
+"""Numbered slots that parallel tasks on one worker take without ever waiting.
+
+A project's workspace copies and a venv's warm dbt processes are both pools of numbered slots:
+slot ``i`` is held by the file lock ``<dir>/<i>.lock`` for as long as one task uses it. A task
+tries slot 0, 1, ... with a non-blocking ``filelock`` and takes the first free one, so tasks
+running at once never share a slot, and a slot's number (and so its path) repeats from task to
+task. The lock dies with its process, so a killed task frees its slot.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+
+def take_free_slot(directory: Path, count: int) -> tuple[int, FileLock] | None:
+    """The first free slot of ``count`` under ``directory`` and its held lock, or None if all are busy."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        lock = FileLock(str(directory / f"{i}.lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            continue
+        return i, lock
+    return None
