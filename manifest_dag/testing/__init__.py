@@ -32,8 +32,13 @@ if TYPE_CHECKING:
     from manifest_dag.testing.assertions import assert_dag_matches_manifest
     from manifest_dag.testing.builder import ManifestBuilder
     from manifest_dag.testing.dagbag import load_dag_bag
-    from manifest_dag.testing.dry_run import MASK, PROFILES_DIR, VENV_DIR, WORKSPACE_DIR, TaskPlan, plan_task
-    from manifest_dag.testing.golden import UPDATE_GOLDEN, assert_matches_golden, dag_shape
+    from manifest_dag.testing.dry_run import MASK as MASK
+    from manifest_dag.testing.dry_run import PROFILES_DIR as PROFILES_DIR
+    from manifest_dag.testing.dry_run import VENV_DIR as VENV_DIR
+    from manifest_dag.testing.dry_run import WORKSPACE_DIR as WORKSPACE_DIR
+    from manifest_dag.testing.dry_run import TaskPlan, plan_task
+    from manifest_dag.testing.golden import UPDATE_GOLDEN as UPDATE_GOLDEN
+    from manifest_dag.testing.golden import assert_matches_golden, dag_shape
     from manifest_dag.testing.no_dbt import BlockedImport, DbtImportBlocked, NoDbt, block_dbt
 
 __all__ = [

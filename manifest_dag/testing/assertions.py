@@ -95,16 +95,19 @@ def assert_dag_matches_manifest(
     graph = DbtGraph(manifest)
     nodes = manifest.nodes
     selected = select_nodes(
-        manifest, select=select, exclude=exclude, selector=selector,
-        indirect_selection=indirect_selection, graph=graph,
+        manifest,
+        select=select,
+        exclude=exclude,
+        selector=selector,
+        indirect_selection=indirect_selection,
+        graph=graph,
     )
 
     def keeps(uid: str) -> bool:
         return include_packages or nodes[uid].package_name == manifest.project_name
 
     expected = {
-        u for u in selected
-        if nodes[u].resource_type in EXECUTABLE_TYPES and not nodes[u].is_ephemeral and keeps(u)
+        u for u in selected if nodes[u].resource_type in EXECUTABLE_TYPES and not nodes[u].is_ephemeral and keeps(u)
     }
     entry: dict[str, str] = {}
     exit_: dict[str, str] = {}
@@ -172,12 +175,16 @@ def assert_dag_matches_manifest(
         for x, y in needed[:limit]:
             path = nx.shortest_path(graph.graph, x, y)
             via = f" via {' → '.join(nodes[p].label for p in path[1:-1])}" if len(path) > 2 else ""
-            lines.append(f"  - {nodes[x].label} → {nodes[y].label}: {nodes[y].label} depends on {nodes[x].label}{via}, "
-                         "but the DAG can start it first")
+            lines.append(
+                f"  - {nodes[x].label} → {nodes[y].label}: {nodes[y].label} depends on {nodes[x].label}{via}, "
+                "but the DAG can start it first"
+            )
         lines += _more(needed, limit)
         for x, y in unneeded[:limit]:
-            lines.append(f"  + {nodes[x].label} → {nodes[y].label}: the DAG waits, but {nodes[y].label} does not depend "
-                         f"on {nodes[x].label} in the manifest")
+            lines.append(
+                f"  + {nodes[x].label} → {nodes[y].label}: the DAG waits, but {nodes[y].label} does not depend "
+                f"on {nodes[x].label} in the manifest"
+            )
         lines += _more(unneeded, limit)
 
     # -- tests ---------------------------------------------------------------------------------
@@ -239,7 +246,7 @@ def _check_commands(dag: Any, prefix: str, plan: RenderPlan, manifest: Manifest,
     wrong: list[str] = []
     for spec in plan.tasks:
         task = dag.task_dict.get(prefix + spec.task_id)
-        command = getattr(task, "dbt_command", None)
+        command: str = getattr(task, "dbt_command", "")
         if task is None or command not in _TYPES_RUN_BY:
             continue
         select, exclude = list(task.select or ()), list(task.exclude or ())
@@ -247,8 +254,12 @@ def _check_commands(dag: Any, prefix: str, plan: RenderPlan, manifest: Manifest,
             continue
         try:
             picked = select_nodes(
-                manifest, select=select, exclude=exclude, selector=task.selector,
-                indirect_selection=task.indirect_selection or "eager", graph=graph,
+                manifest,
+                select=select,
+                exclude=exclude,
+                selector=task.selector,
+                indirect_selection=task.indirect_selection or "eager",
+                graph=graph,
             )
         except SelectionError as exc:
             wrong.append(f"  ! {prefix + spec.task_id}: dbt {' '.join(task.dbt_args())}: {exc}")
@@ -258,7 +269,9 @@ def _check_commands(dag: Any, prefix: str, plan: RenderPlan, manifest: Manifest,
         if runs != stands:
             more = sorted(nodes[u].label for u in runs - stands)
             less = sorted(nodes[u].label for u in stands - runs)
-            parts = ([f"also runs {', '.join(more)}"] if more else []) + ([f"does not run {', '.join(less)}"] if less else [])
+            parts = ([f"also runs {', '.join(more)}"] if more else []) + (
+                [f"does not run {', '.join(less)}"] if less else []
+            )
             wrong.append(f"  ! {prefix + spec.task_id}: dbt {' '.join(task.dbt_args())} {'; '.join(parts)}")
     return wrong
 
@@ -282,7 +295,7 @@ def _plural(uids: Sequence[str], kind: Any) -> str:
 
 
 def _task_name(tid: str, prefix: str, grouped: set[str], uid: str) -> str:
-    local = tid[len(prefix):]
+    local = tid[len(prefix) :]
     return local.split(".", 1)[0] if uid in grouped and "." in local else local
 
 

@@ -13,7 +13,7 @@ import copy
 import hashlib
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,9 +89,7 @@ class ManifestBuilder:
         schema: str = "main",
     ) -> None:
         if schema_version not in SCHEMA_DBT_VERSION:
-            raise ValueError(
-                f"ManifestBuilder writes manifest schema v9-v12 (dbt 1.5 to 1.12), not v{schema_version}"
-            )
+            raise ValueError(f"ManifestBuilder writes manifest schema v9-v12 (dbt 1.5 to 1.12), not v{schema_version}")
         self.project = project
         self.schema_version = schema_version
         self.dbt_version = dbt_version or SCHEMA_DBT_VERSION[schema_version]
@@ -113,7 +111,9 @@ class ManifestBuilder:
             raise KeyError(f"ManifestBuilder: no node named {name!r} has been declared")
         return found
 
-    def _find(self, name: str, *, resource_type: str | None = None, package: str | None = None, version: Any = None) -> str | None:
+    def _find(
+        self, name: str, *, resource_type: str | None = None, package: str | None = None, version: Any = None
+    ) -> str | None:
         candidates = []
         for uid in self._by_name.get(name, ()):
             raw = self._nodes[uid].raw
@@ -131,7 +131,11 @@ class ManifestBuilder:
         enabled = [u for u in candidates if self._nodes[u].enabled]
         candidates = enabled or candidates
         if version is None and len(candidates) > 1:
-            latest = [u for u in candidates if str(self._nodes[u].raw.get("version")) == str(self._nodes[u].raw.get("latest_version"))]
+            latest = [
+                u
+                for u in candidates
+                if str(self._nodes[u].raw.get("version")) == str(self._nodes[u].raw.get("latest_version"))
+            ]
             own = [u for u in (latest or candidates) if self._nodes[u].raw["package_name"] == self.project]
             return (own or latest or candidates)[0]
         return candidates[0]
@@ -160,6 +164,7 @@ class ManifestBuilder:
     def _columns(self, columns: Any) -> dict[str, Any]:
         if not columns:
             return {}
+        items: Iterable[tuple[Any, Any]]
         if isinstance(columns, Mapping):
             items = columns.items()
         else:
@@ -168,8 +173,11 @@ class ManifestBuilder:
         for name, spec in items:
             spec = {"description": spec} if isinstance(spec, str) else dict(spec or {})
             entry: dict[str, Any] = {
-                "name": name, "description": spec.pop("description", ""), "meta": spec.pop("meta", {}),
-                "data_type": spec.pop("data_type", None), "constraints": spec.pop("constraints", []),
+                "name": name,
+                "description": spec.pop("description", ""),
+                "meta": spec.pop("meta", {}),
+                "data_type": spec.pop("data_type", None),
+                "constraints": spec.pop("constraints", []),
                 "quote": spec.pop("quote", None),
             }
             if self.schema_version >= 12:
@@ -223,7 +231,10 @@ class ManifestBuilder:
             "unique_id": "",
             "fqn": self._fqn(package, resource_type, path, name, version),
             "alias": relation_alias,
-            "checksum": {"name": "sha256", "checksum": hashlib.sha256(f"{package}.{name}.{version}".encode()).hexdigest()},
+            "checksum": {
+                "name": "sha256",
+                "checksum": hashlib.sha256(f"{package}.{name}.{version}".encode()).hexdigest(),
+            },
             "config": cfg,
             "tags": tags,
             "description": description,
@@ -286,21 +297,53 @@ class ManifestBuilder:
             latest = latest_version if latest_version is not None else versions[-1]
             for v in versions:
                 self.model(
-                    name, refs=refs, sources=sources, depends_on=depends_on, materialized=materialized, tags=tags,
-                    path=path.replace("{version}", str(v)) if path else None, package=package, config=config,
-                    meta=meta, description=description, columns=columns, version=v, latest_version=latest,
-                    access=access, group=group, language=language, enabled=enabled, **fields,
+                    name,
+                    refs=refs,
+                    sources=sources,
+                    depends_on=depends_on,
+                    materialized=materialized,
+                    tags=tags,
+                    path=path.replace("{version}", str(v)) if path else None,
+                    package=package,
+                    config=config,
+                    meta=meta,
+                    description=description,
+                    columns=columns,
+                    version=v,
+                    latest_version=latest,
+                    access=access,
+                    group=group,
+                    language=language,
+                    enabled=enabled,
+                    **fields,
                 )
             return self
-        cfg = {"materialized": materialized, "access": access, "group": group, "freshness": None}
+        cfg: dict[str, Any] = {"materialized": materialized, "access": access, "group": group, "freshness": None}
         cfg.update(dict(config or {}))
         cfg["enabled"] = enabled
         raw = self._sql_node(
-            "model", name, package=package, path=path, tags=tags, config=cfg, meta=meta,
-            description=description, columns=columns, base_config=NODE_CONFIG, version=version,
+            "model",
+            name,
+            package=package,
+            path=path,
+            tags=tags,
+            config=cfg,
+            meta=meta,
+            description=description,
+            columns=columns,
+            base_config=NODE_CONFIG,
+            version=version,
         )
         if self.schema_version < 12:
-            for key in ("static_analysis", "lookback", "batch_size", "begin", "event_time", "concurrent_batches", "freshness"):
+            for key in (
+                "static_analysis",
+                "lookback",
+                "batch_size",
+                "begin",
+                "event_time",
+                "concurrent_batches",
+                "freshness",
+            ):
                 raw["config"].pop(key, None)
         raw["unrendered_config"] = {"materialized": materialized, **{k: v for k, v in (config or {}).items()}}
         self._code_fields(raw, language)
@@ -330,10 +373,24 @@ class ManifestBuilder:
         enabled: bool = True,
         **fields: Any,
     ) -> ManifestBuilder:
-        cfg = {"materialized": "seed", "delimiter": ",", "quote_columns": None, **dict(config or {}), "enabled": enabled}
+        cfg = {
+            "materialized": "seed",
+            "delimiter": ",",
+            "quote_columns": None,
+            **dict(config or {}),
+            "enabled": enabled,
+        }
         raw = self._sql_node(
-            "seed", name, package=package, path=path, tags=tags, config=cfg, meta=meta,
-            description=description, columns=columns, base_config=NODE_CONFIG,
+            "seed",
+            name,
+            package=package,
+            path=path,
+            tags=tags,
+            config=cfg,
+            meta=meta,
+            description=description,
+            columns=columns,
+            base_config=NODE_CONFIG,
         )
         raw["raw_code"] = ""
         raw["root_path"] = f"/dbt/{raw['package_name']}"
@@ -359,10 +416,24 @@ class ManifestBuilder:
         enabled: bool = True,
         **fields: Any,
     ) -> ManifestBuilder:
-        cfg = {"materialized": "snapshot", "unique_key": unique_key, **SNAPSHOT_CONFIG, **dict(config or {}), "enabled": enabled}
+        cfg = {
+            "materialized": "snapshot",
+            "unique_key": unique_key,
+            **SNAPSHOT_CONFIG,
+            **dict(config or {}),
+            "enabled": enabled,
+        }
         raw = self._sql_node(
-            "snapshot", name, package=package, path=path, tags=tags, config=cfg, meta=meta,
-            description=description, columns=columns, base_config=NODE_CONFIG,
+            "snapshot",
+            name,
+            package=package,
+            path=path,
+            tags=tags,
+            config=cfg,
+            meta=meta,
+            description=description,
+            columns=columns,
+            base_config=NODE_CONFIG,
         )
         self._code_fields(raw)
         uid = f"snapshot.{raw['package_name']}.{name}"
@@ -403,8 +474,17 @@ class ManifestBuilder:
         test_node_name = name or re.sub(r"[^A-Za-z0-9_]+", "_", "_".join(parts))
         cfg = {**dict(config or {}), "enabled": enabled}
         raw = self._sql_node(
-            "test", test_node_name, package=package, path=None, tags=tags, config=cfg, meta=None,
-            description="", columns=None, base_config=TEST_CONFIG, schema=f"{self.schema}_dbt_test__audit",
+            "test",
+            test_node_name,
+            package=package,
+            path=None,
+            tags=tags,
+            config=cfg,
+            meta=None,
+            description="",
+            columns=None,
+            base_config=TEST_CONFIG,
+            schema=f"{self.schema}_dbt_test__audit",
         )
         raw["original_file_path"] = yaml_path
         raw["fqn"] = [raw["package_name"], *Path(yaml_path).parent.parts[1:], test_node_name]
@@ -445,8 +525,17 @@ class ManifestBuilder:
         """A singular test (a ``.sql`` file under ``tests/``) reading ``refs`` and ``sources``."""
         cfg = {**dict(config or {}), "enabled": enabled}
         raw = self._sql_node(
-            "test", name, package=package, path=path, tags=tags, config=cfg, meta=None, description="",
-            columns=None, base_config=TEST_CONFIG, schema=f"{self.schema}_dbt_test__audit",
+            "test",
+            name,
+            package=package,
+            path=path,
+            tags=tags,
+            config=cfg,
+            meta=None,
+            description="",
+            columns=None,
+            base_config=TEST_CONFIG,
+            schema=f"{self.schema}_dbt_test__audit",
         )
         raw["relation_name"] = None
         self._code_fields(raw)
@@ -475,11 +564,19 @@ class ManifestBuilder:
         path = path or "models/sources.yml"
         fresh: dict[str, Any] | None
         if freshness is True:
-            fresh = {"warn_after": {"count": 12, "period": "hour"}, "error_after": {"count": 24, "period": "hour"}, "filter": None}
+            fresh = {
+                "warn_after": {"count": 12, "period": "hour"},
+                "error_after": {"count": 24, "period": "hour"},
+                "filter": None,
+            }
         elif isinstance(freshness, Mapping):
             fresh = {"filter": None, **dict(freshness)}
         else:
-            fresh = {"warn_after": {"count": None, "period": None}, "error_after": {"count": None, "period": None}, "filter": None}
+            fresh = {
+                "warn_after": {"count": None, "period": None},
+                "error_after": {"count": None, "period": None},
+                "filter": None,
+            }
         if freshness and not loaded_at_field:
             loaded_at_field = "_loaded_at"
         ident = identifier or table
@@ -508,8 +605,14 @@ class ManifestBuilder:
             "source_meta": {},
             "tags": list(tags),
             "config": {
-                "enabled": enabled, "event_time": None, "freshness": fresh, "loaded_at_field": loaded_at_field,
-                "loaded_at_query": None, "meta": dict(meta or {}), "tags": list(tags), "static_analysis": None,
+                "enabled": enabled,
+                "event_time": None,
+                "freshness": fresh,
+                "loaded_at_field": loaded_at_field,
+                "loaded_at_query": None,
+                "meta": dict(meta or {}),
+                "tags": list(tags),
+                "static_analysis": None,
             },
             "patch_path": None,
             "unrendered_config": {},
@@ -522,7 +625,15 @@ class ManifestBuilder:
         if self.schema_version < 12:
             for key in ("loaded_at_query", "unrendered_database", "unrendered_schema", "doc_blocks"):
                 raw.pop(key)
-            for key in ("event_time", "freshness", "loaded_at_field", "loaded_at_query", "meta", "tags", "static_analysis"):
+            for key in (
+                "event_time",
+                "freshness",
+                "loaded_at_field",
+                "loaded_at_query",
+                "meta",
+                "tags",
+                "static_analysis",
+            ):
                 raw["config"].pop(key)
         pending = _Pending(raw["unique_id"], raw, collection="sources", enabled=enabled, overrides=dict(fields))
         return self._add(pending)
@@ -569,8 +680,16 @@ class ManifestBuilder:
             "metrics": [],
             "created_at": self._time(),
         }
-        pending = _Pending(raw["unique_id"], raw, list(refs), list(sources), list(depends_on) if depends_on is not None else None,
-                           collection="exposures", enabled=enabled, overrides=dict(fields))
+        pending = _Pending(
+            raw["unique_id"],
+            raw,
+            list(refs),
+            list(sources),
+            list(depends_on) if depends_on is not None else None,
+            collection="exposures",
+            enabled=enabled,
+            overrides=dict(fields),
+        )
         return self._add(pending)
 
     def unit_test(self, name: str, *, model: Any, **fields: Any) -> ManifestBuilder:
@@ -579,21 +698,30 @@ class ManifestBuilder:
             raise ValueError("unit tests exist from manifest schema v12 (dbt 1.8)")
         model_name = model[0] if isinstance(model, tuple) else model
         raw: dict[str, Any] = {
-            "model": model_name, "given": [], "expect": {"rows": [], "format": "dict", "fixture": None},
-            "name": name, "resource_type": "unit_test", "package_name": self.project,
-            "path": "unit_tests.yml", "original_file_path": "models/unit_tests.yml",
+            "model": model_name,
+            "given": [],
+            "expect": {"rows": [], "format": "dict", "fixture": None},
+            "name": name,
+            "resource_type": "unit_test",
+            "package_name": self.project,
+            "path": "unit_tests.yml",
+            "original_file_path": "models/unit_tests.yml",
             "unique_id": f"unit_test.{self.project}.{model_name}.{name}",
-            "fqn": [self.project, model_name, name], "description": "", "overrides": None,
+            "fqn": [self.project, model_name, name],
+            "description": "",
+            "overrides": None,
             "depends_on": {"macros": [], "nodes": []},
             "config": {"tags": [], "meta": {}, "enabled": True, "static_analysis": None},
-            "checksum": "", "schema": self.schema, "created_at": self._time(), "versions": None, "version": None,
+            "checksum": "",
+            "schema": self.schema,
+            "created_at": self._time(),
+            "versions": None,
+            "version": None,
         }
         pending = _Pending(raw["unique_id"], raw, [model], collection="unit_tests", overrides=dict(fields))
         return self._add(pending)
 
-    def selector(
-        self, name: str, definition: Any, *, description: str = "", default: bool = False
-    ) -> ManifestBuilder:
+    def selector(self, name: str, definition: Any, *, description: str = "", default: bool = False) -> ManifestBuilder:
         """A YAML selector, as dbt stores it from ``selectors.yml`` (``definition`` as written there)."""
         entry: dict[str, Any] = {"name": name, "description": description, "definition": definition}
         if default:
@@ -603,9 +731,14 @@ class ManifestBuilder:
 
     def group(self, name: str, *, owner: Mapping[str, Any] | None = None) -> ManifestBuilder:
         self._groups[name] = {
-            "name": name, "resource_type": "group", "package_name": self.project, "path": "groups.yml",
-            "original_file_path": "models/groups.yml", "unique_id": f"group.{self.project}.{name}",
-            "owner": dict(owner or {"name": name, "email": None}), "description": None,
+            "name": name,
+            "resource_type": "group",
+            "package_name": self.project,
+            "path": "groups.yml",
+            "original_file_path": "models/groups.yml",
+            "unique_id": f"group.{self.project}.{name}",
+            "owner": dict(owner or {"name": name, "email": None}),
+            "description": None,
             "config": {"meta": {}},
         }
         return self
@@ -613,8 +746,15 @@ class ManifestBuilder:
     def _pending(self, uid, raw, refs, sources, depends_on, enabled, fields) -> ManifestBuilder:
         raw["unique_id"] = uid
         return self._add(
-            _Pending(uid, raw, list(refs), list(sources), list(depends_on) if depends_on is not None else None,
-                     enabled=enabled, overrides=dict(fields))
+            _Pending(
+                uid,
+                raw,
+                list(refs),
+                list(sources),
+                list(depends_on) if depends_on is not None else None,
+                enabled=enabled,
+                overrides=dict(fields),
+            )
         )
 
     # -- output ------------------------------------------------------------------------------------
@@ -742,4 +882,3 @@ def _target_label(target: Any) -> str:
     if isinstance(target, tuple):
         return f"{target[0]}_v{target[1]}"
     return str(target).split(":", 1)[-1].replace(".", "_")
-

@@ -55,7 +55,7 @@ def load_dag_bag(folder: str | Path, *, check: bool = True, safe_mode: bool = Fa
 
     with block_dbt() as guard, _environ(_FULL_TRACEBACKS):
         bag = DagBag(dag_folder=str(folder), safe_mode=safe_mode)
-    bag.dbt_import_attempts = list(guard.attempts)
+    bag.dbt_import_attempts = list(guard.attempts)  # type: ignore[attr-defined]  # ours, on Airflow's DagBag
     if check:
         problems = []
         for path, error in sorted(bag.import_errors.items()):

@@ -64,7 +64,8 @@ class TaskPlan:
     def __str__(self) -> str:
         lines = [
             f"task {self.task_id} (logical date {self.logical_date})",
-            f"  venv {self.venv_key}: {' '.join(self.requirements)}" + (f" (python {self.python})" if self.python else ""),
+            f"  venv {self.venv_key}: {' '.join(self.requirements)}"
+            + (f" (python {self.python})" if self.python else ""),
             f"  dbt {' '.join(self.dbt_args)}",
             f"  argv: {' '.join(self.argv)}",
             f"  project_dir: {self.project_dir}" + ("  (dbt deps when needed)" if self.install_deps else ""),
@@ -77,7 +78,9 @@ class TaskPlan:
         return "\n".join(lines)
 
 
-def _context(task: Any, logical_date: Any, params: Mapping[str, Any] | None, data_interval: Any, run_id: str | None) -> dict[str, Any]:
+def _context(
+    task: Any, logical_date: Any, params: Mapping[str, Any] | None, data_interval: Any, run_id: str | None
+) -> dict[str, Any]:
     from airflow.sdk.definitions.param import process_params
     from airflow.sdk.execution_time.context import ConnectionAccessor, MacrosAccessor, VariableAccessor
     from airflow.sdk.timezone import coerce_datetime
@@ -93,8 +96,8 @@ def _context(task: Any, logical_date: Any, params: Mapping[str, Any] | None, dat
         "run_id": run_id,
         # copies: Airflow sets a run's conf into the Param objects, which the DAG's tasks share
         "params": process_params(
-            SimpleNamespace(params=copy.deepcopy(getattr(task.dag, "params", None) or {})),
-            SimpleNamespace(params=copy.deepcopy(task.params)),
+            SimpleNamespace(params=copy.deepcopy(getattr(task.dag, "params", None) or {})),  # type: ignore[arg-type]
+            SimpleNamespace(params=copy.deepcopy(task.params)),  # type: ignore[arg-type]
             dict(params or {}),
             suppress_exception=False,
         ),
@@ -133,8 +136,8 @@ def plan_task(
     the way a worker would (``AIRFLOW_CONN_<ID>`` environment variables in tests).
     """
     from manifest_dag.operators import DbtVenvOperator
-    from manifest_dag.worker.profiles import RenderedProfile, profile_from_connection, resolve_profile
     from manifest_dag.worker.partial_parse import canonical_vars
+    from manifest_dag.worker.profiles import RenderedProfile, profile_from_connection, resolve_profile
     from manifest_dag.worker.target import profile_flags
     from manifest_dag.worker.venv_key import venv_key
 
@@ -146,7 +149,7 @@ def plan_task(
             raise ValueError("plan_task: give logical_date= (the DAG has no start_date)")
     rendered_task = task.prepare_for_execution()
     context = _context(rendered_task, logical_date, params, data_interval, run_id)
-    rendered_task.render_template_fields(context)
+    rendered_task.render_template_fields(context)  # type: ignore[arg-type]  # a plain dict of the same keys
     inv = rendered_task.invocation()
     spec = inv.venv_spec
     pc = inv.profile_config
@@ -154,14 +157,17 @@ def plan_task(
     if pc is not None and pc.conn_id and connections and pc.conn_id in connections:
         conn = connections[pc.conn_id]
         if isinstance(conn, Mapping):
-            conn = SimpleNamespace(conn_id=pc.conn_id, **{k: conn.get(k) for k in
-                                   ("conn_type", "host", "port", "login", "password", "schema", "extra")})
+            conn = SimpleNamespace(
+                conn_id=pc.conn_id,
+                **{k: conn.get(k) for k in ("conn_type", "host", "port", "login", "password", "schema", "extra")},
+            )
         profile = profile_from_connection(conn, pc.profile_name, pc.target_name, pc.profile_args)
     elif pc is not None:
         profile = resolve_profile(pc, inv.project_dir)
     mask = Masker(profile.secrets if isinstance(profile, RenderedProfile) else ())
     profiles_yml: str | None = None
     if isinstance(profile, RenderedProfile):
+        assert pc is not None  # a rendered profile is made from pc
         profiles_yml = mask.yaml(profile.profiles_yml)
         source = f"from Airflow connection {pc.conn_id!r} (written to {PROFILES_DIR}/profiles.yml, mode 0600)"
     elif isinstance(profile, Path):
@@ -179,8 +185,10 @@ def plan_task(
         env.update({name: MASK for name in profile.env})
     vars_json = canonical_vars(inv.dbt_vars)
     shown_vars = mask.value("vars", inv.dbt_vars)
-    shown_vars_json = canonical_vars(shown_vars) if isinstance(shown_vars, Mapping) else (
-        mask.value("vars", vars_json) if vars_json else None
+    shown_vars_json = (
+        canonical_vars(shown_vars)
+        if isinstance(shown_vars, Mapping)
+        else (mask.value("vars", vars_json) if vars_json else None)
     )
     # the argv run_dbt builds (worker.run.run_dbt), paths as placeholders
     args = list(inv.command_args)

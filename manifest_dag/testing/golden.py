@@ -69,8 +69,10 @@ def assert_matches_golden(text: str, path: str | Path, *, update: bool | None = 
         return
     diff = "".join(
         difflib.unified_diff(
-            golden.splitlines(keepends=True), text.splitlines(keepends=True),
-            fromfile=f"{path} (golden)", tofile="actual",
+            golden.splitlines(keepends=True),
+            text.splitlines(keepends=True),
+            fromfile=f"{path} (golden)",
+            tofile="actual",
         )
     )
     raise AssertionError(

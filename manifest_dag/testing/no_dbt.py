@@ -15,6 +15,7 @@ import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any
 
 __all__ = ["BlockedImport", "DbtImportBlocked", "NoDbt", "block_dbt"]
@@ -45,8 +46,8 @@ def _is_dbt(name: str) -> bool:
 def _import_chain(skip_file: str) -> tuple[str, ...]:
     """Who imported dbt: the code that started the imports, each module being imported
     (outermost first), then the function that ran ``import dbt`` when it was not module code."""
-    frame = sys._getframe(1)
-    frames = []
+    frame: FrameType | None = sys._getframe(1)
+    frames: list[FrameType] = []
     while frame is not None:
         frames.append(frame)
         frame = frame.f_back

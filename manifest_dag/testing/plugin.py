@@ -38,8 +38,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="rewrite golden files (dag_shape tests) instead of comparing with them",
     )
-    parser.addini(DAGS_FOLDER_INI, "folder of Airflow DAG files that the dag_bag fixture loads (relative to rootdir)", default="")
-    parser.addini(MANIFESTS_FOLDER_INI, "folder that shared_manifest(path) reads manifests from (relative to rootdir)", default="")
+    parser.addini(
+        DAGS_FOLDER_INI, "folder of Airflow DAG files that the dag_bag fixture loads (relative to rootdir)", default=""
+    )
+    parser.addini(
+        MANIFESTS_FOLDER_INI, "folder that shared_manifest(path) reads manifests from (relative to rootdir)", default=""
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -126,10 +130,10 @@ def manifest_builder(tmp_path: Path) -> Any:
     from manifest_dag.testing.builder import ManifestBuilder
 
     class _Builder(ManifestBuilder):
-        def write(self, path: str | Path | None = None, name: str = "manifest.json") -> Path:  # type: ignore[override]
+        def write(self, path: str | Path | None = None, name: str = "manifest.json") -> Path:
             return super().write(tmp_path if path is None else path, name)
 
-        def load(self, path: str | Path | None = None) -> Any:  # type: ignore[override]
+        def load(self, path: str | Path | None = None) -> Any:
             return super().load(tmp_path if path is None else path)
 
     return _Builder
