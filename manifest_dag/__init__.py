@@ -31,9 +31,6 @@ from manifest_dag.core.errors import (
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from manifest_dag.scheduler.dag import DbtDag, DbtTaskGroup
-    from manifest_dag.scheduler.graph import DbtGraph
-    from manifest_dag.scheduler.manifest import DbtNode, Manifest, load_manifest
     from manifest_dag.core.naming import DbtNaming
     from manifest_dag.operators import (
         DbtBuildOperator,
@@ -44,6 +41,9 @@ if TYPE_CHECKING:
         DbtTestOperator,
         DbtVenvOperator,
     )
+    from manifest_dag.scheduler.dag import DbtDag, DbtTaskGroup
+    from manifest_dag.scheduler.graph import DbtGraph
+    from manifest_dag.scheduler.manifest import DbtNode, Manifest, load_manifest
     from manifest_dag.scheduler.plan import RenderPlan, TaskSpec
     from manifest_dag.scheduler.selection import select_nodes
 

@@ -22,9 +22,10 @@ from airflow.sdk.bases.operator import BaseOperator
 
 from manifest_dag.core import settings
 from manifest_dag.core.config import ProfileConfig, VenvConfig
+from manifest_dag.core.dbt import FULL_REFRESH_COMMANDS, check_dbt_flags, command_args
 from manifest_dag.core.errors import ConfigError, WorkspaceError
 from manifest_dag.core.specs import DbtInvocation
-from manifest_dag.core.dbt import FULL_REFRESH_COMMANDS, check_dbt_flags, command_args
+
 
 class Killable(Protocol):
     """What the operator keeps of the running dbt call: a way to stop it (Airflow's on_kill)."""

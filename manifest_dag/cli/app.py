@@ -17,39 +17,58 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from manifest_dag.core.dbt import INDIRECT_SELECTION_MODES
 from manifest_dag.core.errors import CliError, ManifestDagError
 
 PROG = "manifest-dag"
 
+
 # -- shared pieces ----------------------------------------------------------------------------------
 def _add_selection(p: argparse.ArgumentParser) -> None:
     p.add_argument("manifest", metavar="MANIFEST", help="path to manifest.json (or manifest.json.gz)")
     g = p.add_argument_group("selection (as in RenderConfig and dbt ls)")
     g.add_argument(
-        "-s", "--select", action="extend", nargs="+", default=[], metavar="EXPR",
+        "-s",
+        "--select",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="EXPR",
         help="dbt --select expressions (repeatable)",
     )
     g.add_argument(
-        "--exclude", action="extend", nargs="+", default=[], metavar="EXPR", help="dbt --exclude expressions",
+        "--exclude",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="EXPR",
+        help="dbt --exclude expressions",
     )
     g.add_argument("--selector", metavar="NAME", help="a YAML selector stored in the manifest")
     g.add_argument(
-        "--test-behavior", default="after_each", choices=("after_each", "after_all", "build", "none"),
+        "--test-behavior",
+        default="after_each",
+        choices=("after_each", "after_all", "build", "none"),
         help="where dbt tests run (default: after_each)",
     )
     g.add_argument(
-        "--source-rendering", default="none", choices=("none", "freshness"),
+        "--source-rendering",
+        default="none",
+        choices=("none", "freshness"),
         help="'freshness': a source freshness task per source that defines freshness",
     )
     g.add_argument(
-        "--indirect-selection", default="eager", choices=INDIRECT_SELECTION_MODES,
+        "--indirect-selection",
+        default="eager",
+        choices=INDIRECT_SELECTION_MODES,
         help="dbt's indirect selection of tests (default: eager)",
     )
     g.add_argument(
-        "--no-packages", dest="include_packages", action="store_false",
+        "--no-packages",
+        dest="include_packages",
+        action="store_false",
         help="give nodes of installed dbt packages no tasks (they still order the graph)",
     )
 
@@ -89,7 +108,7 @@ def _table(rows: Sequence[Sequence[Any]], header: Sequence[str], indent: str = "
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
     lines = []
     for n, r in enumerate(cells):
-        lines.append(indent + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        lines.append(indent + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip())
         if n == 0:
             lines.append(indent + "  ".join("-" * w for w in widths))
     return "\n".join(lines)
@@ -201,10 +220,7 @@ def _inspect(args: argparse.Namespace) -> int:
         "",
         f"Tasks ({len(report['tasks'])}) in {len(report['groups'])} task groups, in dependency order:",
         _table(
-            [
-                (t["task_id"], "dbt " + " ".join(t["dbt_args"]), ", ".join(t["upstream"]))
-                for t in report["tasks"]
-            ],
+            [(t["task_id"], "dbt " + " ".join(t["dbt_args"]), ", ".join(t["upstream"])) for t in report["tasks"]],
             ("task", "command", "after"),
         ),
     ]
@@ -252,14 +268,21 @@ def _check(args: argparse.Namespace) -> int:
         _out(f"ok  {step:<9}  {text}")
 
     manifest = load_manifest(args.manifest)
-    ok("manifest", f"{manifest.path}: schema v{manifest.schema_version}, dbt {manifest.dbt_version}, "
-       f"{len(manifest.nodes)} nodes, project {manifest.project_name!r}")
+    ok(
+        "manifest",
+        f"{manifest.path}: schema v{manifest.schema_version}, dbt {manifest.dbt_version}, "
+        f"{len(manifest.nodes)} nodes, project {manifest.project_name!r}",
+    )
     graph = DbtGraph(manifest)
     ok("graph", f"{graph.graph.number_of_edges()} dependencies, no cycle")
     rc = _render_config(args)
     selected = select_nodes(
-        manifest, select=rc.select, exclude=rc.exclude, selector=rc.selector,
-        indirect_selection=rc.indirect_selection, graph=graph,
+        manifest,
+        select=rc.select,
+        exclude=rc.exclude,
+        selector=rc.selector,
+        indirect_selection=rc.indirect_selection,
+        graph=graph,
     )
     ok("select", f"{len(selected)} nodes")
     if args.py_requirements:
@@ -407,9 +430,7 @@ def _venv_build(args: argparse.Namespace) -> int:
     if args.dags:
         configs += _configs_from_dags(args.dags)
     if not configs:
-        raise CliError(
-            "name the requirements (e.g. dbt-core~=1.11.0 dbt-duckdb~=1.11.0), or give --manifest or --dags"
-        )
+        raise CliError("name the requirements (e.g. dbt-core~=1.11.0 dbt-duckdb~=1.11.0), or give --manifest or --dags")
     for config in configs:
         spec = config.to_spec()
         if args.verify is not None:
@@ -427,22 +448,24 @@ def _venv_list(args: argparse.Namespace) -> int:
     cache = _cache(args)
     infos = cache.list()
     if args.json:
-        _out(json.dumps(
-            [
-                {
-                    "key": i.key,
-                    "path": str(i.path),
-                    "requirements": list(i.requirements),
-                    "size_bytes": i.size_bytes,
-                    "created": i.created.isoformat() if i.created else None,
-                    "last_used": i.last_used.isoformat() if i.last_used else None,
-                    "healthy": i.healthy,
-                    "problem": i.problem,
-                }
-                for i in infos
-            ],
-            indent=2,
-        ))
+        _out(
+            json.dumps(
+                [
+                    {
+                        "key": i.key,
+                        "path": str(i.path),
+                        "requirements": list(i.requirements),
+                        "size_bytes": i.size_bytes,
+                        "created": i.created.isoformat() if i.created else None,
+                        "last_used": i.last_used.isoformat() if i.last_used else None,
+                        "healthy": i.healthy,
+                        "problem": i.problem,
+                    }
+                    for i in infos
+                ],
+                indent=2,
+            )
+        )
         return 0
     if not infos:
         _out(f"no venvs in {cache.root}")
@@ -483,7 +506,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 # -- parser -----------------------------------------------------------------------------------------
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # same prefix and exit code as our own errors
+    def error(self, message: str) -> NoReturn:  # same prefix and exit code as our own errors
         self.print_usage(sys.stderr)
         self.exit(2, f"{PROG}: error: {message}\n")
 
@@ -501,7 +524,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser(
-        "inspect", help="what a manifest holds and which tasks a DAG built from it gets", formatter_class=fmt,
+        "inspect",
+        help="what a manifest holds and which tasks a DAG built from it gets",
+        formatter_class=fmt,
         description="Counts by resource type, the selected nodes, and the tasks and task groups a DbtDag "
         "would create (in dependency order), as tables; --json for machines.",
     )
@@ -510,36 +535,56 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_inspect)
 
     p = sub.add_parser(
-        "graph", help="draw the task graph (svg, png, dot, mermaid)", formatter_class=fmt,
+        "graph",
+        help="draw the task graph (svg, png, dot, mermaid)",
+        formatter_class=fmt,
         description="Draw the tasks a DbtDag would create, left to right, each model's task group as a "
         "cluster. Above 150 tasks the picture shows one box per project folder (with its task count) "
         "instead; --collapse none|folder forces either. svg and png need Graphviz's `dot`.",
     )
     _add_selection(p)
-    p.add_argument("-f", "--format", choices=("svg", "png", "dot", "mermaid"),
-                   help="default: from the -o suffix (.svg .png .dot .gv .mmd), else dot")
+    p.add_argument(
+        "-f",
+        "--format",
+        choices=("svg", "png", "dot", "mermaid"),
+        help="default: from the -o suffix (.svg .png .dot .gv .mmd), else dot",
+    )
     p.add_argument("-o", "--output", metavar="FILE", help="write here (default: standard output)")
-    p.add_argument("--collapse", default="auto", choices=("auto", "none", "folder"),
-                   help="auto (default): folders above 150 tasks; none: every task; folder: one box per folder")
-    p.add_argument("--depth", type=int, metavar="N",
-                   help="folder levels kept when collapsing (default: the deepest with at most 40 boxes)")
+    p.add_argument(
+        "--collapse",
+        default="auto",
+        choices=("auto", "none", "folder"),
+        help="auto (default): folders above 150 tasks; none: every task; folder: one box per folder",
+    )
+    p.add_argument(
+        "--depth",
+        type=int,
+        metavar="N",
+        help="folder levels kept when collapsing (default: the deepest with at most 40 boxes)",
+    )
     p.set_defaults(func=_graph)
 
     p = sub.add_parser(
-        "check", help="what CI runs before deploying: load, select, render; fail on any problem",
+        "check",
+        help="what CI runs before deploying: load, select, render; fail on any problem",
         formatter_class=fmt,
         description="Load the manifest, build the graph, select, plan, and render a real Airflow DAG "
         "from it. Exit code 0 if all went well, 2 with a message naming the problem otherwise "
         "(unsupported schema, cycle, bad or empty selection, ...).",
     )
     _add_selection(p)
-    p.add_argument("--py-requirements", nargs="+", metavar="REQ",
-                   help="the venv requirements of your DAG (default: the dbt that wrote the manifest)")
+    p.add_argument(
+        "--py-requirements",
+        nargs="+",
+        metavar="REQ",
+        help="the venv requirements of your DAG (default: the dbt that wrote the manifest)",
+    )
     p.add_argument("--dag-id", default="manifest_dag_check", help=argparse.SUPPRESS)
     p.set_defaults(func=_check)
 
     venv = sub.add_parser(
-        "venv", help="pre-build, list and prune the worker venv cache",
+        "venv",
+        help="pre-build, list and prune the worker venv cache",
         description="Manage the venv cache that tasks use on this machine. The cache root is --cache-dir, "
         "else MANIFEST_DAG_VENV_CACHE, else Airflow's [manifest_dag] venv_cache_dir, else "
         "~/.cache/manifest-dag/venvs: the same lookup as a task.",
@@ -550,28 +595,38 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--cache-dir", metavar="DIR", help="the venv cache root (default: as a task finds it)")
 
     b = vsub.add_parser(
-        "build", help="build (or confirm) the venv for these requirements, e.g. at deploy time",
+        "build",
+        help="build (or confirm) the venv for these requirements, e.g. at deploy time",
         description="Build the venv a task with these settings would use, so the first task does not "
         "wait for it. The options mirror VenvConfig; the venv's key only matches a task's when they "
         "are the same. --dags reads the settings from your DAG files instead.",
     )
     b.add_argument("requirements", nargs="*", metavar="REQ", help="VenvConfig.py_requirements")
-    b.add_argument("--manifest", metavar="MANIFEST",
-                   help="add the requirements DbtDag uses without venv_config (the dbt that wrote it)")
-    b.add_argument("--dags", metavar="PATH",
-                   help="also build every distinct venv the dbt tasks of these DAG files (a file or "
-                   "folder) use, with their own settings: the surest way to match the tasks' keys")
+    b.add_argument(
+        "--manifest",
+        metavar="MANIFEST",
+        help="add the requirements DbtDag uses without venv_config (the dbt that wrote it)",
+    )
+    b.add_argument(
+        "--dags",
+        metavar="PATH",
+        help="also build every distinct venv the dbt tasks of these DAG files (a file or "
+        "folder) use, with their own settings: the surest way to match the tasks' keys",
+    )
     b.add_argument("--python", help="VenvConfig.python")
     b.add_argument("--index-url", help="VenvConfig.index_url")
     b.add_argument("--extra-index-url", action="append", default=[], metavar="URL")
-    b.add_argument("--find-links", action="append", default=[], metavar="DIR_OR_URL",
-                   help="a wheelhouse (repeatable)")
+    b.add_argument("--find-links", action="append", default=[], metavar="DIR_OR_URL", help="a wheelhouse (repeatable)")
     b.add_argument("--constraints", metavar="FILE")
     b.add_argument("--system-site-packages", action="store_true")
-    b.add_argument("--pip-arg", action="append", default=[], metavar="ARG",
-                   help="one installer argument (repeatable; write --pip-arg=--flag)")
-    b.add_argument("--verify", metavar="COMMAND",
-                   help="the check run in the new venv (default: dbt --version)")
+    b.add_argument(
+        "--pip-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="one installer argument (repeatable; write --pip-arg=--flag)",
+    )
+    b.add_argument("--verify", metavar="COMMAND", help="the check run in the new venv (default: dbt --version)")
     b.add_argument("-q", "--quiet", action="store_true", help="show the steps, not the installer's output")
     cache_arg(b)
     b.set_defaults(func=_venv_build)

@@ -36,7 +36,10 @@ _PROGRESS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (_MESSAGE + r"verifying: (?P<command>[^→]+?)" + _END, "      checking it: {command}"),
         (_MESSAGE + r"venv \S+ ready in (?P<seconds>[\d.]+) s" + _END, "      worker venv ready in {seconds} s"),
         (_MESSAGE + r"dbt deps: installing packages once", "      dbt deps: installing the project's packages (once)"),
-        (_MESSAGE + r"warm dbt: starting a warm dbt process", "      starting a warm dbt process (later tasks reuse it)"),
+        (
+            _MESSAGE + r"warm dbt: starting a warm dbt process",
+            "      starting a warm dbt process (later tasks reuse it)",
+        ),
     )
 )
 
@@ -87,7 +90,7 @@ def main(workdir: Path | None = None) -> int:
     result_file = workdir / "result.json"
     result_file.unlink(missing_ok=True)
     with (workdir / "dag_test.log").open("w", buffering=1) as log:  # line-buffered: `tail -f` it
-        child = subprocess.Popen(
+        child = subprocess.Popen(  # noqa: S603 - an argv list of our own, never a shell string
             [sys.executable, "-m", "manifest_dag.cli.demo", "--child", str(result_file)],
             env=env,
             stdout=subprocess.PIPE,
@@ -163,7 +166,9 @@ def _row_counts(dag) -> dict[str, int]:
     finals = {
         n.alias or n.name: n.schema
         for n in manifest.nodes.values()
-        if n.resource_type == "model" and not n.is_ephemeral and n.unique_id not in parents
+        if n.resource_type == "model"
+        and not n.is_ephemeral
+        and n.unique_id not in parents
         and n.package_name == manifest.project_name
     }
     db = Path(os.environ["MANIFEST_DAG_DEMO_DIR"]) / "shop.duckdb"
@@ -179,12 +184,12 @@ def _row_counts(dag) -> dict[str, int]:
         "out = {}\n"
         "for name, schema in json.loads(sys.argv[2]).items():\n"
         "    try:\n"
-        "        out[name] = con.execute(f'select count(*) from \"{schema}\".\"{name}\"').fetchone()[0]\n"
+        '        out[name] = con.execute(f\'select count(*) from "{schema}"."{name}"\').fetchone()[0]\n'
         "    except Exception:\n"
         "        pass\n"
         "print(json.dumps(out))\n"
     )
-    done = subprocess.run(
+    done = subprocess.run(  # noqa: S603 - an argv list of our own, never a shell string
         [str(venv.python), "-c", script, str(db), json.dumps(finals)],
         capture_output=True,
         text=True,

@@ -258,7 +258,11 @@ def render(pic: Picture, fmt: str) -> bytes:
             "(Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz), or write "
             "--format dot or --format mermaid, which need nothing else"
         )
-    done = subprocess.run([dot, f"-T{fmt}"], input=to_dot(pic).encode(), capture_output=True, timeout=600)
+    done = subprocess.run(  # noqa: S603 - an argv list, never a shell string
+        [dot, f"-T{fmt}"], input=to_dot(pic).encode(), capture_output=True, timeout=600
+    )
     if done.returncode != 0:
-        raise DrawError(f"`dot -T{fmt}` failed (exit code {done.returncode}): {done.stderr.decode(errors='replace')[-500:]}")
+        raise DrawError(
+            f"`dot -T{fmt}` failed (exit code {done.returncode}): {done.stderr.decode(errors='replace')[-500:]}"
+        )
     return done.stdout

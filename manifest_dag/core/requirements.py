@@ -7,7 +7,6 @@ code of ``manifest_dag.worker.venv``.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -16,6 +15,7 @@ from packaging.utils import canonicalize_name
 
 from manifest_dag.core.errors import ConfigError
 from manifest_dag.core.secrets import mask_url_credentials as mask_secrets
+
 
 def _canonical_requirement(req: Requirement) -> str:
     name = canonicalize_name(req.name)

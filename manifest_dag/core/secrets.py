@@ -100,7 +100,7 @@ def register_with_airflow(secrets: Iterable[str]) -> None:
     values = [s for s in secrets if s]
     if not values or "airflow" not in sys.modules:
         return
-    mask: Callable[[str], None] | None = None
+    mask: Callable[[str], None]
     try:
         from airflow.sdk.log import mask_secret as mask  # Airflow 3.1+
     except ImportError:

@@ -71,9 +71,7 @@ class VenvSpec:
         for name in ("python", "index_url", "constraints"):
             object.__setattr__(self, name, _as_optional_str(f"VenvSpec.{name}", getattr(self, name)))
         if not isinstance(self.system_site_packages, bool):
-            raise ConfigError(
-                f"VenvSpec.system_site_packages must be True or False, got {self.system_site_packages!r}"
-            )
+            raise ConfigError(f"VenvSpec.system_site_packages must be True or False, got {self.system_site_packages!r}")
         if self.verify_command and not self.verify_command[0].strip():
             raise ConfigError("VenvSpec.verify_command[0] must name an executable, e.g. ('dbt', '--version')")
 

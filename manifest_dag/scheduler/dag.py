@@ -7,7 +7,6 @@ Nothing here runs dbt or imports it: this is what the DAG processor executes eve
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,12 +15,12 @@ from airflow.sdk import DAG, TaskGroup
 from airflow.sdk.bases.operator import BaseOperator
 
 from manifest_dag.core import settings
-from manifest_dag.core.gc import paused_gc
-from manifest_dag.scheduler.plan_cache import PlannedManifest, cached_plan
 from manifest_dag.core.config import ProfileConfig, ProjectConfig, RenderConfig, VenvConfig
 from manifest_dag.core.errors import ConfigError
+from manifest_dag.core.gc import paused_gc
 from manifest_dag.operators import OPERATOR_FOR_COMMAND
 from manifest_dag.scheduler.plan import RenderPlan, TaskSpec
+from manifest_dag.scheduler.plan_cache import PlannedManifest, cached_plan
 from manifest_dag.scheduler.project import plan_project as _plan_project
 from manifest_dag.scheduler.render import asset_outlets, render_one, render_plan
 
@@ -32,9 +31,27 @@ log = logging.getLogger(__name__)
 
 #: operator arguments the renderer sets per task; operator_args may not override them
 _RESERVED = frozenset(
-    {"task_id", "task_group", "dag", "dbt_command", "select", "exclude", "selector", "indirect_selection",
-     "doc_md", "outlets", "project_dir", "manifest_path", "partial_parse_path", "profile_config",
-     "venv_config", "py_requirements", "dbt_vars", "env", "install_deps"}
+    {
+        "task_id",
+        "task_group",
+        "dag",
+        "dbt_command",
+        "select",
+        "exclude",
+        "selector",
+        "indirect_selection",
+        "doc_md",
+        "outlets",
+        "project_dir",
+        "manifest_path",
+        "partial_parse_path",
+        "profile_config",
+        "venv_config",
+        "py_requirements",
+        "dbt_vars",
+        "env",
+        "install_deps",
+    }
 )
 
 
@@ -46,7 +63,9 @@ def _check(value: Any, cls: type, name: str, required: bool = False) -> Any:
     return value
 
 
-def plan_project(project_config: ProjectConfig, render_config: RenderConfig | None = None) -> tuple[Manifest, RenderPlan]:
+def plan_project(
+    project_config: ProjectConfig, render_config: RenderConfig | None = None
+) -> tuple[Manifest, RenderPlan]:
     """Load, select and plan (see ``manifest_dag.scheduler.project``): the manifest and its plan."""
     planned = _plan_project(project_config.manifest_path, render_config)
     return planned.manifest, planned.plan
@@ -93,8 +112,6 @@ class _OperatorFactory:
         )
 
 
-
-
 def _task_scope(dag: DAG, parent_group: TaskGroup | None, plan: PlannedManifest, enabled: bool) -> str | None | bool:
     """What this parse must build: ``True`` everything, ``False`` nothing, or one task's plan id.
 
@@ -126,6 +143,16 @@ def _task_scope(dag: DAG, parent_group: TaskGroup | None, plan: PlannedManifest,
     return True
 
 
+def _plan_cache_dir(project_config: ProjectConfig) -> Path | bool:
+    """``ProjectConfig.plan_cache_dir`` as ``cached_plan`` takes it: True (default), False or a folder."""
+    value = project_config.plan_cache_dir
+    if value is None or value is True:
+        return True
+    if value is False:
+        return False
+    return Path(value)
+
+
 def build_into(
     *,
     dag: DAG,
@@ -152,7 +179,7 @@ def build_into(
         Path(project_config.manifest_path),
         render_config,
         lambda: plan_project(project_config, render_config),
-        cache_dir=project_config.plan_cache_dir if project_config.plan_cache_dir is not None else True,
+        cache_dir=_plan_cache_dir(project_config),
     )
     if venv_config is None:
         if planned.dbt_version == "unknown":

@@ -16,10 +16,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import networkx as nx
 
-from manifest_dag.core.dbt import EXECUTABLE_TYPES, TEST_TYPES
 from manifest_dag.core.errors import GraphError
 from manifest_dag.scheduler.manifest import DbtNode, Manifest
-
 
 _NONE: frozenset[str] = frozenset()
 

@@ -26,8 +26,8 @@ from typing import Any
 import msgspec
 import orjson
 
-from manifest_dag.core.gc import paused_gc
 from manifest_dag.core.errors import ManifestError
+from manifest_dag.core.gc import paused_gc
 
 #: Manifest schema versions we read: v9 (dbt-core 1.5) to v12 (dbt-core 1.8 and later, up to 1.12).
 SUPPORTED_SCHEMA_VERSIONS = range(9, 13)
@@ -155,8 +155,15 @@ def _load(path: Path) -> Manifest:
 # 10,000-model manifest, in about the same time.
 _TOP = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _SECTION = msgspec.json.Decoder(dict[str, msgspec.Raw] | None)  # a section may be null
-_JSON_TYPES = {"object": "dict", "array": "list", "str": "str", "int": "int", "float": "float",
-               "bool": "bool", "null": "NoneType"}
+_JSON_TYPES = {
+    "object": "dict",
+    "array": "list",
+    "str": "str",
+    "int": "int",
+    "float": "float",
+    "bool": "bool",
+    "null": "NoneType",
+}
 
 
 def _decode_raw(path: Path, raw: bytes | msgspec.Raw, decoder: msgspec.json.Decoder, expected: str) -> Any:
@@ -210,9 +217,7 @@ def _read_bytes(path: Path) -> bytes:
             "write target/manifest.json, and set ProjectConfig(manifest_path=...) to its path."
         ) from None
     except IsADirectoryError:
-        raise ManifestError(
-            f"{path}: is a directory; manifest_path must name the manifest.json file itself."
-        ) from None
+        raise ManifestError(f"{path}: is a directory; manifest_path must name the manifest.json file itself.") from None
     except OSError as exc:
         raise ManifestError(f"{path}: cannot read the manifest: {exc.strerror}.") from None
     if raw[:2] == b"\x1f\x8b":
@@ -307,7 +312,8 @@ def _node(uid: str, raw: dict[str, Any], intern: _Interner) -> DbtNode:
         raise TypeError("test_metadata must be an object")
     freshness = raw.get("freshness") or config.get("freshness")
     has_freshness = isinstance(freshness, dict) and any(
-        freshness.get(k) for k in ("warn_after", "error_after")
+        freshness.get(k)
+        for k in ("warn_after", "error_after")
         if isinstance(freshness.get(k), dict) and freshness[k].get("count") is not None
     )
     return DbtNode(

@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # planning needs them; reading a cached plan (a task's parse)
     from manifest_dag.scheduler.graph import DbtGraph
     from manifest_dag.scheduler.manifest import DbtNode
 
+
 @dataclass(frozen=True, slots=True)
 class TaskSpec:
     """One task to create: its id (relative to the DAG or the DbtTaskGroup) and its dbt call."""
@@ -56,8 +57,17 @@ class TaskSpec:
         """A plain constructor call: slotted dataclasses otherwise unpickle through
         ``dataclasses.fields()`` per object, which made reading a cached plan 10× slower."""
         return TaskSpec, (
-            self.task_id, self.command, self.select, self.exclude, self.selector, self.indirect_selection,
-            self.group_id, self.node_ids, self.upstream, self.doc_md, self.outlet_uri,
+            self.task_id,
+            self.command,
+            self.select,
+            self.exclude,
+            self.selector,
+            self.indirect_selection,
+            self.group_id,
+            self.node_ids,
+            self.upstream,
+            self.doc_md,
+            self.outlet_uri,
         )
 
 
@@ -170,9 +180,7 @@ class _Planner:
                 parents = self.graph.test_parents(t)
                 if len(parents) == 1 and nodes[parents[0]].resource_type == "source":
                     tested_sources.add(parents[0])
-        rendered = [
-            u for u in order if (u in selected and self._renders(nodes[u])) or u in tested_sources
-        ]
+        rendered = [u for u in order if (u in selected and self._renders(nodes[u])) or u in tested_sources]
         rendered_set = set(rendered)
         waits = self.graph.nearest_rendered(rendered_set)
         names = self._unique_names(rendered)
@@ -236,9 +244,7 @@ class _Planner:
         return tuple(
             self.naming.dbt_selector(nodes[c])
             for c in graph.children(uid)
-            if c not in self.selected
-            and nodes[c].resource_type in self.test_types
-            and len(graph.test_parents(c)) == 1
+            if c not in self.selected and nodes[c].resource_type in self.test_types and len(graph.test_parents(c)) == 1
         )
 
     def _add_node(self, node: DbtNode, name: str, tests: Iterable[str]) -> None:
@@ -316,6 +322,7 @@ class _Planner:
                 node_ids=(uid,),
                 doc_md=doc,
             )
+        last: str | None
         if tests:
             last = self._task(
                 self.naming.task_id(name, "test", False),

@@ -107,7 +107,11 @@ class _EntryReader:
         if zlib.crc32(blob) != crcs[i]:
             raise _CorruptEntry(f"checksum mismatch in the record of {task_id}")
         spec, group = _unpickle(blob)
-        if not isinstance(spec, TaskSpec) or spec.task_id != task_id or not (group is None or isinstance(group, GroupSpec)):
+        if (
+            not isinstance(spec, TaskSpec)
+            or spec.task_id != task_id
+            or not (group is None or isinstance(group, GroupSpec))
+        ):
             raise _CorruptEntry(f"malformed record for {task_id}")
         return spec, group
 
@@ -141,7 +145,12 @@ class PlannedManifest:
         reader: _EntryReader | None = None,
         rebuild: Callable[[], RenderPlan] | None = None,
     ) -> None:
-        self.digest, self.dbt_version, self.adapter_type, self.project_name = digest, dbt_version, adapter_type, project_name
+        self.digest, self.dbt_version, self.adapter_type, self.project_name = (
+            digest,
+            dbt_version,
+            adapter_type,
+            project_name,
+        )
         self._plan, self._reader, self._rebuild = plan, reader, rebuild
 
     @property
@@ -198,8 +207,12 @@ def render_key(render_config: Any) -> str:
 
 
 def file_digest(path: Path) -> str:
+    """sha256 of the file, read in chunks (``hashlib.file_digest`` is Python 3.11+; we support 3.10)."""
+    digest = hashlib.sha256()
     with path.open("rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()[:32]
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:32]
 
 
 def _identity(path: Path) -> tuple[Any, ...] | None:
@@ -252,8 +265,12 @@ def _read_entry(entry: Path, digest: str, rebuild: Callable[[], RenderPlan]) -> 
         if meta["digest"] != digest:
             return None
         return PlannedManifest(
-            str(meta["digest"]), str(meta["dbt_version"]), meta["adapter_type"], str(meta["project_name"]),
-            reader=reader, rebuild=rebuild,
+            str(meta["digest"]),
+            str(meta["dbt_version"]),
+            meta["adapter_type"],
+            str(meta["project_name"]),
+            reader=reader,
+            rebuild=rebuild,
         )
     except (KeyError, TypeError) as exc:
         log.warning("manifest-dag: ignoring plan cache entry %s: malformed header (%s)", entry, exc)

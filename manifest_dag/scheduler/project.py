@@ -9,11 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from manifest_dag.core.config import RenderConfig
 from manifest_dag.core.errors import SelectionError
-from typing import TYPE_CHECKING
-
 from manifest_dag.scheduler.plan import RenderPlan, plan_tasks
 
 if TYPE_CHECKING:  # imported on use: a warm plan cache never loads a manifest

@@ -37,9 +37,7 @@ def render_plan(
     """Create every group and task of ``plan`` under ``parent_group`` and wire them."""
     groups: dict[str, TaskGroup] = {}
     for g in plan.groups:
-        groups[g.group_id] = TaskGroup(
-            group_id=g.group_id, tooltip=g.tooltip, parent_group=parent_group, dag=dag
-        )
+        groups[g.group_id] = TaskGroup(group_id=g.group_id, tooltip=g.tooltip, parent_group=parent_group, dag=dag)
     tasks: dict[str, BaseOperator] = {}
     for spec in plan.tasks:
         group = groups[spec.group_id] if spec.group_id else parent_group
@@ -62,9 +60,7 @@ def render_one(
     """Only ``spec``'s task (and its group): what Airflow's task runner needs to run that task."""
     group = parent_group
     if group_spec is not None:
-        group = TaskGroup(
-            group_id=group_spec.group_id, tooltip=group_spec.tooltip, parent_group=parent_group, dag=dag
-        )
+        group = TaskGroup(group_id=group_spec.group_id, tooltip=group_spec.tooltip, parent_group=parent_group, dag=dag)
     return {spec.task_id: make_operator(spec, group, dag)}
 
 

@@ -159,7 +159,7 @@ def serve(path: str, idle: float, max_invocations: int, max_rss_mb: float) -> No
         while True:
             try:
                 conn, _ = server.accept()
-            except socket.timeout:
+            except TimeoutError:
                 break
             with conn:
                 conn.settimeout(None)
