@@ -1,0 +1,231 @@
+"""The operators: checks at construction, the dbt call they describe, and their part of a run."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import jinja2
+import pytest
+
+from manifest_dag import ConfigError, ProfileConfig, VenvConfig, WorkspaceError
+from manifest_dag.core import settings
+from manifest_dag.core.dbt import COMMAND_FOR_TYPE, FULL_REFRESH_COMMANDS
+from manifest_dag.operators import (
+    OPERATOR_FOR_COMMAND,
+    DbtBuildOperator,
+    DbtRunOperator,
+    DbtSeedOperator,
+    DbtSourceFreshnessOperator,
+    DbtTestOperator,
+    DbtVenvOperator,
+)
+
+REQS = ["dbt-core~=1.11.0", "dbt-duckdb~=1.11.0"]
+
+
+def run_op(**kwargs: Any) -> DbtRunOperator:
+    kwargs.setdefault("task_id", "orders_run")
+    kwargs.setdefault("project_dir", "/srv/dbt")
+    if "venv_config" not in kwargs:
+        kwargs.setdefault("py_requirements", REQS)
+    return DbtRunOperator(**kwargs)
+
+
+# -- construction ----------------------------------------------------------------------------------
+def test_the_dbt_to_run_is_required_once() -> None:
+    with pytest.raises(
+        ConfigError, match=re.escape("DbtRunOperator(task_id='t'): give venv_config or py_requirements")
+    ):
+        DbtRunOperator(task_id="t", project_dir="/x")
+    with pytest.raises(ConfigError, match="not both"):
+        DbtRunOperator(
+            task_id="t", project_dir="/x", py_requirements=REQS, venv_config=VenvConfig(py_requirements=REQS)
+        )
+    assert run_op().venv_config == VenvConfig(py_requirements=REQS)
+    venv = VenvConfig(py_requirements=REQS, warm_processes=0)
+    assert run_op(venv_config=venv).venv_config is venv
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_full_refresh_must_be_a_bool(value: Any) -> None:
+    with pytest.raises(ConfigError, match=re.escape(f"full_refresh must be True or False, got {value!r}")):
+        run_op(full_refresh=value)
+
+
+def test_dbt_flags_are_checked_naming_the_task() -> None:
+    with pytest.raises(ConfigError, match=re.escape("DbtTestOperator(task_id='checks'): dbt flag --select")):
+        DbtTestOperator(task_id="checks", project_dir="/x", py_requirements=REQS, dbt_flags=["--select", "x"])
+    with pytest.raises(ConfigError, match="unknown dbt flag --nope"):
+        run_op(dbt_flags=["--nope"])
+
+
+def test_the_generic_operator_needs_a_command() -> None:
+    with pytest.raises(ConfigError, match="dbt_command is required"):
+        DbtVenvOperator(task_id="t", project_dir="/x", py_requirements=REQS)
+    op = DbtVenvOperator(task_id="t", project_dir="/x", py_requirements=REQS, dbt_command="ls", select=["a"])
+    assert op.dbt_args() == ["ls", "--select", "a"]
+
+
+def test_every_planned_command_has_its_operator() -> None:
+    for command in {*COMMAND_FOR_TYPE.values(), "test", "build"}:
+        assert OPERATOR_FOR_COMMAND[command].dbt_command == command
+
+
+# -- the dbt call ------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "cls", [DbtRunOperator, DbtTestOperator, DbtSeedOperator, DbtBuildOperator, DbtSourceFreshnessOperator]
+)
+def test_full_refresh_only_where_dbt_takes_it(cls: type[DbtVenvOperator]) -> None:
+    op = cls(
+        task_id="t", project_dir="/x", py_requirements=REQS, select="a", full_refresh=True, dbt_flags=["--threads", "2"]
+    )
+    expected = [*cls.dbt_command.split(), "--select", "a"]
+    if cls.dbt_command in FULL_REFRESH_COMMANDS:
+        expected.append("--full-refresh")
+    assert op.dbt_args() == [*expected, "--threads", "2"]
+    assert ("--full-refresh" in op.dbt_args()) is (cls.dbt_command in {"run", "build", "seed"})
+
+
+def test_dbt_args_carry_the_selection() -> None:
+    op = run_op(select=["a", "b"], exclude="c", selector="nightly", indirect_selection="cautious")
+    assert op.dbt_args() == [
+        "run", "--select", "a", "b", "--exclude", "c", "--selector", "nightly", "--indirect-selection", "cautious",
+    ]  # fmt: skip
+    assert run_op(full_refresh=False).dbt_args() == ["run"]
+
+
+def test_invocation_describes_the_whole_call(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv(settings.VENV_CACHE, raising=False)
+    monkeypatch.delenv(settings.AIRFLOW_VENV_CACHE, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    profile = ProfileConfig(profile_name="shop", profiles_yml_path="/etc/dbt/profiles.yml")
+    venv = VenvConfig(py_requirements=REQS, warm_processes=3)
+    op = run_op(
+        select=["orders"],
+        venv_config=venv,
+        profile_config=profile,
+        manifest_path="/srv/dbt/target/manifest.json",
+        partial_parse_path="/srv/dbt/target/partial_parse.msgpack",
+        dbt_vars={"day": "2024-01-01"},
+        env={"RETRIES": 3, "MODE": "full"},
+        install_deps=True,
+    )
+    inv = op.invocation()
+    assert inv.command_args == ("run", "--select", "orders")
+    assert inv.project_dir == Path("/srv/dbt")
+    assert inv.venv_spec == venv.to_spec()
+    assert inv.profile_config is profile
+    assert inv.manifest_path == Path("/srv/dbt/target/manifest.json")
+    assert inv.partial_parse_path == Path("/srv/dbt/target/partial_parse.msgpack")
+    assert inv.dbt_vars == {"day": "2024-01-01"}
+    assert inv.env == {"RETRIES": "3", "MODE": "full"}  # stringified for the child's environment
+    assert inv.install_deps is True and inv.warm_processes == 3
+    assert inv.cache_dir == tmp_path / "xdg" / "manifest-dag" / "venvs"
+    bare = run_op().invocation()
+    assert bare.manifest_path is None and bare.partial_parse_path is None and bare.env == {}
+
+
+def test_invocation_cache_dir_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv(settings.AIRFLOW_VENV_CACHE, str(tmp_path / "airflow"))
+    monkeypatch.delenv(settings.VENV_CACHE, raising=False)
+    assert run_op().invocation().cache_dir == tmp_path / "airflow"
+    monkeypatch.setenv(settings.VENV_CACHE, str(tmp_path / "env"))
+    assert run_op().invocation().cache_dir == tmp_path / "env"
+    configured = VenvConfig(py_requirements=REQS, cache_dir=tmp_path / "configured")
+    assert run_op(venv_config=configured).invocation().cache_dir == tmp_path / "configured"
+
+
+def test_templated_fields_are_rendered() -> None:
+    assert set(DbtVenvOperator.template_fields) == {"select", "exclude", "dbt_vars", "env", "dbt_flags", "project_dir"}
+    op = run_op(
+        project_dir="/srv/{{ params.env }}/dbt",
+        select=["tag:{{ params.tag }}"],
+        exclude="{{ params.skip }}",
+        dbt_vars={"day": "{{ ds }}"},
+        env={"RUN_DAY": "{{ ds }}"},
+        dbt_flags=["--threads", "{{ params.threads }}"],
+    )
+    context = {"ds": "2024-01-01", "params": {"env": "prod", "tag": "nightly", "skip": "slow", "threads": 4}}
+    op.render_template_fields(context, jinja_env=jinja2.Environment())
+    inv = op.invocation()
+    assert inv.project_dir == Path("/srv/prod/dbt")
+    assert inv.command_args == ("run", "--select", "tag:nightly", "--exclude", "slow", "--threads", "4")
+    assert inv.dbt_vars == {"day": "2024-01-01"} and inv.env == {"RUN_DAY": "2024-01-01"}
+
+
+# -- the run -------------------------------------------------------------------------------------------
+class FakeInvoker:
+    def __init__(self) -> None:
+        self.kills = 0
+
+    def kill(self) -> None:
+        self.kills += 1
+
+
+def test_on_kill_stops_the_kept_invoker() -> None:
+    op = run_op()
+    op.on_kill()  # nothing running: nothing to stop, no error
+    invoker = FakeInvoker()
+    op._keep_invoker(invoker)
+    op.on_kill()
+    assert invoker.kills == 1
+
+
+def test_execute_without_a_project_dir_names_the_task() -> None:
+    op = run_op(task_id="orders_run", project_dir="")
+    with pytest.raises(
+        WorkspaceError, match=r"task orders_run: no project_dir; set ProjectConfig\(project_dir=\.\.\.\)"
+    ):
+        op.execute({})
+
+
+def test_execute_hands_the_invocation_over_and_forgets_the_invoker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker side is replaced here: what is checked is the operator's side of the contract."""
+    import manifest_dag.worker.run as worker_run
+
+    seen: dict[str, Any] = {}
+    invoker = FakeInvoker()
+
+    def fake_run_dbt(inv, *, log, artifacts_callback, on_invoker):
+        seen["inv"] = inv
+        on_invoker(invoker)
+        seen["kept"] = op._invoker
+        op.on_kill()
+        artifacts_callback(Path("/work/target"))
+        summary = SimpleNamespace(counts=lambda: {"success": 2}, node_seconds=1.23456)
+        return SimpleNamespace(summary=summary, exit_code=0, duration=4.56789, reparsed=None)
+
+    calls: list[tuple[Path, Any]] = []
+    monkeypatch.setattr(worker_run, "run_dbt", fake_run_dbt)
+    op = run_op(select=["orders"], artifacts_callback=lambda target, context: calls.append((target, context)))
+    context = {"ds": "2024-01-01"}
+    result = op.execute(context)
+    assert seen["inv"] == op.invocation()
+    assert seen["kept"] is invoker and invoker.kills == 1
+    assert op._invoker is None  # a finished task keeps nothing to kill
+    assert calls == [(Path("/work/target"), context)]
+    assert result == {
+        "command": "run",
+        "exit_code": 0,
+        "seconds": 4.568,
+        "partial_parse_reused": True,
+        "statuses": {"success": 2},
+        "node_seconds": 1.235,
+    }
+
+
+def test_execute_forgets_the_invoker_when_dbt_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    import manifest_dag.worker.run as worker_run
+
+    def failing(inv, *, log, artifacts_callback, on_invoker):
+        on_invoker(FakeInvoker())
+        raise RuntimeError("dbt failed")
+
+    monkeypatch.setattr(worker_run, "run_dbt", failing)
+    op = run_op()
+    with pytest.raises(RuntimeError, match="dbt failed"):
+        op.execute({})
+    assert op._invoker is None
