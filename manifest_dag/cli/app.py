@@ -262,7 +262,7 @@ def _check(args: argparse.Namespace) -> int:
     from manifest_dag.core.config import ProjectConfig, VenvConfig
     from manifest_dag.scheduler.graph import DbtGraph
     from manifest_dag.scheduler.manifest import load_manifest
-    from manifest_dag.scheduler.selection import select_nodes
+    from manifest_dag.scheduler.project import selected_by
 
     def ok(step: str, text: str) -> None:
         _out(f"ok  {step:<9}  {text}")
@@ -276,14 +276,7 @@ def _check(args: argparse.Namespace) -> int:
     graph = DbtGraph(manifest)
     ok("graph", f"{graph.graph.number_of_edges()} dependencies, no cycle")
     rc = _render_config(args)
-    selected = select_nodes(
-        manifest,
-        select=rc.select,
-        exclude=rc.exclude,
-        selector=rc.selector,
-        indirect_selection=rc.indirect_selection,
-        graph=graph,
-    )
+    selected = selected_by(rc, manifest, graph)
     ok("select", f"{len(selected)} nodes")
     if args.py_requirements:
         venv_config = VenvConfig(py_requirements=args.py_requirements)

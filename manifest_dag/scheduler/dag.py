@@ -154,7 +154,6 @@ def _plan_cache_dir(project_config: ProjectConfig) -> Path | bool:
 
 
 def build_into(
-    *,
     dag: DAG,
     parent_group: TaskGroup | None,
     project_config: ProjectConfig,
@@ -206,25 +205,9 @@ class _DbtContainer:
 
     _dbt_planned: PlannedManifest
 
-    def _build_dbt(
-        self,
-        dag: DAG,
-        parent_group: TaskGroup | None,
-        project_config: ProjectConfig,
-        profile_config: ProfileConfig | None,
-        venv_config: VenvConfig | None,
-        render_config: RenderConfig | None,
-        operator_args: Mapping[str, Any] | None,
-    ) -> None:
-        self._dbt_planned, _tasks = build_into(
-            dag=dag,
-            parent_group=parent_group,
-            project_config=project_config,
-            profile_config=profile_config,
-            venv_config=venv_config,
-            render_config=render_config,
-            operator_args=operator_args,
-        )
+    def _build_dbt(self, dag: DAG, parent_group: TaskGroup | None, *configs: Any) -> None:
+        """``configs``: project, profile, venv and render config, operator_args (``build_into``'s order)."""
+        self._dbt_planned, _tasks = build_into(dag, parent_group, *configs)
 
     @property
     def dbt_plan(self) -> RenderPlan:

@@ -39,6 +39,20 @@ def describe_selection(rc: RenderConfig) -> str:
     return "RenderConfig(" + ", ".join(parts) + ")" if parts else "the default selection"
 
 
+def selected_by(rc: RenderConfig, manifest: Manifest, graph: DbtGraph) -> frozenset[str]:
+    """The unique ids a render config's selection picks (what ``dbt ls`` would list)."""
+    from manifest_dag.scheduler.selection import select_nodes
+
+    return select_nodes(
+        manifest,
+        select=rc.select,
+        exclude=rc.exclude,
+        selector=rc.selector,
+        indirect_selection=rc.indirect_selection,
+        graph=graph,
+    )
+
+
 def plan_project(
     manifest_path: str | Path,
     render_config: RenderConfig | None = None,
@@ -50,19 +64,11 @@ def plan_project(
     """
     from manifest_dag.scheduler.graph import DbtGraph
     from manifest_dag.scheduler.manifest import load_manifest
-    from manifest_dag.scheduler.selection import select_nodes
 
     rc = render_config or RenderConfig()
     manifest = load_manifest(manifest_path)
     graph = DbtGraph(manifest)
-    selected = select_nodes(
-        manifest,
-        select=rc.select,
-        exclude=rc.exclude,
-        selector=rc.selector,
-        indirect_selection=rc.indirect_selection,
-        graph=graph,
-    )
+    selected = selected_by(rc, manifest, graph)
     plan = plan_tasks(graph, selected, rc)
     if not plan.tasks and not rc.allow_empty:
         found = f"{len(selected)} nodes, none of which runs as a task" if selected else "no nodes"
