@@ -58,6 +58,8 @@ class Masker:
             if value and is_secret_name(key):
                 return MASK
             return self(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and is_secret_name(key):
+            return MASK  # a numeric PIN or token under a secret name is as secret as a string
         return value
 
     def yaml(self, text: str) -> str:

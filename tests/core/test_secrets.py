@@ -103,3 +103,13 @@ def test_yaml_hides_secret_keys_and_known_values_but_keeps_env_var() -> None:
 )
 def test_url_credentials(text: str, masked: str) -> None:
     assert mask_url_credentials(text) == masked
+
+
+def test_a_number_under_a_secret_name_is_masked_too() -> None:
+    masker = Masker()
+    assert masker.value("vars", {"password": 123456, "api_key": 1.5, "threads": 4, "use_token": True}) == {
+        "password": MASK,
+        "api_key": MASK,
+        "threads": 4,
+        "use_token": True,
+    }
