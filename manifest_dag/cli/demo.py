@@ -10,6 +10,7 @@ Airflow and dbt log goes to ``.demo/dag_test.log``.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -113,6 +114,11 @@ def main(workdir: Path | None = None) -> int:
     result = json.loads(result_file.read_text())
     _print_summary(result, time.monotonic() - started)
     return 0 if result["state"] == "success" else 1
+
+
+def run(args: argparse.Namespace) -> int:
+    """``manifest-dag demo`` (it has no options of its own)."""
+    return main()
 
 
 def _print_summary(result: dict, total: float) -> None:

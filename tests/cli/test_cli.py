@@ -12,6 +12,7 @@ import pytest
 
 from manifest_dag.cli import app as cli
 from manifest_dag.core.config import ProjectConfig, RenderConfig
+from manifest_dag.core.errors import CliError
 from manifest_dag.scheduler.graph import DbtGraph
 from manifest_dag.scheduler.manifest import load_manifest
 from manifest_dag.scheduler.plan import plan_tasks
@@ -333,7 +334,7 @@ def test_venv_build_from_a_manifest_pins_its_dbt(monkeypatch: pytest.MonkeyPatch
 
     def ensure(self: object, spec: object) -> None:
         seen.append(spec)
-        raise cli.CliError("stop here")
+        raise CliError("stop here")
 
     monkeypatch.setattr("manifest_dag.worker.venv.VenvCache.ensure", ensure)
     code, _, err = run(capsys, "venv", "build", "--manifest", SHOP, "--cache-dir", tmp_path)
