@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_selection(p)
     p.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
-    p.set_defaults(handler="inspect:run")
+    p.set_defaults(handler="inspection:run")
 
     p = sub.add_parser(
         "graph",
