@@ -9,6 +9,7 @@ file, or rewrites it when asked (``--manifest-dag-update-golden``).
 from __future__ import annotations
 
 import difflib
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,12 @@ __all__ = ["UPDATE_GOLDEN", "assert_matches_golden", "dag_shape"]
 #: shows this value); the environment variable ``MANIFEST_DAG_UPDATE_GOLDEN=1`` does the same
 #: outside pytest.
 UPDATE_GOLDEN = False
+
+
+def _set_on_package() -> bool:
+    """``manifest_dag.testing.UPDATE_GOLDEN = True`` (the switch's old home) still counts."""
+    package = sys.modules.get("manifest_dag.testing")
+    return bool(package is not None and package.__dict__.get("UPDATE_GOLDEN", False))
 
 
 def dag_shape(dag: Any, *, commands: bool = True) -> str:
@@ -54,7 +61,7 @@ def assert_matches_golden(text: str, path: str | Path, *, update: bool | None = 
     __tracebackhide__ = True
     path = Path(path)
     if update is None:
-        update = UPDATE_GOLDEN or settings.is_on(settings.UPDATE_GOLDEN)
+        update = UPDATE_GOLDEN or _set_on_package() or settings.is_on(settings.UPDATE_GOLDEN)
     if update:
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists() or path.read_text(encoding="utf-8") != text:
