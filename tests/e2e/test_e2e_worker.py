@@ -150,3 +150,15 @@ def test_parallel_tasks_on_one_duckdb_file_take_turns(tmp_path: Path) -> None:
     waited = re.search(r"DuckDB target free after ([0-9.]+) s of waiting", waiter[0])
     assert waited and float(waited.group(1)) > 0, waiter[0]
     assert all("Could not set lock" not in text for text in logs)
+
+
+def test_a_failing_model_raises_dbt_run_error_with_its_facts(tmp_path: Path) -> None:
+    """``DbtRunError`` carries the command, dbt's exit code and the failing node, not only a message."""
+    project = copy_shop(tmp_path / "shop")
+    (project / "models" / "staging" / "stg_products.sql").write_text("select * from no_such_table_anywhere\n")
+    with pytest.raises(DbtRunError) as err:
+        invoke(project, ("run", "--select", "stg_products"), tmp_path / "shop.duckdb")
+    assert err.value.command == "run --select stg_products"
+    assert err.value.exit_code == 1
+    assert err.value.failed_nodes == ("model.shop.stg_products",)
+    assert "model.shop.stg_products" in str(err.value)
