@@ -24,6 +24,14 @@ from manifest_dag.core.errors import WorkspaceError
 
 PARTIAL_PARSE = "partial_parse.msgpack"
 
+#: what decoding a corrupt msgpack can raise: a bad format (ValueError and msgpack's own errors), a
+#: map or array used as a map key (TypeError: unhashable), nesting deeper than Python recurses
+_UNREADABLE = (ValueError, TypeError, RecursionError, msgpack.UnpackException)
+
+
+class UnreadableMsgpack(ValueError):
+    """A ``partial_parse.msgpack`` that cannot be decoded; callers skip it, dbt re-parses."""
+
 
 def msgpack_dbt_version(path: Path) -> str | None:
     """The dbt version that wrote a ``partial_parse.msgpack``, reading only its header.
@@ -41,7 +49,7 @@ def msgpack_dbt_version(path: Path) -> str | None:
                     version = meta.get("dbt_version") if isinstance(meta, dict) else None
                     return version if isinstance(version, str) else None
                 unpacker.skip()
-    except (OSError, ValueError, msgpack.UnpackException, msgpack.ExtraData):
+    except (OSError, *_UNREADABLE):
         return None
     return None
 
@@ -86,7 +94,7 @@ def msgpack_project_root(data: Mapping[str, Any], project_name: str | None) -> s
         if prefix and not str(file_id).startswith(prefix):
             continue
         path = entry.get("path") if isinstance(entry, dict) else None
-        root = path.get("project_root") or path.get("root_path") if isinstance(path, dict) else None
+        root = (path.get("project_root") or path.get("root_path")) if isinstance(path, dict) else None
         if isinstance(root, str):
             return root
     return None
@@ -97,10 +105,17 @@ def relocate_msgpack(source: Path, dest: Path, new_root: Path, project_name: str
 
     Every string equal to the old folder, or below it, is rewritten; nothing else changes. Returns
     the old folder (None when it could not be found: then the file is not placed at all, since a
-    msgpack with stale paths is worse than none).
+    msgpack with stale paths is worse than none). A file that cannot be decoded raises
+    :class:`UnreadableMsgpack` (a ValueError), whatever the corruption.
     """
-    data = msgpack.unpackb(source.read_bytes(), raw=False, strict_map_key=False)
-    old = msgpack_project_root(data, project_name)
+    raw = source.read_bytes()
+    try:
+        data = msgpack.unpackb(raw, raw=False, strict_map_key=False)
+        if not isinstance(data, dict):
+            raise TypeError(f"the top level is a {type(data).__name__}, not a map")
+        old = msgpack_project_root(data, project_name)
+    except _UNREADABLE as exc:
+        raise UnreadableMsgpack(f"{source} is not a readable partial_parse.msgpack ({exc})") from None
     if old is None:
         return None
     new = str(new_root)
@@ -122,5 +137,9 @@ def relocate_msgpack(source: Path, dest: Path, new_root: Path, project_name: str
             return [walk(v) for v in obj]
         return obj
 
-    dest.write_bytes(msgpack.packb(walk(data), use_bin_type=True))
+    try:
+        moved = msgpack.packb(walk(data), use_bin_type=True)
+    except _UNREADABLE as exc:  # nesting deeper than walk can recurse
+        raise UnreadableMsgpack(f"{source} is not a readable partial_parse.msgpack ({exc})") from None
+    dest.write_bytes(moved)
     return old

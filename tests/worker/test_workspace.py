@@ -268,3 +268,23 @@ def test_the_workers_deps_copy_holds_no_profiles_yml(tmp_path: Path) -> None:
     with Workspace(project, **kw) as ws:
         ws.install_deps(fake_deps)
     assert len(ran) == 1 and not (stable / "profiles.yml").exists()
+
+
+def test_a_msgpack_with_an_unhashable_map_key_is_skipped_with_a_log_line(tmp_path: Path) -> None:
+    """Issue 19 item 15: a corrupt msgpack whose map key is itself a map (Python: unhashable) is
+    skipped like any other unreadable copy, in the header read and in the relocation alike."""
+    meta = msgpack.packb("metadata") + msgpack.packb({"dbt_version": "1.11.16"})
+    bad_key = msgpack.packb({"a": 1}) + msgpack.packb(1)  # a map used as a map key
+    in_body = tmp_path / "in_body.msgpack"  # the header reads fine, the relocation decodes the rest
+    in_body.write_bytes(b"\x82" + meta + bad_key)
+    in_header = tmp_path / "in_header.msgpack"  # the bad key is inside the metadata itself
+    in_header.write_bytes(b"\x81" + msgpack.packb("metadata") + b"\x82" + msgpack.packb("dbt_version") + b"\xa11" + bad_key)
+    assert msgpack_dbt_version(in_header) is None
+    project = make_project(tmp_path)
+    for bad in (in_body, in_header):
+        lines: list[str] = []
+        with Workspace(
+            project, cache_root=tmp_path / "cache", state=STATE, log=lines.append, partial_parse_path=bad
+        ) as ws:
+            assert not (ws.target / PARTIAL_PARSE).exists()
+        assert any(line.startswith(f"partial parse: not using {bad}:") for line in lines), lines
