@@ -24,6 +24,7 @@ numbered slots) and ``profile_dirs`` (the private folder of the task's profile).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -57,6 +58,42 @@ def _ignore(directory: str, names: list[str]) -> set[str]:
     return {
         n for n in names if (n in _SKIP_DIRS and (top / n).is_dir()) or n.endswith(_SKIP_SUFFIXES) or n in _SKIP_FILES
     }
+
+
+def _owner_writable(top: Path) -> None:
+    """Give the owner rwx on every folder under ``top`` (not through symlinks): a copy of a
+    read-only tree must stay writable (dbt writes in it) and removable by the worker."""
+    if top.is_symlink() or not top.is_dir():
+        return
+    for folder in (top, *(Path(root) / d for root, dirs, _ in os.walk(top) for d in dirs)):
+        if not folder.is_symlink():
+            with contextlib.suppress(OSError):
+                folder.chmod(stat.S_IMODE(folder.lstat().st_mode) | stat.S_IRWXU)
+
+
+def _copy_file_writable(src: str, dst: str, *, follow_symlinks: bool = True) -> str:
+    shutil.copy2(src, dst, follow_symlinks=follow_symlinks)
+    os.chmod(dst, stat.S_IMODE(os.stat(dst).st_mode) | stat.S_IRUSR | stat.S_IWUSR)
+    return dst
+
+
+def _copy_project(source: Path, dest: Path) -> None:
+    """``source`` copied to ``dest`` without dbt's outputs, owner-writable whatever its modes."""
+    try:
+        shutil.copytree(source, dest, ignore=_ignore, symlinks=True, copy_function=_copy_file_writable)
+    finally:
+        _owner_writable(dest)  # also when the copy failed half-way, so it can be removed
+
+
+def _remove_tree(path: Path) -> None:
+    """Remove a copy even if it holds read-only folders (left by a killed task or an older
+    version); ``WorkspaceError`` naming it if it still cannot be removed."""
+    shutil.rmtree(path, ignore_errors=True)
+    if os.path.lexists(path):
+        _owner_writable(path)
+        shutil.rmtree(path, ignore_errors=True)
+    if os.path.lexists(path):
+        raise WorkspaceError(f"cannot remove the previous copy at {path} (check its owner and modes)")
 
 
 class Workspace:
@@ -123,8 +160,8 @@ class Workspace:
         try:
             self._take_slot()
             assert self.slot is not None
-            shutil.rmtree(self.project, ignore_errors=True)  # left by a killed task
-            shutil.copytree(self.source, self.project, ignore=_ignore, symlinks=True)
+            _remove_tree(self.project)  # left by a killed task
+            _copy_project(self.source, self.project)
             self.target.mkdir(exist_ok=True)
             self._private = make_profile_dir()
             self._place_partial_parse()
@@ -141,7 +178,8 @@ class Workspace:
             shutil.rmtree(self._private, ignore_errors=True)
             self._private = None
         if self.slot is not None:
-            shutil.rmtree(self.project, ignore_errors=True)
+            with contextlib.suppress(WorkspaceError):  # the next task in this slot retries
+                _remove_tree(self.project)
             self.slot = None
         if self._lock is not None:
             self._lock.release()
@@ -261,8 +299,8 @@ class Workspace:
         with self._deps_lock(key) as stable:
             done = stable / ".manifest-dag-deps-ok"
             if not done.is_file():
-                shutil.rmtree(stable, ignore_errors=True)
-                shutil.copytree(self.source, stable, ignore=_ignore, symlinks=True)
+                _remove_tree(stable)
+                _copy_project(self.source, stable)
                 self.log(f"dbt deps: installing packages once for this worker (spec {key})")
                 run_deps(stable)
                 if not (stable / "dbt_packages").is_dir():

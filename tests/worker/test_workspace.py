@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import shutil
 import stat
 import tempfile
 from pathlib import Path
@@ -288,3 +289,87 @@ def test_a_msgpack_with_an_unhashable_map_key_is_skipped_with_a_log_line(tmp_pat
         ) as ws:
             assert not (ws.target / PARTIAL_PARSE).exists()
         assert any(line.startswith(f"partial parse: not using {bad}:") for line in lines), lines
+
+
+def _make_read_only(tree: Path) -> None:
+    for path in sorted(tree.rglob("*"), reverse=True):
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    tree.chmod(0o555)
+
+
+def _make_writable(tree: Path) -> None:
+    tree.chmod(0o755)
+    for path in tree.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+def test_a_read_only_project_gives_an_owner_writable_copy_that_the_next_task_replaces(tmp_path: Path) -> None:
+    """A read-only project dir (a package install, a read-only mount) used to be copied with its
+    modes: dbt could not write target/ in the copy, and a non-root worker could not delete the
+    copy, so every later task failed with FileExistsError. Modes are checked here (root too);
+    the non-root failure is replayed below in a child process as nobody."""
+    project = make_project(tmp_path)
+    for junk in ("target", "logs", ".venv", "dev.duckdb"):
+        p = project / junk
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    _make_read_only(project)
+    try:
+        kw = dict(cache_root=tmp_path / "cache", state=STATE, log=lambda s: None)
+        with Workspace(project, **kw) as ws:
+            copy = ws.project
+            for path in [copy, *copy.rglob("*")]:
+                if path.is_symlink():
+                    continue
+                mode = stat.S_IMODE(path.lstat().st_mode)
+                wanted = stat.S_IRWXU if path.is_dir() else stat.S_IRUSR | stat.S_IWUSR
+                assert mode & wanted == wanted, f"{path} is {oct(mode)}"
+            (copy / "target" / "run_results.json").write_text("{}")
+            (copy / "models" / "a.sql").write_text("select 2")  # dbt may rewrite files in its copy
+        assert not copy.exists()
+        with Workspace(project, **kw) as ws:  # the same slot, replaced
+            assert ws.project == copy and (copy / "models" / "a.sql").read_text() == "select 1"
+    finally:
+        _make_writable(project)
+
+
+def test_a_copy_left_read_only_is_replaced_by_the_next_task_as_a_non_root_user() -> None:
+    """As nobody: a read-only copy left in the slot (by a killed task or an earlier version)
+    must not make every later task fail; the next workspace removes it and copies afresh."""
+    import subprocess
+    import sys
+
+    base = Path(tempfile.mkdtemp(prefix="md-readonly-", dir="/tmp"))
+    try:
+        code = (
+            "import os, sys, shutil, stat\n"
+            "from pathlib import Path\n"
+            "from manifest_dag.worker.workspace import Workspace\n"
+            "from manifest_dag.worker.partial_parse import ParseState\n"
+            "if os.geteuid() == 0: os.setgid(65534); os.setuid(65534)\n"
+            "base = Path(sys.argv[1])\n"
+            "project = base / 'proj'\n"
+            "(project / 'models').mkdir(parents=True)\n"
+            "(project / 'dbt_project.yml').write_text('name: shop\\nprofile: shop\\n')\n"
+            "(project / 'models' / 'a.sql').write_text('select 1')\n"
+            "for p in [project / 'models' / 'a.sql', project / 'dbt_project.yml']: p.chmod(0o444)\n"
+            "for p in [project / 'models', project]: p.chmod(0o555)\n"
+            "kw = dict(cache_root=base / 'cache', state=ParseState(None, None, None, ''), log=lambda s: None)\n"
+            "ws = Workspace(project, **kw)\n"
+            "ws._take_slot(); slot = ws.project\n"
+            "ws._lock.release(); ws._lock = None; ws.slot = None\n"
+            "shutil.copytree(project, slot)  # a read-only copy, as the old code left it\n"
+            "with Workspace(project, **kw) as ws:\n"
+            "    assert ws.project == slot, (ws.project, slot)\n"
+            "    (ws.target / 'x').write_text('ok')\n"
+            "assert not slot.exists(), 'copy left behind'\n"
+            "print('OK')\n"
+        )
+        base.chmod(0o777)
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(base)], capture_output=True, text=True, cwd=str(REPO),
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
+        assert out.stdout.strip() == "OK", out.stdout + out.stderr
+    finally:
+        subprocess.run(["chmod", "-R", "u+rwX", str(base)], check=False)
+        shutil.rmtree(base, ignore_errors=True)
