@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -71,7 +72,49 @@ def create_private(path: Path) -> BinaryIO:
     return os.fdopen(os.open(path, _CREATE, PRIVATE_FILE), "wb")
 
 
-def make_private_dir(path: Path) -> Path:
-    """``path`` (and missing parents) created 0700 when new; returns ``path``."""
-    path.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+def _private_dir(path: Path) -> None:
+    """One directory: created 0700, or tightened to 0700 when it exists and this user owns it."""
+    try:
+        os.mkdir(path, PRIVATE_DIR)
+    except FileExistsError:
+        pass
+    st = os.stat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        raise NotADirectoryError(f"{path} is not a directory: private state cannot be kept there")
+    if st.st_uid != os.getuid():
+        raise PermissionError(
+            f"{path} is owned by uid {st.st_uid}, not by this user (uid {os.getuid()}): "
+            "refusing to keep private state there; remove it or point the setting elsewhere"
+        )
+    if stat.S_IMODE(st.st_mode) != PRIVATE_DIR:
+        os.chmod(path, PRIVATE_DIR)  # an old or hand-made dir with wider modes (the umask may narrow too)
+
+
+def make_private_dir(path: Path, *, within: Path | None = None) -> Path:
+    """``path`` made a directory only this user may enter: 0700, and owned by this user.
+
+    Missing parents are created 0700 too. An existing directory this user owns is tightened to
+    0700 whatever its modes (left by an earlier version, or made by hand); one owned by another
+    user is refused (``PermissionError`` naming it), since its owner could read what goes there.
+    ``within`` (an ancestor of ``path``, e.g. the worker's state root) makes every directory from
+    ``within`` down to ``path`` private, existing or not; above it nothing is touched. Returns ``path``.
+    """
+    path = Path(path)
+    if within is not None:
+        within = Path(within)
+        try:
+            rel = path.relative_to(within)
+        except ValueError:
+            raise ValueError(f"{path} is not inside {within}") from None
+        chain = [within]
+        for part in rel.parts:
+            chain.append(chain[-1] / part)
+    else:
+        chain = [path]
+    parent = chain[0].parent
+    while parent != parent.parent and not parent.exists():  # missing ancestors: created 0700 too
+        chain.insert(0, parent)
+        parent = parent.parent
+    for directory in chain:
+        _private_dir(directory)
     return path

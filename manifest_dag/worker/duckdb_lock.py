@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from manifest_dag.core import settings
+from manifest_dag.core.files import PRIVATE_FILE, make_private_dir
 from manifest_dag.worker import Log
 from manifest_dag.worker.target import Target, fill_env_vars
 
@@ -48,9 +49,9 @@ def duckdb_writer_lock(
     from filelock import FileLock, Timeout
 
     locks = state / "locks"
-    locks.mkdir(parents=True, exist_ok=True)
+    make_private_dir(locks, within=state)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    lock = FileLock(str(locks / f"duckdb-{digest}.lock"))
+    lock = FileLock(str(locks / f"duckdb-{digest}.lock"), mode=PRIVATE_FILE)
     try:
         lock.acquire(timeout=0)
     except Timeout:

@@ -21,6 +21,7 @@ import msgpack
 import orjson
 
 from manifest_dag.core.errors import WorkspaceError
+from manifest_dag.core.files import create_private
 
 PARTIAL_PARSE = "partial_parse.msgpack"
 
@@ -120,7 +121,8 @@ def relocate_msgpack(source: Path, dest: Path, new_root: Path, project_name: str
         return None
     new = str(new_root)
     if old == new:
-        shutil.copyfile(source, dest)
+        with create_private(dest) as out:  # it holds the values of env vars: 0600
+            out.write(raw)
         return old
     below = old.rstrip("/") + "/"
 
@@ -141,5 +143,6 @@ def relocate_msgpack(source: Path, dest: Path, new_root: Path, project_name: str
         moved = msgpack.packb(walk(data), use_bin_type=True)
     except _UNREADABLE as exc:  # nesting deeper than walk can recurse
         raise UnreadableMsgpack(f"{source} is not a readable partial_parse.msgpack ({exc})") from None
-    dest.write_bytes(moved)
+    with create_private(dest) as out:
+        out.write(moved)
     return old

@@ -13,12 +13,18 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from manifest_dag.core.files import PRIVATE_FILE, make_private_dir
 
-def take_free_slot(directory: Path, count: int) -> tuple[int, FileLock] | None:
-    """The first free slot of ``count`` under ``directory`` and its held lock, or None if all are busy."""
-    directory.mkdir(parents=True, exist_ok=True)
+
+def take_free_slot(directory: Path, count: int, *, within: Path | None = None) -> tuple[int, FileLock] | None:
+    """The first free slot of ``count`` under ``directory`` and its held lock, or None if all are busy.
+
+    ``directory`` (and every dir from ``within`` down to it) is private to this user, and so are
+    the lock files: a slot's dir holds a task's files (see ``core.files.make_private_dir``).
+    """
+    make_private_dir(directory, within=within)
     for i in range(count):
-        lock = FileLock(str(directory / f"{i}.lock"))
+        lock = FileLock(str(directory / f"{i}.lock"), mode=PRIVATE_FILE)
         try:
             lock.acquire(timeout=0)
         except Timeout:

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 from filelock import FileLock
 
 from manifest_dag.core import settings
+from manifest_dag.core.files import create_private
 from manifest_dag.worker import Log
 from manifest_dag.worker.slots import take_free_slot
 
@@ -150,7 +151,7 @@ class WarmInvoker:
         return self.pool_dir / f"{i}.lock", self.pool_dir / f"{i}.sock", self.pool_dir / f"{i}.pid"
 
     def _take_slot(self) -> tuple[int, FileLock]:
-        taken = take_free_slot(self.pool_dir, self.settings.processes)
+        taken = take_free_slot(self.pool_dir, self.settings.processes, within=self.pool_dir.parent)  # warm/<key>: 0700
         if taken is None:
             raise WarmUnavailable(f"all {self.settings.processes} warm dbt processes of this venv are busy")
         return taken
@@ -175,7 +176,7 @@ class WarmInvoker:
         _kill(self._pid(i))
         sock_path.unlink(missing_ok=True)
         log_path = self.pool_dir / f"{i}.log"  # the process's stderr: why it died, if it did
-        with open(log_path, "wb") as err:
+        with create_private(log_path) as err:  # may quote dbt errors: 0600
             proc = subprocess.Popen(  # noqa: S603 - argv list
                 [
                     str(self.python),
@@ -195,7 +196,8 @@ class WarmInvoker:
                 stderr=err,
                 start_new_session=True,
             )
-        pid_path.write_text(str(proc.pid))
+        with create_private(pid_path) as fh:
+            fh.write(str(proc.pid).encode())
         deadline = time.monotonic() + self.settings.start_timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:

@@ -259,14 +259,22 @@ class Workspace:
         self.log("partial parse: no usable partial_parse.msgpack; dbt will parse the whole project")
 
     def keep_partial_parse(self) -> None:
-        """After a successful run: keep dbt's refreshed msgpack for this slot and the worker."""
+        """After a successful run: keep dbt's refreshed msgpack for this slot and the worker.
+
+        The run has succeeded by now (models are built): a copy that cannot be kept (a full disk,
+        a read-only cache) is a warning, never a failed task; its temp file is removed and the old
+        copy, if any, stays in place (the next run re-parses at worst).
+        """
         produced = self.target / PARTIAL_PARSE
         if not produced.is_file():
             return
         for kept in (self._slot_msgpack(), self._worker_msgpack()):
-            kept.parent.mkdir(parents=True, exist_ok=True)
-            with replaced_atomically(kept, durable=False) as out, produced.open("rb") as src:
-                shutil.copyfileobj(src, out)
+            try:
+                kept.parent.mkdir(parents=True, exist_ok=True)
+                with replaced_atomically(kept, durable=False) as out, produced.open("rb") as src:
+                    shutil.copyfileobj(src, out)
+            except OSError as e:
+                self.log(f"partial parse: could not keep {kept} ({e.strerror or e}); the task still succeeded")
 
     # -- dbt packages --------------------------------------------------------------------------------
     def needs_deps(self) -> bool:

@@ -373,3 +373,55 @@ def test_a_copy_left_read_only_is_replaced_by_the_next_task_as_a_non_root_user()
     finally:
         subprocess.run(["chmod", "-R", "u+rwX", str(base)], check=False)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def _temp_files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_keeping_the_msgpack_never_fails_a_task_that_succeeded(tmp_path: Path) -> None:
+    """The model is built by then: a msgpack that cannot be kept (here the worker's copy is
+    blocked by a folder in its place) is a warning, not a failed task, and leaves no temp file."""
+    project = make_project(tmp_path)
+    lines: list[str] = []
+    cache = tmp_path / "cache"
+    with Workspace(project, cache_root=cache, state=STATE, log=lines.append) as ws:
+        (ws.target / PARTIAL_PARSE).write_bytes(b"x" * 10_000)
+        ws._worker_msgpack().mkdir(parents=True)  # os.replace onto a folder fails
+        (ws._worker_msgpack() / "keep").write_text("")
+        ws.keep_partial_parse()
+        assert ws._slot_msgpack().read_bytes() == b"x" * 10_000  # the other copy is still kept
+    assert any(line.startswith("partial parse: could not keep") for line in lines), lines
+    assert _temp_files(cache) == []
+
+
+def test_a_full_disk_while_keeping_the_msgpack_is_a_warning_and_leaves_no_temp_file(tmp_path: Path) -> None:
+    """A real write failure (a file-size limit: EFBIG, as ENOSPC would be) in a child process."""
+    import subprocess
+    import sys
+
+    project = make_project(tmp_path)
+    code = (
+        "import resource, signal, sys\n"
+        "from pathlib import Path\n"
+        "from manifest_dag.worker.workspace import Workspace\n"
+        "from manifest_dag.worker.partial_parse import ParseState, PARTIAL_PARSE\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a killed process\n"
+        "state = ParseState('1.11.16', 'shop', 'dev', '')\n"
+        "with Workspace(Path(sys.argv[1]), cache_root=Path(sys.argv[2]), state=state) as ws:\n"
+        "    (ws.target / PARTIAL_PARSE).write_bytes(b'x' * 200_000)\n"
+        "    resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, resource.RLIM_INFINITY))\n"
+        "    ws.keep_partial_parse()\n"
+        "    resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))\n"
+        "print('KEPT-OK')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(project), str(tmp_path / "cache")],
+        capture_output=True,
+        text=True,
+        cwd=str(REPO),
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert "KEPT-OK" in out.stdout, out.stdout + out.stderr
+    assert "partial parse: could not keep" in out.stdout, out.stdout
+    assert _temp_files(tmp_path / "cache") == []
