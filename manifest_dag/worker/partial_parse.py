@@ -11,7 +11,6 @@ Reading its version needs only the file's header (``msgpack_dbt_version``).
 from __future__ import annotations
 
 import hashlib
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
