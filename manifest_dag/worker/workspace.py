@@ -38,7 +38,7 @@ from filelock import FileLock
 
 from manifest_dag.core.dbt_project import PROJECT_FILE, project_field
 from manifest_dag.core.errors import WorkspaceError
-from manifest_dag.core.files import replaced_atomically
+from manifest_dag.core.files import PRIVATE_FILE, create_private, make_private_dir, replaced_atomically
 from manifest_dag.worker import Log
 from manifest_dag.worker.partial_parse import PARTIAL_PARSE, ParseState, msgpack_dbt_version, relocate_msgpack
 from manifest_dag.worker.profile_dirs import make_profile_dir
@@ -188,12 +188,11 @@ class Workspace:
     def _take_slot(self) -> None:
         """The first free numbered slot for this project; held until ``cleanup``."""
         base = self.cache_root / "workspaces" / hashlib.sha256(str(self.source.resolve()).encode()).hexdigest()[:16]
-        taken = take_free_slot(base, self.max_slots)
+        taken = take_free_slot(base, self.max_slots, within=self.cache_root)
         if taken is None:
             raise WorkspaceError(f"all {self.max_slots} workspace slots under {base} are busy")
         n, self._lock = taken
-        self.slot = base / str(n)
-        self.slot.mkdir(exist_ok=True)
+        self.slot = make_private_dir(base / str(n))
 
     def _check_source(self) -> None:
         src = self.source
@@ -270,8 +269,8 @@ class Workspace:
             return
         for kept in (self._slot_msgpack(), self._worker_msgpack()):
             try:
-                kept.parent.mkdir(parents=True, exist_ok=True)
-                with replaced_atomically(kept, durable=False) as out, produced.open("rb") as src:
+                make_private_dir(kept.parent, within=self.cache_root)
+                with replaced_atomically(kept, private=True, durable=False) as out, produced.open("rb") as src:
                     shutil.copyfileobj(src, out)
             except OSError as e:
                 self.log(f"partial parse: could not keep {kept} ({e.strerror or e}); the task still succeeded")
@@ -293,8 +292,8 @@ class Workspace:
     @contextmanager
     def _deps_lock(self, key: str) -> Iterator[Path]:
         base = self.cache_root / "deps"
-        base.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(base / f"{key}.lock")):
+        make_private_dir(base, within=self.cache_root)
+        with FileLock(str(base / f"{key}.lock"), mode=PRIVATE_FILE):
             yield base / key
 
     def install_deps(self, run_deps: Callable[[Path], None]) -> None:
@@ -309,11 +308,13 @@ class Workspace:
             if not done.is_file():
                 _remove_tree(stable)
                 _copy_project(self.source, stable)
+                make_private_dir(stable)  # copytree gave it the source's modes
                 self.log(f"dbt deps: installing packages once for this worker (spec {key})")
                 run_deps(stable)
                 if not (stable / "dbt_packages").is_dir():
                     raise WorkspaceError(f"dbt deps ran in {stable} but wrote no dbt_packages/")
-                done.write_text(key)
+                with create_private(done) as fh:
+                    fh.write(key.encode())
             else:
                 self.log(f"dbt deps: reusing packages installed on this worker (spec {key})")
             for name in _SKIP_FILES:  # copied there by earlier versions

@@ -375,6 +375,43 @@ def test_a_copy_left_read_only_is_replaced_by_the_next_task_as_a_non_root_user()
         shutil.rmtree(base, ignore_errors=True)
 
 
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_the_state_tree_is_private_even_where_it_existed_with_wider_modes(tmp_path: Path) -> None:
+    """Kept msgpacks hold the values of env vars the project reads (secrets too): every dir of the
+    worker's state tree is 0700 and every file it keeps 0600, also where an earlier version (or a
+    umask of 022) left the tree 0755."""
+    project = tmp_path / "shop"
+    shutil.copytree(SHOP, project, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages", "*.duckdb"))
+    (project / "packages.yml").write_text("packages: []\n")
+    state = tmp_path / "venvs" / ".state"
+    for old in ("", "workspaces", "partial_parse", "deps"):
+        (state / old).mkdir(parents=True, exist_ok=True)
+        os.chmod(state / old, 0o755)
+    kw = dict(cache_root=state, state=STATE, log=lambda s: None, manifest_path=SHOP_MSGPACK.parent / "manifest.json")
+    old_umask = os.umask(0o022)
+    try:
+        with Workspace(project, **kw) as ws:
+            assert _mode(ws.target / PARTIAL_PARSE) == 0o600  # the relocated copy, too
+            ws.install_deps(lambda where: (where / "dbt_packages").mkdir())
+            ws.keep_partial_parse()
+            slot = ws.slot
+    finally:
+        os.umask(old_umask)
+    assert slot is not None
+    kept = [p for p in state.rglob(f"{PARTIAL_PARSE}*") if p.is_file()]
+    assert len(kept) == 2
+    for path in [state, *state.rglob("*")]:
+        if path.is_symlink() or any(part in path.parts for part in ("project",)):
+            continue
+        if (state / "deps") in path.parents and path.parent != state / "deps":
+            continue  # inside the deps copy: the project's own files, under a 0700 dir
+        want = 0o700 if path.is_dir() else 0o600
+        assert _mode(path) == want, f"{path}: {oct(_mode(path))}"
+
+
 def _temp_files(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.name.endswith(".tmp")]
 
