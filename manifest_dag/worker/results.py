@@ -9,8 +9,8 @@ import here.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -173,6 +173,32 @@ class RunSummary:
 
     def __str__(self) -> str:
         return "\n".join(self.log_lines())
+
+    def masked(self, mask: Callable[[str], str]) -> RunSummary:
+        """This summary with ``mask`` applied to dbt's text (node messages, adapter responses).
+
+        dbt's messages quote SQL, connection errors and compiled code, which can hold a secret;
+        whatever logs, raises or returns a summary takes the masked one.
+        """
+        return replace(self, results=tuple(_masked_node(r, mask) for r in self.results))
+
+
+def _masked_value(value: Any, mask: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, Mapping):
+        return {k: _masked_value(v, mask) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_masked_value(v, mask) for v in value]
+    return value
+
+
+def _masked_node(result: NodeResult, mask: Callable[[str], str]) -> NodeResult:
+    return replace(
+        result,
+        message=mask(result.message) if result.message else result.message,
+        adapter_response=MappingProxyType({k: _masked_value(v, mask) for k, v in result.adapter_response.items()}),
+    )
 
 
 def _is_failing(result: NodeResult) -> bool:

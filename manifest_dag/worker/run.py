@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,8 @@ from manifest_dag.worker.workspace import Workspace
 _REPARSE_MARKERS = ("Unable to do partial parsing",)
 #: what dbt's debug log says about parsing (the console shows it only at debug level)
 _PARSE_NOTES = ("Partial parsing enabled", "skipping parsing", "Unable to do partial parsing", "Starting full parse")
+#: commands that run nodes and write run_results.json: a task of one of them must run one
+NODE_COMMANDS = frozenset({"run", "seed", "snapshot", "build", "test"})
 #: how many of dbt's last lines an error quotes when there are no run results to explain it
 _TAIL = 15
 
@@ -136,7 +138,7 @@ def run_dbt(
                 ws.install_deps(run_deps)
 
         argv = dbt_argv(list(inv.command_args), ws.project, ws.target, ws.logs)
-        shown = " ".join(inv.command_args)
+        shown = mask(" ".join(inv.command_args))
         log(f"running: dbt {shown}  (dbt {dbt_version}, venv {venv.key})")
         lines: list[str] = []
         run_env = env
@@ -159,7 +161,9 @@ def run_dbt(
                 "written (this worker keeps a fresh copy after each successful run)"
             )
         results_path = ws.target / "run_results.json"
-        summary = read_run_results(results_path) if results_path.is_file() else None
+        # dbt's messages quote SQL and connection errors: mask them like its console lines, for
+        # the log, the error (it reaches failure callbacks) and the outcome alike
+        summary = read_run_results(results_path).masked(mask) if results_path.is_file() else None
         if summary is not None:
             for line in summary.log_lines():
                 log(line)
@@ -167,9 +171,12 @@ def run_dbt(
             artifacts_callback(ws.target)
         outcome = InvocationOutcome(code, summary, duration, reparsed, venv, lines)
         if code == 0 and (summary is None or summary.success):
+            nothing = _ran_nothing(inv, run_env, summary)
+            if nothing:
+                raise DbtRunError(mask(nothing), command=shown, exit_code=code)
             ws.keep_partial_parse()
             return outcome
-        raise _failure(shown, code, summary, lines)
+        raise _failure(shown, code, summary, lines, mask)
 
 
 def _collect(lines: list[str], mask: Masker, log: Log) -> Log:
@@ -200,7 +207,41 @@ def _parse_notes(dbt_log: Path) -> list[str]:
     return [n.split("]: ", 1)[-1] if "]: " in n else n for n in notes][:5]
 
 
-def _failure(shown: str, code: int, summary: Any, lines: list[str]) -> DbtRunError:
+def _ran_nothing(inv: DbtInvocation, env: Mapping[str, str], summary: Any) -> str | None:
+    """Why a successful exit is no success: a node command that ran no node, or None.
+
+    dbt exits 0 when a selection matches nothing ("Nothing to do"), so a task planned for a node
+    whose project on the worker lacks it (renamed, disabled, another manifest) would succeed
+    having done nothing. The planner makes a task per node, and test tasks only where tests
+    exist, so for these commands zero nodes is always a fault. ``source freshness`` and the
+    other commands write no ``run_results.json`` and are not checked.
+    """
+    args = inv.command_args
+    if not args or args[0] not in NODE_COMMANDS:
+        return None
+    if summary is not None:
+        if summary.results:
+            return None
+        found = "its run_results.json lists no node"
+    elif _json_off(args, env):
+        return None  # the user turned dbt's artifacts off: there is nothing to tell from
+    else:
+        found = "it wrote no run_results.json"
+    selection = " ".join(args[1:]) or "(no selection: the whole project)"
+    return (
+        f"`dbt {' '.join(args)}` exited 0 but ran no node ({found}): the selection {selection} matched "
+        f"nothing in {inv.project_dir}. Is the project on this worker the one the manifest "
+        f"{inv.manifest_path or '(not given)'} was compiled from (a renamed, disabled or deleted node)?"
+    )
+
+
+def _json_off(args: Sequence[str], env: Mapping[str, str]) -> bool:
+    if "--no-write-json" in args:
+        return True
+    return "--write-json" not in args and env.get("DBT_WRITE_JSON", "").strip().lower() in ("0", "false", "no", "off")
+
+
+def _failure(shown: str, code: int, summary: Any, lines: list[str], mask: Masker) -> DbtRunError:
     if summary is not None and not summary.success:
         detail = summary.failure_message()
     else:
@@ -208,5 +249,8 @@ def _failure(shown: str, code: int, summary: Any, lines: list[str]) -> DbtRunErr
         detail = f"dbt wrote no run results; its last lines:\n{tail}"
     failed = tuple(r.unique_id for r in summary.failing) if summary is not None else ()
     return DbtRunError(
-        f"`dbt {shown}` failed (exit code {code}).\n{detail}", command=shown, exit_code=code, failed_nodes=failed
+        mask(f"`dbt {shown}` failed (exit code {code}).\n{detail}"),
+        command=shown,
+        exit_code=code,
+        failed_nodes=failed,
     )

@@ -1,0 +1,148 @@
+"""``run_dbt``: what it makes of dbt's exit code and run_results.json, and what it lets out.
+
+dbt itself is run by the e2e tests; here a small fake ``Invoker`` stands in for it and writes the
+``run_results.json`` a case needs into the task's real workspace (real files, real profile).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from manifest_dag import DbtRunError, ProfileConfig
+from manifest_dag.core.specs import DbtInvocation, VenvSpec
+from manifest_dag.worker.run import run_dbt
+
+SECRET = "pg-s3cr3t-Zq9/x"
+
+
+class FakeVenv:
+    key = "fake"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def executable(self, name: str) -> Path:
+        return self.path / "bin" / name
+
+    def environ(self) -> dict[str, str]:
+        return {}
+
+
+class FakeCache:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def ensure(self, spec: Any) -> FakeVenv:
+        return FakeVenv(self.root / "venv")
+
+
+class FakeDbt:
+    """Prints ``lines``, writes ``results`` (None: no file) as run_results.json, exits ``code``."""
+
+    def __init__(self, results: list[dict[str, Any]] | None, code: int = 0, lines: Sequence[str] = ()) -> None:
+        self.results, self.code, self.lines = results, code, lines
+
+    def invoke(self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], on_line: Any) -> int:
+        for line in self.lines:
+            on_line(line)
+        if self.results is not None:
+            target = Path(argv[list(argv).index("--target-path") + 1])
+            target.mkdir(parents=True, exist_ok=True)
+            data = {"metadata": {"dbt_version": "1.11.0"}, "elapsed_time": 0.1, "args": {"which": argv[1]}}
+            (target / "run_results.json").write_bytes(orjson.dumps({**data, "results": self.results}))
+        return self.code
+
+    def kill(self) -> None:
+        pass
+
+
+def _project(tmp_path: Path) -> Path:
+    project = tmp_path / "project"
+    (project / "models").mkdir(parents=True)
+    (project / "dbt_project.yml").write_text("name: shop\nprofile: shop\n")
+    return project
+
+
+def _run(
+    tmp_path: Path, args: Sequence[str], dbt: FakeDbt, logged: list[str] | None = None, **kw: Any
+) -> tuple[Any, list[str]]:
+    logged = [] if logged is None else logged
+    inv = DbtInvocation(
+        command_args=tuple(args),
+        project_dir=_project(tmp_path),
+        venv_spec=VenvSpec(requirements=("dbt-core",)),
+        cache_dir=tmp_path / "cache",
+        **kw,
+    )
+    outcome = run_dbt(inv, log=logged.append, invoker=dbt, venv_cache=FakeCache(tmp_path / "cache"))  # type: ignore[arg-type]
+    return outcome, logged
+
+
+def _node(uid: str, status: str = "success", message: str | None = None) -> dict[str, Any]:
+    return {"unique_id": uid, "status": status, "message": message, "execution_time": 0.01}
+
+
+# -- item 2: a task that ran no node does not succeed -------------------------------------------------
+@pytest.mark.parametrize("command", ["run", "seed", "snapshot", "build", "test"])
+def test_a_node_command_that_ran_no_node_fails_naming_its_selection(tmp_path: Path, command: str) -> None:
+    with pytest.raises(DbtRunError) as info:
+        _run(tmp_path, [command, "--select", "shop.orders"], FakeDbt(results=[]))
+    err = info.value
+    assert "ran no node" in str(err) and "--select shop.orders" in str(err)
+    assert err.exit_code == 0 and err.command == f"{command} --select shop.orders"
+
+
+def test_exit_0_without_run_results_is_no_success_for_a_node_command(tmp_path: Path) -> None:
+    with pytest.raises(DbtRunError, match=r"wrote no run_results.json.*--select shop\.orders"):
+        _run(tmp_path, ["run", "--select", "shop.orders"], FakeDbt(results=None))
+
+
+def test_no_run_results_is_fine_when_the_user_turned_dbt_artifacts_off(tmp_path: Path) -> None:
+    outcome, _ = _run(tmp_path, ["run", "--select", "shop.orders", "--no-write-json"], FakeDbt(results=None))
+    assert outcome.exit_code == 0 and outcome.summary is None
+
+
+def test_a_node_that_ran_succeeds(tmp_path: Path) -> None:
+    outcome, logged = _run(tmp_path, ["run", "--select", "shop.orders"], FakeDbt([_node("model.shop.orders")]))
+    assert outcome.summary.counts()["PASS"] == 1
+    assert any("1 nodes" in line for line in logged)
+
+
+def test_source_freshness_writes_no_run_results_and_still_succeeds(tmp_path: Path) -> None:
+    outcome, _ = _run(tmp_path, ["source", "freshness", "--select", "source:shop.raw.orders"], FakeDbt(results=None))
+    assert outcome.exit_code == 0 and outcome.summary is None
+
+
+# -- item 7: dbt's text is masked on every path out of a task -------------------------------------------
+def test_dbt_messages_in_run_results_are_masked_in_the_log_and_the_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn = {"conn_type": "postgres", "host": "db.example", "login": "dbt", "password": SECRET, "schema": "shop"}
+    monkeypatch.setenv("AIRFLOW_CONN_RUN_PG", json.dumps(conn))
+    message = f'connection to server failed: password authentication failed ("{SECRET}")'
+    dbt = FakeDbt(
+        [_node("model.shop.orders", "error", message), _node("model.shop.items", "skipped")],
+        code=1,
+        lines=[f"console: {SECRET}"],
+    )
+    logged: list[str] = []
+    with pytest.raises(DbtRunError) as info:
+        _run(
+            tmp_path,
+            ["run", "--select", "shop.orders"],
+            dbt,
+            logged,
+            profile_config=ProfileConfig(
+                profile_name="shop", target_name="dev", conn_id="run_pg", profile_args={"schema": "analytics"}
+            ),
+        )
+    assert SECRET not in str(info.value) and "password authentication failed" in str(info.value)
+    assert info.value.failed_nodes == ("model.shop.orders", "model.shop.items")
+    assert logged and not [line for line in logged if SECRET in line]
+    assert any("model.shop.orders [ERROR]" in line and "***" in line for line in logged)
