@@ -15,7 +15,23 @@ if TYPE_CHECKING:  # the worker's task parse names nodes without loading a manif
 
 #: Airflow allows letters, digits, ``_``, ``-`` and ``.`` in task ids; ``.`` joins group and task.
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
-MAX_ID = 200  # Airflow's limit is 250 for the whole dotted id; leave room for the group prefix
+MAX_ID = 200  # one segment; the whole dotted id is held to AIRFLOW_MAX_ID by the planner (fit_id)
+#: Airflow's limit for a whole task or group id, the DbtTaskGroup's (and its parents') prefix included
+AIRFLOW_MAX_ID = 250
+
+
+def fit_id(raw: str, limit: int) -> str:
+    """``raw`` if it has at most ``limit`` characters, else its head and a digest of all of it.
+
+    Deterministic (the worker re-plans the same DAG and must find the same ids), and distinct
+    inputs give distinct results.
+    """
+    if len(raw) <= limit:
+        return raw
+    if limit < 12:
+        raise ValueError(f"no room for an id: {limit} characters left after the task group prefix")
+    digest = hashlib.sha1(raw.encode()).hexdigest()[:10]
+    return f"{raw[: limit - 11].rstrip('._-')}_{digest}"
 
 
 def sanitize(raw: str) -> str:

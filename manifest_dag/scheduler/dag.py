@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import DAG, TaskGroup
 from airflow.sdk.bases.operator import BaseOperator
+from airflow.sdk.definitions._internal.templater import LiteralValue
 
 from manifest_dag.core import settings
 from manifest_dag.core.config import ProfileConfig, ProjectConfig, RenderConfig, VenvConfig
@@ -64,10 +65,10 @@ def _check(value: Any, cls: type, name: str, required: bool = False) -> Any:
 
 
 def plan_project(
-    project_config: ProjectConfig, render_config: RenderConfig | None = None
+    project_config: ProjectConfig, render_config: RenderConfig | None = None, *, id_prefix: int = 0
 ) -> tuple[Manifest, RenderPlan]:
     """Load, select and plan (see ``manifest_dag.scheduler.project``): the manifest and its plan."""
-    planned = _plan_project(project_config.manifest_path, render_config)
+    planned = _plan_project(project_config.manifest_path, render_config, id_prefix=id_prefix)
     return planned.manifest, planned.plan
 
 
@@ -102,8 +103,9 @@ class _OperatorFactory:
             task_id=spec.local_id,
             task_group=group,
             dag=dag,
-            select=spec.select,
-            exclude=spec.exclude,
+            # manifest text (folder and file names) is never a Jinja template: render it as is
+            select=LiteralValue(spec.select),
+            exclude=LiteralValue(spec.exclude),
             selector=spec.selector,
             indirect_selection=spec.indirect_selection,
             doc_md=spec.doc_md,
@@ -174,11 +176,14 @@ def build_into(
     if operator_args is not None and not isinstance(operator_args, Mapping):
         raise ConfigError(f"operator_args must be a dict, got {type(operator_args).__name__}")
     render_config = render_config or RenderConfig()
+    # the ids are planned to fit Airflow's limit with the DbtTaskGroup's dotted prefix in front
+    id_prefix = len(parent_group.group_id) + 1 if parent_group is not None and parent_group.group_id else 0
     planned, _source = cached_plan(
         Path(project_config.manifest_path),
         render_config,
-        lambda: plan_project(project_config, render_config),
+        lambda: plan_project(project_config, render_config, id_prefix=id_prefix),
         cache_dir=_plan_cache_dir(project_config),
+        id_prefix=id_prefix,
     )
     if venv_config is None:
         if planned.dbt_version == "unknown":

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 
 from manifest_dag.core.config import RenderConfig, SourceRendering, TestBehavior
 from manifest_dag.core.dbt import COMMAND_FOR_TYPE, EXECUTABLE_TYPES, TEST_TYPES, command_args
+from manifest_dag.core.errors import ConfigError
+from manifest_dag.core.naming import AIRFLOW_MAX_ID, fit_id
 
 if TYPE_CHECKING:  # planning needs them; reading a cached plan (a task's parse) does not
     from manifest_dag.scheduler.graph import DbtGraph
@@ -119,10 +121,15 @@ class RenderPlan:
         return "\n".join(lines)
 
 
-def plan_tasks(graph: DbtGraph, selected: Iterable[str], config: RenderConfig) -> RenderPlan:
-    """Turn the selected node ids into the task plan ``config`` asks for."""
+def plan_tasks(graph: DbtGraph, selected: Iterable[str], config: RenderConfig, *, id_prefix: int = 0) -> RenderPlan:
+    """Turn the selected node ids into the task plan ``config`` asks for.
 
-    return _Planner(graph, frozenset(selected), config, EXECUTABLE_TYPES, TEST_TYPES).plan()
+    ``id_prefix``: the length of the ``<task group>.`` the ids get when rendered into a
+    ``DbtTaskGroup``; every id is kept short enough that the whole stays within Airflow's limit.
+    """
+    planner = _Planner(graph, frozenset(selected), config, EXECUTABLE_TYPES, TEST_TYPES)
+    planner.max_id = AIRFLOW_MAX_ID - id_prefix
+    return planner.plan()
 
 
 class _Planner:
@@ -147,6 +154,7 @@ class _Planner:
         self.exit: dict[str, str] = {}  # node id -> the task its dependents wait for
         self.entry: dict[str, str] = {}  # node id -> the task that waits for its parents
         self.used_ids: set[str] = set()
+        self.max_id = AIRFLOW_MAX_ID  # for a plan id, the DbtTaskGroup prefix taken off
 
     # -- what gets a task --------------------------------------------------------------------------
     def _keeps_package(self, node: DbtNode) -> bool:
@@ -223,11 +231,16 @@ class _Planner:
             names[u] = name
         return names
 
-    def _claim(self, task_id: str) -> str:
-        candidate, n = task_id, 1
-        while candidate in self.used_ids:
-            n += 1
-            candidate = f"{task_id}_{n}"
+    def _claim(self, task_id: str, reserve: int = 0) -> str:
+        """A free id for ``task_id``, within ``max_id`` less ``reserve`` (a group's ``.<task>``)."""
+        try:
+            limit = self.max_id - reserve
+            candidate, n = fit_id(task_id, limit), 1
+            while candidate in self.used_ids:
+                n += 1
+                candidate = fit_id(f"{task_id}_{n}", limit)
+        except ValueError as exc:
+            raise ConfigError(f"task id {task_id!r}: {exc}; use a shorter DbtTaskGroup group_id") from None
         self.used_ids.add(candidate)
         return candidate
 
@@ -276,7 +289,8 @@ class _Planner:
         in_group = behavior is TestBehavior.AFTER_EACH and node.resource_type == "model"
         group_id: str | None = None
         if in_group:
-            group_id = self._claim(name)
+            local_ids = (naming.task_id(name, command, True), naming.task_id(name, "test", True))
+            group_id = self._claim(name, reserve=1 + max(map(len, local_ids)))
             self.groups.append(GroupSpec(group_id=group_id, node_id=uid, tooltip=node.description[:500]))
             run_id = f"{group_id}.{naming.task_id(group_id, command, True)}"
         else:

@@ -315,12 +315,14 @@ def cached_plan(
     build: Callable[[], tuple[Any, RenderPlan]],
     *,
     cache_dir: Path | None | bool = True,
+    id_prefix: int = 0,
 ) -> tuple[PlannedManifest, str]:
     """The plan for ``manifest_path``; ``build() -> (manifest, plan)`` runs only on a miss.
 
-    Returns the plan and where it came from (``memory``, ``disk`` or ``built``).
+    Returns the plan and where it came from (``memory``, ``disk`` or ``built``). ``id_prefix``
+    (the task group prefix length the ids were fitted to) is part of the key.
     """
-    rkey = render_key(render_config)
+    rkey = render_key(render_config) + (f"-p{id_prefix}" if id_prefix else "")
     ident = _identity(manifest_path)
     memo_key = (ident, rkey) if ident is not None else None
     if memo_key is not None and memo_key in _memo:

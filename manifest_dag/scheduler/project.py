@@ -57,10 +57,13 @@ def plan_project(
     manifest_path: str | Path,
     render_config: RenderConfig | None = None,
     describe: Callable[[RenderConfig], str] = describe_selection,
+    *,
+    id_prefix: int = 0,
 ) -> ProjectPlan:
     """The plan for a manifest; an empty one raises unless ``render_config.allow_empty``.
 
-    ``describe`` names the selection in that error (the CLI names its own options).
+    ``describe`` names the selection in that error (the CLI names its own options); ``id_prefix``
+    is the length of the task group prefix the ids get (see ``plan_tasks``).
     """
     from manifest_dag.scheduler.graph import DbtGraph
     from manifest_dag.scheduler.manifest import load_manifest
@@ -69,7 +72,7 @@ def plan_project(
     manifest = load_manifest(manifest_path)
     graph = DbtGraph(manifest)
     selected = selected_by(rc, manifest, graph)
-    plan = plan_tasks(graph, selected, rc)
+    plan = plan_tasks(graph, selected, rc, id_prefix=id_prefix)
     if not plan.tasks and not rc.allow_empty:
         found = f"{len(selected)} nodes, none of which runs as a task" if selected else "no nodes"
         raise SelectionError(

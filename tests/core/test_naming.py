@@ -128,3 +128,14 @@ def test_an_overridden_naming_names_the_dags_tasks(tmp_path: Path) -> None:
     assert dag.task_dict["ORDERS.dbt_run"].upstream_task_ids == {"STG.dbt_run"}
     assert dag.task_dict["ORDERS.dbt_test"].upstream_task_ids == {"ORDERS.dbt_run"}
     assert dag.task_dict["ORDERS.dbt_run"].dbt_args() == ["run", "--select", "shop.orders"]
+
+
+def test_fit_id_keeps_short_ids_and_shortens_long_ones_deterministically() -> None:
+    from manifest_dag.core.naming import fit_id
+
+    assert fit_id("orders", 20) == "orders"
+    a, b = fit_id("x" * 300 + "a", 129), fit_id("x" * 300 + "b", 129)
+    assert len(a) == len(b) == 129 and a != b
+    assert fit_id("x" * 300 + "a", 129) == a
+    with pytest.raises(ValueError, match="no room"):
+        fit_id("x" * 30, 5)

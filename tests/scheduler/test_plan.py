@@ -227,3 +227,42 @@ def test_plan_text_lists_tasks_and_their_upstream(tmp_path: Path) -> None:
     text = str(plan(tmp_path, test_behavior="none"))
     assert text.splitlines()[0] == "4 tasks in 0 groups"
     assert "  orders_run: dbt run --select shop.orders  after stg_orders_run" in text.splitlines()
+
+
+def test_ids_fit_airflows_limit_with_a_long_task_group_prefix(tmp_path: Path) -> None:
+    """Issue 19 item 17: a 120-character DbtTaskGroup id over a 200-character model name (tested,
+    so it is a group with run and test, plus a seed and loose tests) builds; every dotted task id is
+    at most Airflow's 250 characters, and a second build gives the same ids."""
+    from datetime import datetime
+
+    from airflow.sdk import DAG
+
+    from manifest_dag import DbtTaskGroup, ProjectConfig, VenvConfig
+    from manifest_dag.scheduler.plan_cache import clear_memory
+
+    long = "m" * 200
+    builder = (
+        ManifestBuilder("shop")
+        .seed("s" * 200)
+        .model(long, refs=["s" * 200])
+        .model(long[:-1] + "x", refs=[long])
+        .test("not_null", on=long, column="id")
+        .test("relationships", on=[long, long[:-1] + "x"], column="c" * 150)
+    )
+    path = builder.write(tmp_path)
+
+    def build(cache: Path) -> list[str]:
+        clear_memory()
+        with DAG("host", schedule=None, start_date=datetime(2024, 1, 1)) as dag:
+            DbtTaskGroup(
+                group_id="g" * 120,
+                project_config=ProjectConfig(manifest_path=path, project_dir="/srv/dbt", plan_cache_dir=cache),
+                venv_config=VenvConfig(py_requirements=["dbt-duckdb"]),
+            )
+        return sorted(dag.task_dict)
+
+    first = build(tmp_path / "cache")
+    assert len(first) == 5  # the seed, two model groups (run + test, run), the relationships test
+    assert all(len(t) <= 250 for t in first), max(first, key=len)
+    assert build(tmp_path / "cache") == first  # from the plan cache
+    assert build(tmp_path / "other_cache") == first  # planned again
