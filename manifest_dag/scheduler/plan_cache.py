@@ -12,17 +12,28 @@ seconds; the plan it yields is small plain data. So plans are cached at two leve
 A disk entry is read part by part (see ``_EntryReader``): a task's parse on a worker decodes only
 its own task, the DAG processor the whole plan. Every part is checksummed; anything that does not
 check out (truncated, corrupt, other version, unreadable) is ignored and rebuilt, never trusted. Entries are replaced atomically (``core.files``), so readers never see half a file.
-The directory is created 0700: entries are pickles, read only from a directory this user owns.
+
+Entries are pickles, and unpickling runs code, so nothing is unpickled that this user did not write:
+
+- the directory is used only if this user owns it and neither group nor others may write to it
+  (created 0700 when missing); otherwise the plan is built without the disk level, with one
+  warning naming the directory;
+- every entry's header carries an HMAC-SHA256 made with a random per-user key (``key``, 0600 in
+  the directory, created on first use); the header holds the SHA-256 of the meta, the plan and
+  every record, and the tag is checked before any part is unpickled. An entry that fails is
+  corrupt: rebuilt and replaced.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import os
 import pickle
+import secrets
+import stat
 import struct
-import zlib
 from array import array
 from collections.abc import Callable
 from dataclasses import fields
@@ -30,15 +41,17 @@ from pathlib import Path
 from typing import Any
 
 from manifest_dag.core import settings
-from manifest_dag.core.files import make_private_dir, replaced_atomically
+from manifest_dag.core.files import create_private, make_private_dir, replaced_atomically
 from manifest_dag.core.gc import paused_gc
 from manifest_dag.scheduler.plan import GroupSpec, RenderPlan, TaskSpec
 
 log = logging.getLogger(__name__)
 
-_MAGIC = b"MDPLAN2\n"
-_HEAD = struct.Struct("<QQ32s32s")  # meta length, plan length, sha256(meta), sha256(plan)
-FORMAT = 4  # bump when RenderPlan/TaskSpec change shape
+_MAGIC = b"MDPLAN3\n"
+_HEAD = struct.Struct("<QQ32s32s32s")  # meta length, plan length, sha256(meta), sha256(plan), HMAC tag
+_TAGGED = len(_MAGIC) + _HEAD.size - 32  # the tag covers the magic and the header before it
+_KEY_FILE = "key"
+FORMAT = 5  # bump when RenderPlan/TaskSpec or the entry layout change shape
 _MEMO_MAX = 16
 
 
@@ -55,13 +68,15 @@ class _EntryReader:
     record; the DAG processor reads the plan. Each part is checked before it is unpickled.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, key: bytes) -> None:
         self.path = path
         with path.open("rb") as fh:
             head = fh.read(len(_MAGIC) + _HEAD.size)
             if len(head) < len(_MAGIC) + _HEAD.size or not head.startswith(_MAGIC):
                 raise _CorruptEntry("not a plan cache entry of this version")
-            meta_len, self.plan_len, meta_sha, self.plan_sha = _HEAD.unpack_from(head, len(_MAGIC))
+            meta_len, self.plan_len, meta_sha, self.plan_sha, tag = _HEAD.unpack_from(head, len(_MAGIC))
+            if not hmac.compare_digest(tag, _tag(key, head[:_TAGGED])):
+                raise _CorruptEntry("not written by this user (authentication tag mismatch)")
             if len(head) + meta_len + self.plan_len > os.fstat(fh.fileno()).st_size:
                 raise _CorruptEntry("truncated, or lengths in its header are wrong")
             blob = fh.read(meta_len)
@@ -102,9 +117,9 @@ class _EntryReader:
 
     def record(self, task_id: str) -> tuple[TaskSpec, GroupSpec | None]:
         i = self._index()[task_id]
-        offsets, crcs = array("Q", self.meta["offsets"]), array("I", self.meta["crcs"])
+        offsets, digests = array("Q", self.meta["offsets"]), self.meta["digests"]
         blob = self._read(self.records_at + offsets[i], offsets[i + 1] - offsets[i])
-        if zlib.crc32(blob) != crcs[i]:
+        if not hmac.compare_digest(_record_digest(blob), digests[i * 16 : i * 16 + 16]):
             raise _CorruptEntry(f"checksum mismatch in the record of {task_id}")
         spec, group = _unpickle(blob)
         if (
@@ -116,10 +131,85 @@ class _EntryReader:
         return spec, group
 
 
+def _tag(key: bytes, head: bytes) -> bytes:
+    return hmac.new(key, head, hashlib.sha256).digest()
+
+
+def _record_digest(blob: bytes) -> bytes:
+    return hashlib.sha256(blob).digest()[:16]
+
+
+_refused: set[str] = set()
+
+
+def _usable_dir(directory: Path) -> bytes | None:
+    """The cache's key when ``directory`` may be trusted (created 0700 when missing), else None.
+
+    Refused, with one warning per directory: one this user does not own, or that group or others
+    may write to (anyone could have planted a pickle there); or one whose key cannot be read or
+    made. The key: 32 random bytes in ``directory/key``, 0600, made on first use.
+    """
+    try:
+        st = os.stat(directory)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        return _refuse(directory, f"cannot stat it ({exc.strerror or exc})")
+    if st is not None:
+        if not stat.S_ISDIR(st.st_mode):
+            return _refuse(directory, "it is not a directory")
+        if st.st_uid != os.getuid():
+            return _refuse(directory, f"it is owned by uid {st.st_uid}, not by this user (uid {os.getuid()})")
+        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            return _refuse(directory, f"it is writable by group or others (mode {stat.S_IMODE(st.st_mode):o})")
+    try:
+        make_private_dir(directory)
+        return _key(directory / _KEY_FILE)
+    except (OSError, ValueError) as exc:
+        return _refuse(directory, str(exc))
+
+
+def _key(path: Path) -> bytes:
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except FileNotFoundError:
+        key = secrets.token_bytes(32)
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        with create_private(tmp) as fh:
+            fh.write(key)
+        try:
+            os.link(tmp, path)  # whole or not at all, and never over another process's key
+            return key
+        except FileExistsError:  # another process made it first: use theirs
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        finally:
+            tmp.unlink(missing_ok=True)
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        if st.st_uid != os.getuid() or st.st_mode & 0o077:
+            raise ValueError(f"its key file {path} is not private to this user (mode {stat.S_IMODE(st.st_mode):o})")
+        key = fh.read()
+    if len(key) != 32:
+        raise ValueError(f"its key file {path} is malformed")
+    return key
+
+
+def _refuse(directory: Path, why: str) -> bytes | None:
+    if str(directory) not in _refused:
+        _refused.add(str(directory))
+        log.warning(
+            "manifest-dag: not using plan cache dir %s: %s; building plans without the disk cache "
+            "(use a directory only this user may write to, or plan_cache_dir=False)",
+            directory,
+            why,
+        )
+    return None
+
+
 def _unpickle(blob: bytes) -> Any:
     try:
         with paused_gc():  # tens of thousands of small objects, no cycles
-            return pickle.loads(blob)  # noqa: S301 - our own file, in a 0700 directory, checksummed
+            return pickle.loads(blob)  # noqa: S301 - authenticated (HMAC) before, in a dir only this user writes
     except Exception as exc:  # noqa: BLE001 - any unpickling problem means: rebuild
         raise _CorruptEntry(f"cannot unpickle ({type(exc).__name__})") from None
 
@@ -251,10 +341,10 @@ def _remember_digest(directory: Path, ident: tuple[Any, ...], digest: str) -> No
         log.warning("manifest-dag: cannot write plan cache index %s: %s", path, exc)
 
 
-def _read_entry(entry: Path, digest: str, rebuild: Callable[[], RenderPlan]) -> PlannedManifest | None:
+def _read_entry(entry: Path, key: bytes, digest: str, rebuild: Callable[[], RenderPlan]) -> PlannedManifest | None:
     """The entry's facts with a lazily decoded plan, or None when it is missing, corrupt or foreign."""
     try:
-        reader = _EntryReader(entry)
+        reader = _EntryReader(entry, key)
     except FileNotFoundError:
         return None
     except (_CorruptEntry, OSError) as exc:
@@ -277,7 +367,7 @@ def _read_entry(entry: Path, digest: str, rebuild: Callable[[], RenderPlan]) -> 
         return None
 
 
-def _write_entry(entry: Path, value: PlannedManifest) -> None:
+def _write_entry(entry: Path, key: bytes, value: PlannedManifest) -> None:
     plan = value.plan
     groups = {g.group_id: g for g in plan.groups}
     records = [pickle.dumps((t, groups.get(t.group_id or "")), protocol=pickle.HIGHEST_PROTOCOL) for t in plan.tasks]
@@ -292,12 +382,15 @@ def _write_entry(entry: Path, value: PlannedManifest) -> None:
             "project_name": value.project_name,
             "ids": tuple(t.task_id for t in plan.tasks),
             "offsets": offsets.tobytes(),
-            "crcs": array("I", [zlib.crc32(r) for r in records]).tobytes(),
+            "digests": b"".join(_record_digest(r) for r in records),
         },
         protocol=pickle.HIGHEST_PROTOCOL,
     )
     whole = pickle.dumps(plan, protocol=pickle.HIGHEST_PROTOCOL)
-    head = _MAGIC + _HEAD.pack(len(meta), len(whole), hashlib.sha256(meta).digest(), hashlib.sha256(whole).digest())
+    head = _MAGIC + _HEAD.pack(
+        len(meta), len(whole), hashlib.sha256(meta).digest(), hashlib.sha256(whole).digest(), bytes(32)
+    )
+    head = head[:_TAGGED] + _tag(key, head[:_TAGGED])
     try:
         make_private_dir(entry.parent)
         with replaced_atomically(entry, private=True, durable=False) as fh:  # a cache: rebuilt if lost
@@ -329,6 +422,7 @@ def cached_plan(
         return _memo[memo_key], "memory"
     directory = settings.plan_cache_dir() if cache_dir is True else (cache_dir or None)
     entry = None
+    key: bytes | None = None
     digest = ""
     source = "built"
     value: PlannedManifest | None = None
@@ -336,14 +430,18 @@ def cached_plan(
     def build_and_store() -> PlannedManifest:
         manifest, plan = build()
         built = PlannedManifest(digest, manifest.dbt_version, manifest.adapter_type, manifest.project_name, plan)
-        if entry is not None:
-            _write_entry(entry, built)
+        if entry is not None and key is not None:
+            _write_entry(entry, key, built)
         return built
 
     if directory is not None and ident is not None:
+        key = _usable_dir(Path(directory))
+        if key is None:
+            directory = None
+    if directory is not None and ident is not None and key is not None:
         digest = _known_digest(Path(directory), ident) or file_digest(manifest_path)
         entry = Path(directory) / f"{digest}-{rkey}.plan"
-        value = _read_entry(entry, digest, lambda: build_and_store().plan)
+        value = _read_entry(entry, key, digest, lambda: build_and_store().plan)
         if value is not None:
             source = "disk"
     if value is None:

@@ -196,3 +196,88 @@ def test_one_task_is_read_from_disk_with_its_group(tmp_path: Path) -> None:
     assert planned.task("raw_seed")[1] is None
     assert "b.test" in planned and "nope.run" not in planned
     assert never.calls == 0
+
+
+class _Planted:
+    """A pickle that, once unpickled, creates ``marker``: what an attacker plants in a cache dir."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Path.touch, (self.marker,))
+
+
+def _forge(entry: Path, marker: Path) -> None:
+    """Overwrite ``entry`` with a well-formed entry of the current layout whose parts are the
+    planted pickle; checksums right, any authentication tag made without the cache's key."""
+    import hashlib
+    import os
+    import pickle
+
+    from manifest_dag.scheduler import plan_cache as pc
+
+    blob = pickle.dumps(_Planted(marker))
+    sha = hashlib.sha256(blob).digest()
+    extra = len(pc._HEAD.unpack(bytes(pc._HEAD.size))) - 4  # any fields after the two lengths and checksums
+    head = pc._HEAD.pack(len(blob), len(blob), sha, sha, *[os.urandom(32)] * extra)
+    entry.write_bytes(pc._MAGIC + head + blob + blob)
+
+
+def _dag_with_cache(cache: Path, manifest: Path) -> Any:
+    clear_memory()
+    venv = VenvConfig(py_requirements=["dbt-core~=1.11.0", "dbt-duckdb~=1.11.0"])
+    return DbtDag(
+        dag_id="planted",
+        schedule=None,
+        project_config=ProjectConfig(manifest_path=manifest, plan_cache_dir=cache),
+        venv_config=venv,
+    )
+
+
+@pytest.mark.parametrize("how", ["world-writable dir", "private dir, forged entry"])
+def test_a_planted_pickle_is_never_unpickled(tmp_path: Path, how: str, caplog: pytest.LogCaptureFixture) -> None:
+    import os
+
+    path = small().write(tmp_path / "project")
+    cache = tmp_path / "cache"
+    _dag_with_cache(cache, path)
+    (entry,) = cache.glob("*.plan")
+    marker = tmp_path / "pwned"
+    _forge(entry, marker)
+    if how == "world-writable dir":
+        os.chmod(cache, 0o777)
+    with caplog.at_level("WARNING", logger="manifest_dag"):
+        dag = _dag_with_cache(cache, path)
+    assert not marker.exists(), "a pickle planted in the plan cache ran"
+    assert len(dag.task_ids) >= 3  # the DAG still builds
+    if how == "world-writable dir":
+        warned = [r.getMessage() for r in caplog.records if str(cache) in r.getMessage()]
+        assert len(warned) == 1 and "writable" in warned[0], warned
+    else:
+        assert any("authentication tag mismatch" in r.getMessage() for r in caplog.records)
+        assert not entry.read_bytes().endswith(pickle_of_planted(marker))  # rebuilt and replaced
+        _dag_with_cache(cache, path)
+        assert not marker.exists()
+
+
+def pickle_of_planted(marker: Path) -> bytes:
+    import pickle
+
+    return pickle.dumps(_Planted(marker))
+
+
+def test_a_cache_dir_owned_by_another_user_is_not_used(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import os
+
+    if os.getuid() != 0:
+        pytest.skip("needs root to give a directory away")
+    path = small().write(tmp_path / "project")
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=0o700)
+    os.chown(cache, 65534, 65534)
+    config = RenderConfig()
+    with caplog.at_level("WARNING", logger="manifest_dag"):
+        _, source = cached_plan(path, config, Counted(path, config), cache_dir=cache)
+    assert source == "built" and list(cache.iterdir()) == []
+    assert any(str(cache) in r.getMessage() and "owned by uid 65534" in r.getMessage() for r in caplog.records)
