@@ -8,6 +8,7 @@ worker. No Airflow import here, so the worker-side modules can use them too.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -54,6 +55,32 @@ def _path(obj: object, name: str, required: bool = False) -> None:
     if not isinstance(value, (str, Path)) or str(value) == "":
         raise _fail(type(obj), name, f"must be a path (str or Path), got {value!r}")
     _set(obj, name, Path(value))
+
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def _local_path(obj: object, name: str, *, absolute: bool = False) -> None:
+    """A path that must not be a URL; ``absolute`` for paths read on workers (their working
+    folder is the task's, so a relative path means nothing there). Existence is not checked:
+    the scheduler has neither the project nor the worker's files."""
+    _path(obj, name)
+    value = getattr(obj, name)
+    if value is None:
+        return
+    text = str(value)
+    if _URL.match(text) or re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:/", text):  # Path() turns // into /
+        raise _fail(type(obj), name, f"must be a local file path, not a URL, got {text!r}")
+    if absolute and not value.is_absolute():
+        raise _fail(type(obj), name, f"must be an absolute path (it is used on workers), got {text!r}")
+
+
+def _url(obj: object, name: str, value: object) -> None:
+    if not isinstance(value, str) or not _URL.match(value.strip()):
+        from manifest_dag.core.secrets import mask_url_credentials
+
+        shown = mask_url_credentials(repr(value))
+        raise _fail(type(obj), name, f"must be a URL such as 'https://pypi.example/simple', got {shown}")
 
 
 def _str_tuple(obj: object, name: str) -> None:
@@ -117,7 +144,8 @@ class ProjectConfig:
 
     def __post_init__(self) -> None:
         _path(self, "manifest_path", required=True)
-        _path(self, "project_dir")
+        _local_path(self, "manifest_path")
+        _local_path(self, "project_dir", absolute=True)
         _path(self, "partial_parse_path")
         if self.plan_cache_dir is not None and self.plan_cache_dir is not False:
             _path(self, "plan_cache_dir")
@@ -186,7 +214,16 @@ class VenvConfig:
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
                 raise _fail(type(self), name, f"must be a string, got {value!r}")
-        _path(self, "constraints")
+        if self.index_url is not None:
+            _url(self, "index_url", self.index_url)
+        for url in self.extra_index_urls:
+            _url(self, "extra_index_urls", url)
+        # a constraints file lives on workers: an absolute path (not checked here, the scheduler
+        # has no such file) or a URL the installer fetches; a relative path means the task's cwd
+        if isinstance(self.constraints, str) and _URL.match(self.constraints):
+            pass
+        else:
+            _local_path(self, "constraints", absolute=True)
         _path(self, "cache_dir")
         _bool(self, "py_system_site_packages")
         if self.warm_processes is not None and (

@@ -100,8 +100,8 @@ def test_defaults() -> None:
 
 
 def test_values_are_normalised() -> None:
-    project = ProjectConfig(manifest_path="m.json", project_dir="dbt", plan_cache_dir="plans", dbt_vars=None)
-    assert project.manifest_path == Path("m.json") and project.project_dir == Path("dbt")
+    project = ProjectConfig(manifest_path="m.json", project_dir="/srv/dbt", plan_cache_dir="plans", dbt_vars=None)
+    assert project.manifest_path == Path("m.json") and project.project_dir == Path("/srv/dbt")
     assert project.plan_cache_dir == Path("plans") and dict(project.dbt_vars) == {}
     assert ProjectConfig(manifest_path="m.json", plan_cache_dir=False).plan_cache_dir is False
     render = RenderConfig(select="tag:nightly", exclude=["a", "b"], test_behavior="build", source_rendering="freshness")
@@ -181,3 +181,35 @@ def test_to_spec_carries_every_venv_field() -> None:
         VenvConfig(py_requirements=REQS).to_spec()
         == VenvConfig(py_requirements=REQS, warm_processes=0, cache_dir="/x").to_spec()
     )
+
+
+@pytest.mark.parametrize(
+    ("build", "where"),
+    [
+        (lambda: ProjectConfig(manifest_path="m.json", project_dir="dbt/shop"), "ProjectConfig.project_dir: must be an absolute path"),
+        (lambda: ProjectConfig(manifest_path="https://x.example/manifest.json"), "ProjectConfig.manifest_path: must be a local file"),
+        (lambda: ProjectConfig(manifest_path="s3://bucket/manifest.json"), "ProjectConfig.manifest_path: must be a local file"),
+        (lambda: VenvConfig(py_requirements=REQS, index_url=""), "VenvConfig.index_url: must be a URL"),
+        (lambda: VenvConfig(py_requirements=REQS, index_url="pypi.example/simple"), "VenvConfig.index_url: must be a URL"),
+        (lambda: VenvConfig(py_requirements=REQS, extra_index_urls=[""]), "VenvConfig.extra_index_urls: must be a URL"),
+        (lambda: VenvConfig(py_requirements=REQS, constraints=""), "VenvConfig.constraints"),
+        (lambda: VenvConfig(py_requirements=REQS, constraints="constraints.txt"), "VenvConfig.constraints: must be an absolute path"),
+    ],
+)
+def test_mistakes_that_would_only_fail_inside_the_task_fail_at_import(build: Callable[[], Any], where: str) -> None:
+    """Issue 19 item 18: each of these used to pass the DAG import and fail on the worker."""
+    with pytest.raises(ConfigError) as raised:
+        build()
+    assert str(raised.value).startswith(where), str(raised.value)
+
+
+def test_what_lives_only_on_workers_is_not_checked_for_existence(tmp_path: Path) -> None:
+    """The scheduler has no project dir and no constraints file: absolute paths are enough."""
+    project = ProjectConfig(manifest_path="m.json", project_dir="/srv/dbt/does-not-exist-here")
+    assert project.project_dir == Path("/srv/dbt/does-not-exist-here")
+    venv = VenvConfig(
+        py_requirements=REQS, index_url="https://pypi.example/simple", constraints="/etc/worker/constraints.txt",
+        extra_index_urls=["file:///wheels/simple"],
+    )
+    assert venv.to_spec().constraints == "/etc/worker/constraints.txt"
+    assert VenvConfig(py_requirements=REQS, constraints="https://x.example/c.txt").constraints == "https://x.example/c.txt"
