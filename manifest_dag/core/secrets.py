@@ -19,7 +19,10 @@ MASK = "***"
 #: Shorter secrets are not masked inside other text: "ab" would blank half a log line.
 MIN_SECRET_LENGTH = 3
 
-_SECRET_WORDS = r"password|passwd|passphrase|secret|token|private_key|credential|api_?key|keyfile_json"
+_SECRET_WORDS = (
+    r"password|passwd|passphrase|secret|token|private_key|credential|api_?key|keyfile_json"
+    r"|encryption_key|account_key|connection_string"  # DuckDB attach options, Azure storage
+)
 #: A field, variable or key name whose value is a secret (case-insensitive, anywhere in the name:
 #: ``sslpassword``, ``MOTHERDUCK_TOKEN``, ``settings_s3_secret_access_key``).
 SECRET_NAME = re.compile(_SECRET_WORDS, re.IGNORECASE)

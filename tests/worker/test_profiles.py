@@ -16,6 +16,7 @@ import yaml
 
 from manifest_dag.core.config import ProfileConfig
 from manifest_dag.core.errors import ProfileError
+from manifest_dag.core.secrets import Masker
 from manifest_dag.worker.profiles import (
     ADAPTERS,
     RenderedProfile,
@@ -64,7 +65,14 @@ def _secret_values(case: dict[str, Any]) -> list[str]:
         if isinstance(node, dict):
             for k, v in node.items():
                 walk(v, k)
-        elif isinstance(node, str) and any(w in key.lower() for w in ("secret", "private_key", "token", "keyfile")):
+        elif isinstance(node, list):  # DuckDB's secrets, filesystems and attach are lists of dicts
+            for v in node:
+                walk(v, key)
+        elif isinstance(node, str) and (
+            any(w in key.lower() for w in ("secret", "private_key", "token", "keyfile", "password"))
+            or key in ("connection_string", "encryption_key", "api_key")
+            or "password=" in node  # a libpq connection string (DuckDB attach of a postgres database)
+        ):
             values.append(node)
 
     walk(case.get("extra", {}))
@@ -324,3 +332,20 @@ def test_snowflake_base64_private_key_content_is_decoded_to_pem() -> None:
     profile = _render(case)
     assert profile.env["MANIFEST_DAG_SNOWFLAKE_KEYPAIR_PRIVATE_KEY"] == pem
     assert profile.profiles_yml == (PROFILES / "snowflake_keypair.yml").read_text()
+
+
+def test_nested_secrets_in_profile_args_go_through_env_and_the_masker() -> None:
+    """Issue 19 item 6: DuckDB's secrets/attach given as profile_args are hidden like the extras;
+    the user's own Jinja under a secret name is kept for dbt to render."""
+    case = {"conn_id": "lake", "conn_type": "duckdb", "host": "/data/lake.duckdb", "extra": {}}
+    args = {
+        "secrets": [{"type": "s3", "key_id": "AKIAX", "secret": "args-s3-secret-1"}],
+        "attach": [{"path": "postgres://reader:args-pg-pass-2@pg/crm", "alias": "crm", "type": "postgres"}],
+        "settings": {"s3_secret_access_key": "{{ env_var('MY_S3_KEY') }}"},
+    }
+    profile = profile_from_connection(_stand_in(case), "shop", "dev", args)
+    assert "args-s3-secret-1" not in profile.profiles_yml and "args-pg-pass-2" not in profile.profiles_yml
+    assert profile.env["MANIFEST_DAG_LAKE_SECRETS_0_SECRET"] == "args-s3-secret-1"
+    assert "{{ env_var('MY_S3_KEY') }}" in profile.profiles_yml
+    masked = Masker(profile.secrets)("connecting with args-s3-secret-1 to postgres://reader:args-pg-pass-2@pg/crm")
+    assert "args-s3-secret-1" not in masked and "args-pg-pass-2" not in masked

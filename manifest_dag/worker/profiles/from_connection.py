@@ -63,8 +63,8 @@ def profile_from_connection(
             fields[key] = EnvRef(value)  # the user's own Jinja (e.g. their env_var()): dbt renders it
         elif key in mapping.secret_fields:
             fields[key] = view.secret(key, value, json_value=key == "keyfile_json")
-        else:
-            fields[key] = value
+        else:  # a mapping or list (DuckDB's settings, secrets, attach ...): its nested secrets too
+            fields[key] = view.hide_secrets(key, value)
     fields = {k: v for k, v in fields.items() if v is not None and v != ""}
     fields["type"] = mapping.dbt_type
     coerce_fields(conn_id, fields)

@@ -18,6 +18,9 @@ from manifest_dag.core.secrets import is_secret_name
 from manifest_dag.worker.profiles.yaml_text import EnvRef
 
 ENV_PREFIX = "MANIFEST_DAG_"
+#: a connection string holding a password: libpq's ``password=...`` (DuckDB ``attach`` of a
+#: postgres database) or a URI's ``user:pass@``
+_CREDENTIALS_IN_TEXT = re.compile(r"\bpassword\s*=|://[^/\s@]+:[^/\s@]*@", re.IGNORECASE)
 
 
 @dataclass
@@ -79,8 +82,39 @@ class ConnectionView:
         return default
 
     def passthrough(self, fields: dict[str, Any], names: tuple[str, ...]) -> None:
-        """Copy the ``extra`` keys dbt knows for this adapter, unchanged, into ``fields``."""
+        """Copy the ``extra`` keys dbt knows for this adapter into ``fields``, nested secrets hidden.
+
+        A passed-through value may be a mapping or a list of them (DuckDB's ``settings``,
+        ``secrets``, ``filesystems``, ``attach``): every entry under a secret name, at any depth,
+        goes through :meth:`secret` (see :meth:`hide_secrets`).
+        """
         for name in names:
             value = self.extra.get(name)
             if value is not None and value != "":
-                fields[name] = value
+                fields[name] = self.hide_secrets(name, value)
+
+    def hide_secrets(self, path: str, value: Any) -> Any:
+        """``value`` with every entry under a secret name, and every string holding credentials
+        (``password=``, ``user:pass@``), at any depth, replaced by an env var reference.
+
+        ``path`` names the env var (``secrets_0_secret`` for the first item's ``secret``); an entry
+        under a secret name that is itself a mapping or list travels as one JSON env var.
+        """
+        if isinstance(value, Mapping):
+            out: dict[Any, Any] = {}
+            for k, v in value.items():
+                sub = f"{path}_{k}"
+                if v is None or v == "" or isinstance(v, (bool, EnvRef)) or not is_secret_name(str(k)):
+                    out[k] = self.hide_secrets(sub, v)
+                elif isinstance(v, str) and "{{" in v:  # the user's own Jinja (their env_var()): dbt renders it
+                    out[k] = EnvRef(v)
+                elif isinstance(v, (Mapping, list)):
+                    out[k] = self.secret(sub, v, json_value=True)
+                else:
+                    out[k] = self.secret(sub, v)
+            return out
+        if isinstance(value, (list, tuple)):
+            return [self.hide_secrets(f"{path}_{i}", v) for i, v in enumerate(value)]
+        if isinstance(value, str) and "{{" not in value and _CREDENTIALS_IN_TEXT.search(value):
+            return self.secret(path, value)
+        return value

@@ -6,11 +6,9 @@ task is its own process and what one builds in memory the next never sees.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from manifest_dag.core.errors import ProfileError
-from manifest_dag.core.secrets import is_secret_name
 from manifest_dag.worker.profiles.registry import AdapterMapping, register_adapter
 from manifest_dag.worker.profiles.view import ConnectionView
 
@@ -40,13 +38,9 @@ def build(c: ConnectionView) -> dict[str, Any]:
     schema = c.get("schema") or c.schema
     if schema:
         fields["schema"] = schema
+    # settings, secrets, filesystems, attach (a postgres one's path may hold a password): every
+    # nested secret goes through an env var (ConnectionView.hide_secrets)
     c.passthrough(fields, _EXTRA)
-    settings = fields.get("settings")
-    if isinstance(settings, Mapping):
-        fields["settings"] = {
-            k: (c.secret(f"settings_{k}", v) if is_secret_name(k) and v not in (None, "") else v)
-            for k, v in settings.items()
-        }
     token = c.password or c.get("motherduck_token")
     if token:  # MotherDuck: path "md:<db>", the token is the connection's password
         fields.setdefault("settings", {})
