@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from airflow.sdk.bases.operator import BaseOperator
+from airflow.sdk.definitions._internal.templater import LiteralValue
 
 from manifest_dag.core import settings
 from manifest_dag.core.config import ProfileConfig, VenvConfig
@@ -48,8 +49,8 @@ class DbtVenvOperator(BaseOperator):
         self,
         *,
         project_dir: str | Path,
-        select: Sequence[str] = (),
-        exclude: Sequence[str] = (),
+        select: Sequence[str] | LiteralValue = (),
+        exclude: Sequence[str] | LiteralValue = (),
         selector: str | None = None,
         indirect_selection: str | None = None,
         profile_config: ProfileConfig | None = None,
@@ -80,6 +81,15 @@ class DbtVenvOperator(BaseOperator):
             raise ConfigError(f"{where}: give venv_config or py_requirements, not both")
         if not isinstance(full_refresh, bool):
             raise ConfigError(f"{where}: full_refresh must be True or False, got {full_refresh!r}")
+        # Airflow's "render as is" wrapper: the renderer passes the manifest's selectors in it, so a
+        # folder named ``x{{ conn.db.password }}`` is a folder name, never a template; the DAG
+        # author's own select/exclude stay templated
+        literal = {
+            name for name, value in (("select", select), ("exclude", exclude)) if isinstance(value, LiteralValue)
+        }
+        if literal:
+            self.template_fields = tuple(f for f in type(self).template_fields if f not in literal)
+        select, exclude = (v.value if isinstance(v, LiteralValue) else v for v in (select, exclude))
         self.project_dir = str(project_dir)
         self.select = [select] if isinstance(select, str) else list(select)
         self.exclude = [exclude] if isinstance(exclude, str) else list(exclude)

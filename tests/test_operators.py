@@ -156,6 +156,25 @@ def test_templated_fields_are_rendered() -> None:
     assert inv.dbt_vars == {"day": "2024-01-01"} and inv.env == {"RUN_DAY": "2024-01-01"}
 
 
+def test_a_literal_select_is_not_rendered_and_the_rest_still_is() -> None:
+    """Airflow's LiteralValue (how the renderer passes manifest selectors) keeps its text as is."""
+    from airflow.sdk.definitions._internal.templater import LiteralValue
+
+    op = run_op(
+        select=LiteralValue(("shop.x{{ conn.db.password }}.m1",)),
+        exclude=LiteralValue(()),
+        dbt_vars={"day": "{{ ds }}"},
+        dbt_flags=["--threads", "{{ params.threads }}"],
+    )
+    assert op.select == ["shop.x{{ conn.db.password }}.m1"] and op.exclude == []
+    assert "select" not in op.template_fields and "exclude" not in op.template_fields
+    assert "select" in DbtVenvOperator.template_fields  # other operators are untouched
+    op.render_template_fields({"ds": "2024-01-01", "params": {"threads": 4}}, jinja_env=jinja2.Environment())
+    inv = op.invocation()
+    assert inv.command_args == ("run", "--select", "shop.x{{ conn.db.password }}.m1", "--threads", "4")
+    assert inv.dbt_vars == {"day": "2024-01-01"}
+
+
 # -- the run -------------------------------------------------------------------------------------------
 class FakeInvoker:
     def __init__(self) -> None:

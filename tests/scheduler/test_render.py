@@ -329,3 +329,25 @@ def test_a_single_select_string_is_one_selector() -> None:
 def test_venv_config_repr_masks_index_credentials() -> None:
     config = VenvConfig(py_requirements=["dbt-core"], index_url="https://user:hunter2@pypi.example/simple")
     assert "hunter2" not in repr(config) and "pypi.example" in repr(config)
+
+
+def test_manifest_text_in_selectors_is_never_rendered_as_a_template(tmp_path: Path) -> None:
+    """A folder ``x{{ 7 * 7 }}`` is a folder name: Airflow's real rendering keeps the braces."""
+    from manifest_dag.testing import ManifestBuilder, plan_task
+
+    manifest = (
+        ManifestBuilder("shop")
+        .model("m1", path="x{{ 7 * 7 }}/m1.sql")
+        .model("m2", refs=["m1"], path="x{{ 7 * 7 }}/m2.sql")
+        .test("not_null", on="m1", column="id")
+        .test("unique", on="m1", column="id")
+        .write(tmp_path)
+    )
+    dag = make_dag(manifest, select=["+m2", "test_name:not_null"])
+    run = plan_task(dag.task_dict["m1.run"])
+    assert run.argv[1:4] == ("run", "--select", "shop.x{{ 7 * 7 }}.m1")
+    test = plan_task(dag.task_dict["m1.test"])
+    # the test task's selector and its exclude of the unselected test both come from the manifest
+    assert "shop.x{{ 7 * 7 }}.m1" in test.argv and not any("49" in a for a in test.argv)
+    assert "select" not in dag.task_dict["m1.run"].template_fields
+    assert "dbt_vars" in dag.task_dict["m1.run"].template_fields  # the DAG author's values still are
