@@ -45,19 +45,39 @@ from manifest_dag.worker.profile_dirs import make_profile_dir
 from manifest_dag.worker.slots import take_free_slot
 
 #: What never goes into the copy: dbt's outputs, local environments and database files.
-_SKIP_DIRS = frozenset({"target", "logs", ".venv", "venv", "env", ".git", "__pycache__", ".tox", ".mypy_cache"})
-_SKIP_SUFFIXES = (".duckdb", ".duckdb.wal", ".db", ".db.wal", ".sqlite", ".pyc")
+#: left out at the project's top level only: dbt's outputs, environments, VCS, local databases. A
+#: model folder named ``logs`` or a seed ``x.db`` deeper down is part of the project and is copied.
+_SKIP_DIRS = frozenset({"target", "logs", ".venv", "venv", "env", ".git", ".tox", ".mypy_cache"})
+_SKIP_SUFFIXES = (".duckdb", ".duckdb.wal", ".db", ".db.wal", ".sqlite")
+#: left out at any depth: Python's byte code is never part of a dbt project
+_SKIP_ANYWHERE_DIRS = frozenset({"__pycache__"})
+_SKIP_ANYWHERE_SUFFIXES = (".pyc",)
 _PACKAGE_FILES = ("packages.yml", "dependencies.yml", "package-lock.yml")
 #: never copied: dbt gets its profile from a private dir (or reads the original project's), and a
 #: copy that outlives the task (the worker's deps dir, a killed task's slot) must not hold secrets
 _SKIP_FILES = frozenset({"profiles.yml"})
 
 
-def _ignore(directory: str, names: list[str]) -> set[str]:
-    top = Path(directory)
-    return {
-        n for n in names if (n in _SKIP_DIRS and (top / n).is_dir()) or n.endswith(_SKIP_SUFFIXES) or n in _SKIP_FILES
-    }
+def _ignore_for(root: Path) -> Callable[[str, list[str]], set[str]]:
+    """``copytree``'s ``ignore``: outputs and local state at ``root``'s top level, byte code anywhere."""
+    top_level = os.fspath(root)
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        here = Path(directory)
+        skipped = {
+            n
+            for n in names
+            if (n in _SKIP_ANYWHERE_DIRS and (here / n).is_dir()) or n.endswith(_SKIP_ANYWHERE_SUFFIXES)
+        }
+        if directory == top_level:
+            skipped.update(
+                n
+                for n in names
+                if (n in _SKIP_DIRS and (here / n).is_dir()) or n.endswith(_SKIP_SUFFIXES) or n in _SKIP_FILES
+            )
+        return skipped
+
+    return ignore
 
 
 def _owner_writable(top: Path) -> None:
@@ -80,7 +100,7 @@ def _copy_file_writable(src: str, dst: str, *, follow_symlinks: bool = True) -> 
 def _copy_project(source: Path, dest: Path) -> None:
     """``source`` copied to ``dest`` without dbt's outputs, owner-writable whatever its modes."""
     try:
-        shutil.copytree(source, dest, ignore=_ignore, symlinks=True, copy_function=_copy_file_writable)
+        shutil.copytree(source, dest, ignore=_ignore_for(source), symlinks=True, copy_function=_copy_file_writable)
     finally:
         _owner_writable(dest)  # also when the copy failed half-way, so it can be removed
 

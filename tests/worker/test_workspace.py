@@ -462,3 +462,31 @@ def test_a_full_disk_while_keeping_the_msgpack_is_a_warning_and_leaves_no_temp_f
     assert "KEPT-OK" in out.stdout, out.stdout + out.stderr
     assert "partial parse: could not keep" in out.stdout, out.stdout
     assert _temp_files(tmp_path / "cache") == []
+
+
+def test_folders_and_files_named_like_outputs_are_copied_below_the_top_level(tmp_path: Path) -> None:
+    """Issue 19 item 3: only the project's own top-level outputs are left out, not a ``models/logs/``."""
+    project = make_project(tmp_path)
+    for rel, text in {
+        "models/logs/m_logs.sql": "select 1",
+        "models/target/m_target.sql": "select 2",
+        "models/env/m_env.sql": "select 3",
+        "seeds/lookup.db/readme.md": "a folder whose name ends in .db",
+        "seeds/archive.db": "not a database: a file of the project",
+        "models/profiles.yml": "version: 2\n",
+        "models/__pycache__/x.pyc": "",
+    }.items():
+        (project / rel).parent.mkdir(parents=True, exist_ok=True)
+        (project / rel).write_text(text)
+    (project / "shop.db").write_text("a local database at the top")
+    with Workspace(project, cache_root=tmp_path / "cache", state=STATE, log=lambda s: None) as ws:
+        copy = ws.project
+        assert (copy / "models" / "logs" / "m_logs.sql").read_text() == "select 1"
+        assert (copy / "models" / "target" / "m_target.sql").read_text() == "select 2"
+        assert (copy / "models" / "env" / "m_env.sql").read_text() == "select 3"
+        assert (copy / "seeds" / "lookup.db" / "readme.md").is_file()
+        assert (copy / "seeds" / "archive.db").is_file()
+        assert (copy / "models" / "profiles.yml").is_file()  # a schema file, not dbt's profile
+        assert not (copy / "models" / "__pycache__").exists()
+        assert not (copy / "shop.db").exists()
+        assert not (copy / "logs").exists() and not (copy / ".venv").exists()
