@@ -38,6 +38,7 @@ from array import array
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
+from types import CodeType
 from typing import Any
 
 from manifest_dag.core import settings
@@ -288,12 +289,50 @@ def render_key(render_config: Any) -> str:
         if f.name == "naming":
             cls = type(value)
             state = sorted(vars(value).items()) if hasattr(value, "__dict__") else ()
-            value = (cls.__module__, cls.__qualname__, repr(state))
+            value = (cls.__module__, cls.__qualname__, repr(state), naming_code_digest(cls))
         elif hasattr(value, "value"):
             value = value.value
         parts.append((f.name, value))
     parts.append(("format", FORMAT))
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
+
+
+def naming_code_digest(cls: type) -> str:
+    """A digest of the code a naming class runs: its methods' byte code and its plain class values.
+
+    A user who edits a method of their ``DbtNaming`` subclass (same module, same class name)
+    changes the task ids; a key of the class's name alone would keep serving the old plan.
+    """
+    digest = hashlib.sha256()
+    for klass in cls.__mro__:
+        if klass is object:
+            continue
+        digest.update(f"{klass.__module__}.{klass.__qualname__}".encode())
+        for name, attr in sorted(vars(klass).items()):
+            for code_of in (attr, getattr(attr, "__func__", None), getattr(attr, "fget", None)):
+                code = getattr(code_of, "__code__", None)
+                if code is not None:
+                    digest.update(name.encode() + _code_text(code).encode())
+                    break
+            else:
+                if isinstance(attr, (str, int, float, bool, tuple, frozenset)) and not name.startswith("__"):
+                    digest.update(f"{name}={_stable(attr)}".encode())
+    return digest.hexdigest()[:16]
+
+
+def _code_text(code: CodeType) -> str:
+    """The same text in every process for the same code (``marshal`` output depends on refcounts)."""
+    consts = ",".join(_code_text(c) if isinstance(c, CodeType) else _stable(c) for c in code.co_consts)
+    return f"{code.co_code.hex()}|{code.co_names}|{code.co_varnames}|{consts}"
+
+
+def _stable(value: Any) -> str:
+    """``repr`` with sets sorted (their order changes with each process's hash seed)."""
+    if isinstance(value, (frozenset, set)):
+        return "{" + ",".join(sorted(_stable(v) for v in value)) + "}"
+    if isinstance(value, tuple):
+        return "(" + ",".join(_stable(v) for v in value) + ")"
+    return repr(value)
 
 
 def file_digest(path: Path) -> str:
@@ -310,7 +349,9 @@ def _identity(path: Path) -> tuple[Any, ...] | None:
         st = path.stat()
     except OSError:
         return None
-    return (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
+    # ctime too: a file rewritten in place can keep its inode, size and mtime (``touch -d``), but
+    # its ctime, which no user can set, moves on
+    return (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def _ident_file(directory: Path, ident: tuple[Any, ...]) -> Path:

@@ -281,3 +281,59 @@ def test_a_cache_dir_owned_by_another_user_is_not_used(tmp_path: Path, caplog: p
         _, source = cached_plan(path, config, Counted(path, config), cache_dir=cache)
     assert source == "built" and list(cache.iterdir()) == []
     assert any(str(cache) in r.getMessage() and "owned by uid 65534" in r.getMessage() for r in caplog.records)
+
+
+def _naming_class(task_suffix: str) -> type[DbtNaming]:
+    """The same class (module and name) with another body, as after a user edits their DAG file."""
+    namespace: dict[str, Any] = {"DbtNaming": DbtNaming, "__name__": "user_dag_naming"}
+    exec(  # noqa: S102 - test code written here, not input
+        "class TeamNaming(DbtNaming):\n"
+        "    def task_id(self, name, command, in_group):\n"
+        f"        return super().task_id(name, command, in_group) + {task_suffix!r}\n",
+        namespace,
+    )
+    return namespace["TeamNaming"]
+
+
+def test_editing_a_naming_method_rebuilds_the_plan(tmp_path: Path) -> None:
+    """Issue 19 item 11: a changed method body (same module, same class name) is a new key."""
+    path = small().write(tmp_path / "project")
+    first_cls, edited_cls = _naming_class("_x"), _naming_class("_y")
+    assert (first_cls.__module__, first_cls.__qualname__) == (edited_cls.__module__, edited_cls.__qualname__)
+    first = RenderConfig(naming=first_cls())
+    edited = RenderConfig(naming=edited_cls())
+    assert render_key(first) != render_key(edited)
+    assert render_key(first) == render_key(RenderConfig(naming=_naming_class("_x")()))  # same code, same key
+    planned, _ = fresh(lambda: cached_plan(path, first, Counted(path, first), cache_dir=tmp_path / "cache"))
+    build = Counted(path, edited)
+    replanned, _ = fresh(lambda: cached_plan(path, edited, build, cache_dir=tmp_path / "cache"))
+    assert build.calls == 1
+    first_ids = [t.task_id for t in planned.plan.tasks]
+    edited_ids = [t.task_id for t in replanned.plan.tasks]
+    assert any(i.endswith("_x") for i in first_ids) and not any(i.endswith("_x") for i in edited_ids)
+    assert any(i.endswith("_y") for i in edited_ids)
+
+
+def test_a_manifest_rewritten_in_place_with_the_same_size_and_mtime_is_planned_again(tmp_path: Path) -> None:
+    """Issue 19 item 11: same inode, size and mtime, other content: the old plan is not served."""
+    import os
+
+    path = small().write(tmp_path / "project")
+    config = RenderConfig()
+    planned, _ = fresh(lambda: cached_plan(path, config, Counted(path, config), cache_dir=tmp_path / "cache"))
+    ids = sorted(t.task_id for t in planned.plan.tasks)
+    assert any(i.startswith("b") for i in ids), ids
+    before = path.stat()
+    data = path.read_bytes()
+    renamed = data.replace(b'"b"', b'"z"').replace(b".b\"", b'.z"').replace(b"/b.sql", b"/z.sql").replace(b"model.p.b", b"model.p.z")
+    assert len(renamed) == len(data) and renamed != data
+    with path.open("r+b") as fh:  # in place: the same inode
+        fh.write(renamed)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (before.st_ino, before.st_size, before.st_mtime_ns)
+    build = Counted(path, config)
+    replanned, _ = fresh(lambda: cached_plan(path, config, build, cache_dir=tmp_path / "cache"))
+    assert build.calls == 1
+    new_ids = sorted(t.task_id for t in replanned.plan.tasks)
+    assert new_ids != ids and any(i.startswith("z") for i in new_ids), new_ids
