@@ -20,11 +20,13 @@ slot, server that will not start, socket or protocol error, crash mid-run).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -34,7 +36,7 @@ from typing import TYPE_CHECKING
 from filelock import FileLock
 
 from manifest_dag.core import settings
-from manifest_dag.core.files import create_private
+from manifest_dag.core.files import create_private, make_private_dir
 from manifest_dag.worker import Log
 from manifest_dag.worker.slots import take_free_slot
 
@@ -135,6 +137,26 @@ def _kill(pid: int) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+#: bytes a Unix socket path may hold on Linux (``sun_path`` is 108 with its closing NUL)
+SOCKET_PATH_MAX = 107
+
+
+def socket_path(pool_dir: Path, slot: int | str) -> Path:
+    """Slot ``slot``'s socket: in the pool dir, or, when that path would be too long for a Unix
+    socket, in a private folder under the temp dir named for the pool (the same for every task).
+
+    A deep venv cache would otherwise make every warm start fail after dbt's import, and every
+    task run cold, slowly, without a word.
+    """
+    own = pool_dir / f"{slot}.sock"
+    if len(os.fsencode(own)) <= SOCKET_PATH_MAX:
+        return own
+    digest = hashlib.sha256(os.fsencode(pool_dir.resolve())).hexdigest()[:16]
+    short = Path(tempfile.gettempdir()) / f"manifest-dag-{os.getuid()}" / digest
+    make_private_dir(short)
+    return short / f"{slot}.sock"
+
+
 class WarmInvoker:
     """An ``Invoker`` that sends dbt command lines to a warm process of the venv's pool."""
 
@@ -145,10 +167,18 @@ class WarmInvoker:
         self.settings = settings
         self.log = log
         self._current_pid: int | None = None
+        self._said_short = False
 
     # -- slots -------------------------------------------------------------------------------
     def _paths(self, i: int) -> tuple[Path, Path, Path]:
-        return self.pool_dir / f"{i}.lock", self.pool_dir / f"{i}.sock", self.pool_dir / f"{i}.pid"
+        sock = socket_path(self.pool_dir, i)
+        if sock.parent != self.pool_dir and not self._said_short:
+            self._said_short = True
+            self.log(
+                f"warm dbt: {self.pool_dir / f'{i}.sock'} is longer than a Unix socket path may be "
+                f"({SOCKET_PATH_MAX} bytes); this pool's sockets live under {sock.parent} instead"
+            )
+        return self.pool_dir / f"{i}.lock", sock, self.pool_dir / f"{i}.pid"
 
     def _take_slot(self) -> tuple[int, FileLock]:
         taken = take_free_slot(self.pool_dir, self.settings.processes, within=self.pool_dir.parent)  # warm/<key>: 0700
@@ -263,8 +293,9 @@ class WarmInvoker:
 def pool_status(pool_dir: Path, timeout: float = 0.5) -> list[dict]:
     """Each slot's process: pid, invocations served and RSS (MB), or ``busy``/``down``."""
     out: list[dict] = []
-    for sock_path in sorted(pool_dir.glob("*.sock")):
-        slot = sock_path.stem
+    for pid_path in sorted(pool_dir.glob("*.pid")):
+        slot = pid_path.stem
+        sock_path = socket_path(pool_dir, slot)
         entry: dict = {"slot": slot}
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
