@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -36,6 +37,7 @@ from typing import TYPE_CHECKING
 from filelock import FileLock
 
 from manifest_dag.core import settings
+from manifest_dag.core.errors import DbtRunError
 from manifest_dag.core.files import create_private, make_private_dir
 from manifest_dag.worker import Log
 from manifest_dag.worker.slots import take_free_slot
@@ -327,8 +329,12 @@ def stop_pools(state_dir: Path) -> int:
     return stopped
 
 
+#: dbt's console line when it starts a node (``12:00:01  1 of 5 START sql view model ...``)
+_NODE_STARTED = re.compile(r"\b\d+ of \d+ START\b")
+
+
 class FallbackInvoker:
-    """Warm first; a cold subprocess whenever the warm path itself fails."""
+    """Warm first; a cold subprocess when the warm path fails before dbt started any node."""
 
     def __init__(self, warm: WarmInvoker, cold: Invoker, log: Log) -> None:
         self.warm = warm
@@ -339,12 +345,28 @@ class FallbackInvoker:
     def invoke(self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], on_line: Log) -> int:
         if argv[1:2] == ["deps"]:
             return self.cold.invoke(argv, cwd=cwd, env=env, on_line=on_line)
+        started: list[str] = []
+
+        def watch(line: str) -> None:
+            if not started and _NODE_STARTED.search(line):
+                started.append(line)
+            on_line(line)
+
         try:
-            return self.warm.invoke(argv, cwd=cwd, env=env, on_line=on_line)
-        except Exception as exc:  # noqa: BLE001 - any warm-path failure must not fail the task
+            return self.warm.invoke(argv, cwd=cwd, env=env, on_line=watch)
+        except Exception as exc:
             if self.killed:  # Airflow stopped the task: do not start dbt again
                 return -int(signal.SIGTERM)
             why = str(exc) if isinstance(exc, WarmUnavailable) else f"{type(exc).__name__}: {exc}"
+            if started:
+                # dbt had begun running nodes (hooks, non-transactional SQL): running them again in
+                # this try could do work twice; this try fails, and Airflow's retries decide
+                raise DbtRunError(
+                    f"the warm dbt process failed after dbt had started running nodes ({why}); not running "
+                    f"`dbt {' '.join(argv[1:])}` a second time in this try: the task fails, and Airflow's "
+                    f"retries decide. First node started: {started[0].strip()}",
+                    command=" ".join(argv[1:]),
+                ) from exc
             self.log(f"warm dbt unavailable ({why}); running dbt as a fresh process instead")
         return self.cold.invoke(argv, cwd=cwd, env=env, on_line=on_line)
 
