@@ -128,6 +128,7 @@ class DbtVenvOperator(BaseOperator):
             env={str(k): str(v) for k, v in (self.env or {}).items()},
             install_deps=self.install_deps,
             warm_processes=self.venv_config.warm_processes,
+            warm_scope=self.venv_config.warm_scope,
         )
 
     def execute(self, context: Any) -> dict[str, Any]:

@@ -201,6 +201,10 @@ class VenvConfig:
     #: dbt process per task); default ``MANIFEST_DAG_WARM_PROCESSES``, else how many tasks the
     #: worker runs at once (``manifest_dag.worker.warm.worker_task_parallelism``), else its cores.
     warm_processes: int | None = None
+    #: the trust boundary of warm processes beyond the project: tasks share a warm dbt process only
+    #: when they run the same venv, the same project folder and the same ``warm_scope`` (say a
+    #: team or DAG name). dbt runs the project's Python in that process; never share it across trust.
+    warm_scope: str | None = None
     #: where venvs are cached; default, in order: ``MANIFEST_DAG_VENV_CACHE``, Airflow's
     #: ``[manifest_dag] venv_cache_dir``, else ``~/.cache/manifest-dag/venvs``.
     cache_dir: str | Path | None = None
@@ -226,6 +230,8 @@ class VenvConfig:
             _local_path(self, "constraints", absolute=True)
         _path(self, "cache_dir")
         _bool(self, "py_system_site_packages")
+        if self.warm_scope is not None and (not isinstance(self.warm_scope, str) or not self.warm_scope):
+            raise _fail(type(self), "warm_scope", f"must be a non-empty string or None, got {self.warm_scope!r}")
         if self.warm_processes is not None and (
             not isinstance(self.warm_processes, int) or isinstance(self.warm_processes, bool) or self.warm_processes < 0
         ):

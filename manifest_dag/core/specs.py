@@ -103,3 +103,5 @@ class DbtInvocation:
     #: warm dbt processes per venv on this worker (None: MANIFEST_DAG_WARM_PROCESSES or the
     #: worker's cores; 0: off, every invocation is a fresh dbt process)
     warm_processes: int | None = None
+    #: what, beyond venv and project, separates warm processes (``VenvConfig.warm_scope``)
+    warm_scope: str | None = None

@@ -8,6 +8,7 @@ it cold whenever the warm path itself fails. ``default_invoker`` picks between t
 
 from __future__ import annotations
 
+import hashlib
 import signal
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -53,7 +54,26 @@ class SubprocessInvoker:
             child.stop()
 
 
-def default_invoker(venv: Venv, cache: VenvCache, warm_processes: int | None, log: Log) -> Invoker:
+def warm_pool_dir(cache_root: Path, venv_key: str, project_dir: Path, scope: str | None = None) -> Path:
+    """The warm pool of one trust boundary: a venv, a project folder, and the author's ``warm_scope``.
+
+    dbt runs user Python (Python models, macros' modules, adapter plugins) inside a warm process,
+    and that code can patch dbt for every later invocation in the process and read each one's
+    environment, secrets included. So one project's tasks never reach another project's process.
+    """
+    boundary = hashlib.sha256(f"{project_dir.resolve()}\0{scope or ''}".encode()).hexdigest()[:12]
+    return cache_root / STATE_DIR / "warm" / f"{venv_key}-{boundary}"
+
+
+def default_invoker(
+    venv: Venv,
+    cache: VenvCache,
+    warm_processes: int | None,
+    log: Log,
+    *,
+    project_dir: Path,
+    warm_scope: str | None = None,
+) -> Invoker:
     """Warm processes with a cold fallback, unless turned off (then a fresh process per call)."""
     from manifest_dag.worker.warm import FallbackInvoker, WarmInvoker, WarmSettings
 
@@ -63,5 +83,6 @@ def default_invoker(venv: Venv, cache: VenvCache, warm_processes: int | None, lo
         return cold
     server_env = {k: v for k, v in venv.environ().items() if k in _SERVER_ENV}
     server_env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
-    warm = WarmInvoker(venv.python, server_env, cache.root / STATE_DIR / "warm" / venv.key, settings, log)
+    pool = warm_pool_dir(cache.root, venv.key, project_dir, warm_scope)
+    warm = WarmInvoker(venv.python, server_env, pool, settings, log)
     return FallbackInvoker(warm, cold, log)

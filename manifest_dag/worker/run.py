@@ -71,7 +71,9 @@ def run_dbt(
 
     cache = venv_cache or VenvCache(inv.cache_dir, log)
     venv = cache.ensure(inv.venv_spec)
-    invoker = invoker or default_invoker(venv, cache, inv.warm_processes, log)
+    invoker = invoker or default_invoker(
+        venv, cache, inv.warm_processes, log, project_dir=inv.project_dir, warm_scope=inv.warm_scope
+    )
     if on_invoker is not None:
         on_invoker(invoker)
     dbt = venv.executable("dbt")

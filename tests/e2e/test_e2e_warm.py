@@ -190,13 +190,15 @@ def test_duckdb_file_is_released_for_a_cold_dbt_from_another_process(project: Pa
 def test_processes_are_recycled_above_the_memory_ceiling_and_reported(
     project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from manifest_dag.worker.invokers import warm_pool_dir
     from manifest_dag.worker.warm import pool_status, stop_pools
 
     stop_pools(E2E_VENV_CACHE / ".state")  # processes keep the limits they were started with
     db = tmp_path / "m.duckdb"
     first = pid_of(run(project, ("seed", "--select", "raw_products"), db))
     venv_key = VenvCache(E2E_VENV_CACHE, log=lambda s: None).ensure(VenvSpec(requirements=tuple(VENV_REQUIREMENTS))).key
-    status = [s for s in pool_status(E2E_VENV_CACHE / ".state" / "warm" / venv_key) if s["state"] == "idle"]
+    pool = warm_pool_dir(E2E_VENV_CACHE, venv_key, project)
+    status = [s for s in pool_status(pool) if s["state"] == "idle"]
     assert status and all(0 < s["rss_mb"] < 2000 for s in status)  # under the default ceiling
     assert sum(s["rss_mb"] for s in status) < 2000 * len(status)
     monkeypatch.setenv("MANIFEST_DAG_WARM_MAX_RSS_MB", "1")  # every process is above 1 MB
