@@ -32,11 +32,19 @@ _YAML_SECRET = re.compile(
     re.IGNORECASE | re.MULTILINE,
 )
 _USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^\s/]+)@")
+#: a connection string holding a password: libpq's ``password=...`` (DuckDB ``attach`` of a
+#: postgres database) or a URI's ``user:pass@``
+_CREDENTIALS_IN_TEXT = re.compile(r"\bpassword\s*=|://[^/\s@]+:[^/\s@]*@", re.IGNORECASE)
 
 
 def is_secret_name(name: str) -> bool:
     """Whether a field, variable or key called ``name`` holds a secret."""
     return SECRET_NAME.search(str(name)) is not None
+
+
+def holds_credentials(text: str) -> bool:
+    """Whether a value, whatever its name, is a connection string with a password in it."""
+    return _CREDENTIALS_IN_TEXT.search(text) is not None
 
 
 class Masker:

@@ -4,7 +4,7 @@ A DAG file is parsed again and again: by the DAG processor every few seconds, an
 task runner before every single task. Parsing a large manifest with orjson and planning it costs
 seconds; the plan it yields is small plain data. So plans are cached at two levels:
 
-- in the process, keyed by the manifest file's identity (path, inode, size, mtime) and the render
+- in the process, keyed by the manifest file's identity (path, inode, size, mtime, ctime) and the render
   options: re-building the DAG in the same process costs only the Airflow objects;
 - on disk, keyed by the manifest's *content* digest and the render options, so a fresh process
   (a task on a worker, a DAG-processor child) reads a ~1 MB pickle instead of a ~100 MB JSON.
@@ -361,7 +361,7 @@ def _ident_file(directory: Path, ident: tuple[Any, ...]) -> Path:
 def _known_digest(directory: Path, ident: tuple[Any, ...]) -> str | None:
     """The content digest recorded for this exact file identity, so a fresh process skips hashing.
 
-    The identity includes the inode, size and nanosecond mtime: rewriting the manifest changes it.
+    The identity includes the inode, size, nanosecond mtime and ctime: rewriting the manifest changes it.
     """
     try:
         text = _ident_file(directory, ident).read_text().strip()

@@ -14,13 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from manifest_dag.core.errors import ProfileError
-from manifest_dag.core.secrets import is_secret_name
+from manifest_dag.core.secrets import holds_credentials, is_secret_name
 from manifest_dag.worker.profiles.yaml_text import EnvRef
 
 ENV_PREFIX = "MANIFEST_DAG_"
-#: a connection string holding a password: libpq's ``password=...`` (DuckDB ``attach`` of a
-#: postgres database) or a URI's ``user:pass@``
-_CREDENTIALS_IN_TEXT = re.compile(r"\bpassword\s*=|://[^/\s@]+:[^/\s@]*@", re.IGNORECASE)
 
 
 @dataclass
@@ -115,6 +112,6 @@ class ConnectionView:
             return out
         if isinstance(value, (list, tuple)):
             return [self.hide_secrets(f"{path}_{i}", v) for i, v in enumerate(value)]
-        if isinstance(value, str) and "{{" not in value and _CREDENTIALS_IN_TEXT.search(value):
+        if isinstance(value, str) and "{{" not in value and holds_credentials(value):
             return self.secret(path, value)
         return value

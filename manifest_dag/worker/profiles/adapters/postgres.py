@@ -43,17 +43,21 @@ def build(c: ConnectionView) -> dict[str, Any]:
     return fields
 
 
+#: what a profile of the postgres family needs, and where in the Connection each field comes from
+#: (Redshift speaks the same protocol and takes the same fields)
+REQUIRED = required(
+    host="the connection's host",
+    user="the connection's login",
+    dbname="the connection's schema field (Airflow's name for the database) or extra 'dbname'",
+    schema="extra 'schema'",
+)
+
 register_adapter(
     ("postgres", "postgresql"),
     AdapterMapping(
         "postgres",
         build,
-        required=required(
-            host="the connection's host",
-            user="the connection's login",
-            dbname="the connection's schema field (Airflow's name for the database) or extra 'dbname'",
-            schema="extra 'schema'",
-        ),
+        required=REQUIRED,
         aliases={"database": "dbname"},
     ),
 )

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from manifest_dag.worker.profiles.registry import AdapterMapping, register_adapter, required
+from manifest_dag.worker.profiles.adapters.postgres import REQUIRED
+from manifest_dag.worker.profiles.registry import AdapterMapping, register_adapter
 from manifest_dag.worker.profiles.view import ConnectionView
 
 _EXTRA = (
@@ -57,12 +58,7 @@ register_adapter(
     AdapterMapping(
         "redshift",
         build,
-        required=required(
-            host="the connection's host",
-            user="the connection's login",
-            dbname="the connection's schema field (Airflow's name for the database) or extra 'dbname'",
-            schema="extra 'schema'",
-        ),
+        required=REQUIRED,
         aliases={"database": "dbname"},
         secret_fields=frozenset({"password", "secret_access_key"}),
     ),
