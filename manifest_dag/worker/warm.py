@@ -170,6 +170,7 @@ class WarmInvoker:
         self.log = log
         self._current_pid: int | None = None
         self._said_short = False
+        self.affinity: int | None = None
 
     # -- slots -------------------------------------------------------------------------------
     def _paths(self, i: int) -> tuple[Path, Path, Path]:
@@ -182,8 +183,16 @@ class WarmInvoker:
             )
         return self.pool_dir / f"{i}.lock", sock, self.pool_dir / f"{i}.pid"
 
+    def prefer_slot(self, slot: int) -> None:
+        """Try slot ``slot`` first: the task's workspace slot, whose project the process that
+        served it last still holds parsed (see ``in_venv/manifest_reuse.py``)."""
+        self.affinity = slot
+
     def _take_slot(self) -> tuple[int, FileLock]:
-        taken = take_free_slot(self.pool_dir, self.settings.processes, within=self.pool_dir.parent)  # warm/<key>: 0700
+        prefer = self.affinity
+        taken = take_free_slot(
+            self.pool_dir, self.settings.processes, within=self.pool_dir.parent, prefer=prefer
+        )  # warm/<key>: 0700
         if taken is None:
             raise WarmUnavailable(f"all {self.settings.processes} warm dbt processes of this venv are busy")
         return taken
@@ -272,6 +281,8 @@ class WarmInvoker:
                         msg = json.loads(raw)
                         if "log" in msg:
                             on_line(str(msg["log"]))
+                        elif "note" in msg:
+                            self.log(str(msg["note"]))
                         elif "exit" in msg:
                             if msg.get("error"):
                                 on_line(f"dbt: {msg['error']}")
@@ -341,6 +352,9 @@ class FallbackInvoker:
         self.cold = cold
         self.log = log
         self.killed = False
+
+    def prefer_slot(self, slot: int) -> None:
+        self.warm.prefer_slot(slot)
 
     def invoke(self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], on_line: Log) -> int:
         if argv[1:2] == ["deps"]:

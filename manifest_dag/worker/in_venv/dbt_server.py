@@ -7,12 +7,17 @@ to it over a Unix domain socket with one JSON object per line:
 
     request   {"args": [...dbt argv without "dbt"...], "cwd": "...", "env": {...}}
     replies   {"log": "a dbt log line", "level": "info"}   (streamed while dbt runs)
+              {"note": "what this process did, e.g. reused the parsed project"}
               {"exit": 0|1|2, "error": null|"..."}          (last line)
     ping      {"ping": true}  ->  {"pong": <pid>, "invocations": n, "rss_mb": m}
 
 For run, test, seed, snapshot and build, dbt's manifest.json is not written (``--no-write-json``)
 and this process writes ``run_results.json`` from the result object instead (see
 ``_lean_artifacts``); a request with ``DBT_WRITE_JSON`` set gets all of dbt's artifacts.
+
+The process keeps the project it parsed for the next invocation when nothing it read has
+changed (``manifest_reuse.py``, ``project_state.py``: siblings of this file, which Python finds
+beside the script).
 
 Each invocation gets its own environment and working directory, restored afterwards, so no secret
 of one task is left for the next; afterwards the adapter's connections are closed, so the
@@ -29,6 +34,11 @@ import resource
 import socket
 import sys
 import traceback
+
+try:  # a module of manifest_dag (tests) or a script in a worker venv (siblings on sys.path)
+    from .manifest_reuse import ManifestReuse
+except ImportError:  # pragma: no cover - exercised by the server script
+    from manifest_reuse import ManifestReuse  # type: ignore[no-redef]
 
 _CONSOLE_LEVELS = {"info", "warn", "warning", "error"}
 #: commands whose result is a RunExecutionResult, written here as run_results.json
@@ -100,7 +110,7 @@ class _Writer:
             self.broken = True  # the task went away; finish the invocation quietly
 
 
-def _invoke(runner_cls, request: dict, writer: _Writer) -> None:
+def _invoke(runner_cls, request: dict, writer: _Writer, reuse: ManifestReuse | None = None) -> None:
     saved_env = dict(os.environ)
     saved_cwd = os.getcwd()
 
@@ -115,8 +125,25 @@ def _invoke(runner_cls, request: dict, writer: _Writer) -> None:
         os.environ.update({str(k): str(v) for k, v in request.get("env", {}).items()})
         os.chdir(request.get("cwd") or saved_cwd)
         args = list(request["args"])
-        results_path = _lean_artifacts(args, os.getcwd(), request.get("env", {}))
-        result = runner_cls(callbacks=[on_event]).invoke(args)
+        env = request.get("env", {})
+        results_path = _lean_artifacts(args, os.getcwd(), env)
+        manifest = None
+        if reuse is not None:
+            reuse.note = lambda text: writer.send({"note": text})
+            manifest = reuse.before(args, os.getcwd(), env)
+        runner = (
+            runner_cls(callbacks=[on_event])
+            if manifest is None
+            else runner_cls(manifest=manifest, callbacks=[on_event])
+        )
+        try:
+            result = runner.invoke(args)
+        except BaseException as exc:
+            if reuse is not None:
+                reuse.after(env, exc)
+            raise
+        if reuse is not None:
+            reuse.after(env, result.exception)
         if results_path is not None and hasattr(getattr(result, "result", None), "write"):
             os.makedirs(os.path.dirname(results_path), exist_ok=True)
             result.result.write(results_path)
@@ -140,6 +167,9 @@ def _invoke(runner_cls, request: dict, writer: _Writer) -> None:
 
 def serve(path: str, idle: float, max_invocations: int, max_rss_mb: float) -> None:
     from dbt.cli.main import dbtRunner  # the one slow import this process exists to pay once
+
+    reuse = ManifestReuse(note=lambda text: None)
+    reuse.install()
 
     try:
         os.unlink(path)
@@ -173,7 +203,7 @@ def serve(path: str, idle: float, max_invocations: int, max_rss_mb: float) -> No
                 if request.get("ping"):
                     writer.send({"pong": os.getpid(), "invocations": done, "rss_mb": round(_rss_mb(), 1)})
                     continue
-                _invoke(dbtRunner, request, writer)
+                _invoke(dbtRunner, request, writer, reuse)
                 done += 1
             if done >= max_invocations or _rss_mb() >= max_rss_mb:
                 break  # retire after serving: the next task starts a fresh process
