@@ -22,7 +22,7 @@ from airflow.sdk.bases.operator import BaseOperator
 from airflow.sdk.definitions._internal.templater import LiteralValue
 
 from manifest_dag.core import settings
-from manifest_dag.core.config import ProfileConfig, VenvConfig
+from manifest_dag.core.config import ProfileConfig, SecretVar, VenvConfig, check_secret_vars
 from manifest_dag.core.dbt import FULL_REFRESH_COMMANDS, check_dbt_flags, command_args
 from manifest_dag.core.errors import ConfigError, WorkspaceError
 from manifest_dag.core.specs import DbtInvocation
@@ -59,6 +59,7 @@ class DbtVenvOperator(BaseOperator):
         manifest_path: str | Path | None = None,
         partial_parse_path: str | Path | None = None,
         dbt_vars: Mapping[str, Any] | str | None = None,
+        secret_vars: Mapping[str, SecretVar] | None = None,
         env: Mapping[str, str] | None = None,
         full_refresh: bool = False,
         dbt_flags: Sequence[str] = (),
@@ -100,6 +101,9 @@ class DbtVenvOperator(BaseOperator):
         self.manifest_path = str(manifest_path) if manifest_path else None
         self.partial_parse_path = str(partial_parse_path) if partial_parse_path else None
         self.dbt_vars = dict(dbt_vars) if isinstance(dbt_vars, Mapping) else dbt_vars
+        # not a template field: a secret's value is read on the worker as the task runs, so Airflow
+        # never renders, stores or shows it (see SecretVar)
+        self.secret_vars = dict(check_secret_vars(secret_vars, where, dbt_vars))
         self.env = dict(env or {})
         self.full_refresh = full_refresh
         self.dbt_flags = list(check_dbt_flags(dbt_flags, where))
@@ -125,6 +129,7 @@ class DbtVenvOperator(BaseOperator):
             partial_parse_path=Path(self.partial_parse_path) if self.partial_parse_path else None,
             cache_dir=settings.venv_cache_dir(self.venv_config.cache_dir, airflow_config=True),
             dbt_vars=self.dbt_vars,
+            secret_vars=self.secret_vars,
             env={str(k): str(v) for k, v in (self.env or {}).items()},
             install_deps=self.install_deps,
             warm_processes=self.venv_config.warm_processes,

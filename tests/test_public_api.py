@@ -36,6 +36,7 @@ PUBLIC_NAMES = [
     "ProjectConfig",
     "RenderConfig",
     "RenderPlan",
+    "SecretVar",
     "SelectionError",
     "SourceRendering",
     "TaskSpec",

@@ -120,6 +120,137 @@ def _enum(obj: object, name: str, enum_cls: type[enum.Enum]) -> None:
         raise _fail(type(obj), name, f"must be one of {allowed}, got {value!r}") from None
 
 
+#: dbt reads a secret var's value from this environment variable (``secret_var_env_name``)
+SECRET_VAR_ENV_PREFIX = "MANIFEST_DAG_SECRET_VAR_"
+#: the Connection fields a ``SecretVar`` may read (``extra.<key>`` too)
+_CONN_FIELDS = ("password", "login", "host", "schema", "port")
+
+
+def secret_var_env_name(var_name: str) -> str:
+    """The environment variable that carries the secret dbt var ``var_name`` to dbt.
+
+    Not ``DBT_ENV_SECRET_*``: dbt refuses those outside ``profiles.yml`` and ``packages.yml``
+    (``SecretEnvVarLocationError``), and a var is read in models and macros. The name holds
+    ``SECRET``, so every masker that goes by names hides its value too.
+    """
+    token = re.sub(r"[^A-Z0-9]+", "_", var_name.upper()).strip("_")
+    return f"{SECRET_VAR_ENV_PREFIX}{token or 'VAR'}"
+
+
+def secret_var_reference(var_name: str) -> str:
+    """What ``--vars`` holds for a secret var: dbt renders a var's string value as Jinja when the
+    project calls ``var()``, so this reads the value from the environment at that moment."""
+    return f"{{{{ env_var('{secret_var_env_name(var_name)}') }}}}"
+
+
+@dataclass(frozen=True)
+class SecretVar:
+    """Where a secret dbt var's value is read, on the worker, when the task runs.
+
+    Give exactly one source: an Airflow Connection field (``conn_id`` with ``conn_field``:
+    ``password`` (default), ``login``, ``host``, ``schema``, ``port`` or ``extra.<key>``, dots
+    going down nested extra), an Airflow Variable (``airflow_variable``), or an environment
+    variable of the worker (``env_var``). The value never enters the DAG, a template field, dbt's
+    command line or ``run_results.json``: dbt gets ``--vars '{name: "{{ env_var(...) }}"}'`` and
+    the value in that environment variable of its own process (see ``secret_var_env_name``).
+    """
+
+    conn_id: str | None = None
+    conn_field: str = "password"
+    airflow_variable: str | None = None
+    env_var: str | None = None
+
+    def __post_init__(self) -> None:
+        given = [n for n in ("conn_id", "airflow_variable", "env_var") if getattr(self, n) is not None]
+        if len(given) != 1:
+            raise _fail(
+                type(self),
+                "conn_id",
+                f"give exactly one of conn_id, airflow_variable or env_var, got {given or 'none'}",
+            )
+        for name in given:
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.strip():
+                raise _fail(type(self), name, f"must be a non-empty string, got {value!r}")
+        f = self.conn_field
+        if not isinstance(f, str) or not (f in _CONN_FIELDS or (f.startswith("extra.") and len(f) > len("extra."))):
+            raise _fail(type(self), "conn_field", f"must be one of {', '.join(_CONN_FIELDS)} or extra.<key>, got {f!r}")
+
+    def describe(self) -> str:
+        """Where the value comes from, for messages (never the value)."""
+        if self.conn_id is not None:
+            return f"Airflow connection {self.conn_id!r} field {self.conn_field}"
+        if self.airflow_variable is not None:
+            return f"Airflow variable {self.airflow_variable!r}"
+        return f"environment variable {self.env_var} of the worker"
+
+
+def check_secret_vars(value: Any, where: str, dbt_vars: Any = None) -> Mapping[str, SecretVar]:
+    """``secret_vars`` checked: names to ``SecretVar``, no clash with ``dbt_vars`` or between
+    their environment variables. A plain string is refused: it would be the secret itself in the
+    DAG file, or a template whose rendered value Airflow stores and shows."""
+    if value is None:
+        value = {}
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) and k for k in value):
+        raise ConfigError(f"{where}: secret_vars must be a dict of var name to SecretVar, got {type(value).__name__}")
+    for name, ref in value.items():
+        if not isinstance(ref, SecretVar):
+            raise ConfigError(
+                f"{where}: secret_vars[{name!r}] must be a SecretVar (SecretVar(conn_id=...), "
+                f"SecretVar(airflow_variable=...) or SecretVar(env_var=...)), got {type(ref).__name__}; "
+                "never the value itself or a template: it would be stored with the DAG and shown in "
+                "rendered fields"
+            )
+    seen: dict[str, str] = {}
+    for name in value:
+        env = secret_var_env_name(name)
+        if env in seen:
+            raise ConfigError(
+                f"{where}: secret_vars {seen[env]!r} and {name!r} would share the env var {env}; rename one"
+            )
+        seen[env] = name
+    if isinstance(dbt_vars, Mapping):
+        both = sorted(set(dbt_vars) & set(value))
+        if both:
+            raise ConfigError(f"{where}: {both} are in both dbt_vars and secret_vars; a var is one or the other")
+    return MappingProxyType(dict(value))
+
+
+def vars_with_secret_references(
+    dbt_vars: Mapping[str, Any] | str | None, secret_vars: Mapping[str, SecretVar]
+) -> Mapping[str, Any] | str | None:
+    """``dbt_vars`` with each secret var as its ``env_var()`` reference (what ``--vars`` gets).
+
+    Idempotent (a var already holding its reference stays), so an invocation copied with
+    ``dataclasses.replace`` is not merged twice. A YAML string is read as dbt reads ``--vars``.
+    """
+    if not secret_vars:
+        return dbt_vars
+    merged: dict[str, Any]
+    if dbt_vars is None or dbt_vars == "":
+        merged = {}
+    elif isinstance(dbt_vars, str):
+        import yaml
+
+        try:
+            loaded = yaml.safe_load(dbt_vars)
+        except yaml.YAMLError as exc:
+            raise ConfigError(
+                f"dbt_vars is not valid YAML ({exc.__class__.__name__}); secret_vars need a mapping"
+            ) from None
+        if not isinstance(loaded, Mapping):
+            raise ConfigError(f"dbt_vars must be a mapping to add secret_vars to, got {type(loaded).__name__}")
+        merged = dict(loaded)
+    else:
+        merged = dict(dbt_vars)
+    for name in secret_vars:
+        reference = secret_var_reference(name)
+        if name in merged and merged[name] != reference:
+            raise ConfigError(f"var {name!r} is in both dbt_vars and secret_vars; a var is one or the other")
+        merged[name] = reference
+    return merged
+
+
 @dataclass(frozen=True)
 class ProjectConfig:
     """Where the dbt project and its manifest are.
@@ -134,6 +265,9 @@ class ProjectConfig:
     dbt_vars: Mapping[str, Any] = field(default_factory=dict)
     #: environment variables for every dbt command (templated).
     env_vars: Mapping[str, str] = field(default_factory=dict)
+    #: vars whose values are secrets: name -> ``SecretVar`` (where the worker reads the value).
+    #: Never templated, never on dbt's command line; the project reads them with ``var()`` as usual.
+    secret_vars: Mapping[str, SecretVar] = field(default_factory=dict)
     #: ``partial_parse.msgpack`` to reuse; default: the one beside the manifest, if any.
     partial_parse_path: str | Path | None = None
     #: run ``dbt deps`` (once per worker per package spec) when the project has packages.
@@ -151,6 +285,7 @@ class ProjectConfig:
             _path(self, "plan_cache_dir")
         _mapping(self, "dbt_vars")
         _mapping(self, "env_vars", str_values=True)
+        _set(self, "secret_vars", check_secret_vars(self.secret_vars, "ProjectConfig.secret_vars", self.dbt_vars))
         _bool(self, "install_deps")
 
 

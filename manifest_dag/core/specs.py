@@ -18,7 +18,7 @@ from manifest_dag.core.errors import ConfigError
 from manifest_dag.core.secrets import mask_url_credentials as mask_secrets
 
 if TYPE_CHECKING:
-    from manifest_dag.core.config import ProfileConfig
+    from manifest_dag.core.config import ProfileConfig, SecretVar
 
 
 def _as_str_tuple(owner: str, value: Any) -> tuple[str, ...]:
@@ -88,7 +88,12 @@ class VenvSpec:
 
 @dataclass(frozen=True)
 class DbtInvocation:
-    """Everything one dbt call needs, with templated values already rendered."""
+    """Everything one dbt call needs, with templated values already rendered.
+
+    ``secret_vars`` name where each secret var's value is read on the worker (``SecretVar``);
+    ``dbt_vars`` holds them as ``{{ env_var('MANIFEST_DAG_SECRET_VAR_<NAME>') }}`` references
+    (added here), so the ``--vars`` text, and whatever prints an invocation, never holds a value.
+    """
 
     command_args: tuple[str, ...]
     project_dir: Path
@@ -105,3 +110,12 @@ class DbtInvocation:
     warm_processes: int | None = None
     #: what, beyond venv and project, separates warm processes (``VenvConfig.warm_scope``)
     warm_scope: str | None = None
+    #: secret vars: name -> where the worker reads the value (``core.config.SecretVar``)
+    secret_vars: Mapping[str, SecretVar] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from manifest_dag.core.config import check_secret_vars, vars_with_secret_references
+
+        secret_vars = dict(check_secret_vars(self.secret_vars, "DbtInvocation"))
+        object.__setattr__(self, "secret_vars", secret_vars)
+        object.__setattr__(self, "dbt_vars", vars_with_secret_references(self.dbt_vars, secret_vars))

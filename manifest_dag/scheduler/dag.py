@@ -50,6 +50,7 @@ _RESERVED = frozenset(
         "venv_config",
         "py_requirements",
         "dbt_vars",
+        "secret_vars",
         "env",
         "install_deps",
     }
@@ -92,6 +93,7 @@ class _OperatorFactory:
             "profile_config": profile_config,
             "venv_config": venv_config,
             "dbt_vars": dict(project_config.dbt_vars) or None,
+            "secret_vars": dict(project_config.secret_vars) or None,
             "env": dict(project_config.env_vars),
             "install_deps": project_config.install_deps,
             **operator_args,

@@ -27,6 +27,7 @@ from manifest_dag.worker import Log
 from manifest_dag.worker.duckdb_lock import duckdb_writer_lock
 from manifest_dag.worker.invokers import Invoker, default_invoker
 from manifest_dag.worker.partial_parse import ParseState, canonical_vars
+from manifest_dag.worker.secret_vars import resolve_secret_vars
 from manifest_dag.worker.target import connection_fingerprint, profile_flags, target_output
 from manifest_dag.worker.venv import STATE_DIR, Venv, VenvCache, venv_dbt_version
 from manifest_dag.worker.workspace import Workspace
@@ -79,7 +80,9 @@ def run_dbt(
     dbt = venv.executable("dbt")
     dbt_version = venv_dbt_version(venv)
     profile = resolve_profile(inv.profile_config, inv.project_dir) if inv.profile_config else None
-    mask = Masker(profile.secrets if isinstance(profile, RenderedProfile) else ())
+    # secret vars reach dbt in its environment only; --vars holds env_var() references to them
+    secret_env = resolve_secret_vars(inv.secret_vars) if inv.secret_vars else {}
+    mask = Masker([*(profile.secrets if isinstance(profile, RenderedProfile) else ()), *secret_env.values()])
     vars_json = canonical_vars(inv.dbt_vars)
     pc = inv.profile_config
     env = venv.environ()
@@ -87,6 +90,7 @@ def run_dbt(
     env.update(inv.env)
     if isinstance(profile, RenderedProfile):
         env.update(profile.env)
+    env.update(secret_env)
     target = target_output(inv, profile)  # read once: the parse-state key and the DuckDB lock
     state = ParseState(
         dbt_version=dbt_version,
