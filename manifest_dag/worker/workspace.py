@@ -1,4 +1,4 @@
-"""The per-task copy of the dbt project on a worker.
+"""The slot's copy of the dbt project on a worker, kept between tasks and synced with the source.
 
 Why a copy: dbt writes ``target/`` and ``logs/`` into the project, and parallel tasks writing the
 same files corrupt each other's artifacts (``run_results.json`` above all). Why the care about
@@ -8,18 +8,28 @@ version with the same vars, profile and target. The project's absolute path is b
 and dbt does *not* notice a move: it silently keeps the old paths (a seed then loads its CSV from
 the old folder, or fails when that is gone). So the workspace
 
-- lives at a stable path: one of a few numbered slots per project on the worker, each held by a
-  file lock for one task at a time, so parallel tasks never share a slot and a slot's path repeats;
-- places the best msgpack the venv's dbt version wrote: the slot's own (same path: used as is),
-  else the worker's newest good copy or the one beside the manifest, with the project path inside
-  rewritten to the slot's (``relocate_msgpack``);
+- lives at a stable path: one of a few numbered slots per project on the worker
+  (``Workspace.slot_number``), each held by a file lock for one task at a time, so parallel tasks
+  never share a slot and a slot's path repeats;
+- keeps the slot's copy between tasks and brings it up to date with the source
+  (``project_sync.sync_project``: only what dbt reads, files added, changed and removed), so an
+  unchanged project costs a directory walk, not a copy; at the start of each task it empties the
+  copy's ``target/`` (dbt's per-run artifacts: a previous task's ``run_results.json`` must never be
+  read as this one's) but for ``partial_parse.msgpack``, and ``logs/``;
+- places the best msgpack the venv's dbt version wrote: the one dbt left in the slot's
+  ``target/`` when it is the slot's own for this parse state and untouched since (free: nothing
+  is copied), else the slot's kept copy, the worker's newest good copy or the one beside the
+  manifest, with the project path inside rewritten to the slot's (``relocate_msgpack``);
 - after a successful run, keeps dbt's refreshed msgpack for the slot and as the worker's newest,
-  keyed by dbt version, profile, target and vars, replaced atomically;
-- runs ``dbt deps`` once per worker per package spec, in a stable directory, and links the
-  result into each task's copy.
+  keyed by dbt version, profile, target and vars, replaced atomically (only when dbt rewrote it);
+- runs ``dbt deps`` once per worker per package spec, in a stable directory (``deps/<key>``), and
+  links the result into the slot's copy;
+- marks each folder of the state tree it uses (the slots' base, a deps copy, a kept msgpack's
+  folder) with the source project (``state_marks``), for ``manifest-dag venv prune``.
 
-Beside it: ``partial_parse`` (reading, keying and relocating the msgpack), ``slots`` (the
-numbered slots) and ``profile_dirs`` (the private folder of the task's profile).
+Beside it: ``project_sync`` (what is copied and how), ``partial_parse`` (reading, keying and
+relocating the msgpack), ``slots`` (the numbered slots) and ``profile_dirs`` (the private folder
+of the task's profile).
 """
 
 from __future__ import annotations
@@ -34,6 +44,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import msgpack
+import orjson
 from filelock import FileLock
 
 from manifest_dag.core.dbt_project import PROJECT_FILE, project_field
@@ -42,85 +53,46 @@ from manifest_dag.core.files import PRIVATE_FILE, create_private, make_private_d
 from manifest_dag.worker import Log
 from manifest_dag.worker.partial_parse import PARTIAL_PARSE, ParseState, msgpack_dbt_version, relocate_msgpack
 from manifest_dag.worker.profile_dirs import make_profile_dir
+from manifest_dag.worker.project_sync import SYNC_STATE, Layout, project_layout, remove_tree, sync_project
 from manifest_dag.worker.slots import take_free_slot
+from manifest_dag.worker.state_marks import mark_source
 
-#: What never goes into the copy: dbt's outputs, local environments and database files.
-#: left out at the project's top level only: dbt's outputs, environments, VCS, local databases. A
-#: model folder named ``logs`` or a seed ``x.db`` deeper down is part of the project and is copied.
-_SKIP_DIRS = frozenset({"target", "logs", ".venv", "venv", "env", ".git", ".tox", ".mypy_cache"})
-_SKIP_SUFFIXES = (".duckdb", ".duckdb.wal", ".db", ".db.wal", ".sqlite")
-#: left out at any depth: Python's byte code is never part of a dbt project
-_SKIP_ANYWHERE_DIRS = frozenset({"__pycache__"})
-_SKIP_ANYWHERE_SUFFIXES = (".pyc",)
 _PACKAGE_FILES = ("packages.yml", "dependencies.yml", "package-lock.yml")
-#: never copied: dbt gets its profile from a private dir (or reads the original project's), and a
-#: copy that outlives the task (the worker's deps dir, a killed task's slot) must not hold secrets
+#: never in the worker's deps copy: dbt gets its profile from a private dir, and that copy outlives
+#: every task (earlier versions copied a project's profiles.yml there; it is removed)
 _SKIP_FILES = frozenset({"profiles.yml"})
+#: the slot's note of the msgpack in its copy's target/: the parse state it is for, and its stat
+#: when placed or kept (dbt rewrites the file in place; any other stat means it is not ours)
+_PLACED = "placed-msgpack.json"
+_DEPS_DONE = ".manifest-dag-deps-ok"
 
 
-def _ignore_for(root: Path) -> Callable[[str, list[str]], set[str]]:
-    """``copytree``'s ``ignore``: outputs and local state at ``root``'s top level, byte code anywhere."""
-    top_level = os.fspath(root)
-
-    def ignore(directory: str, names: list[str]) -> set[str]:
-        here = Path(directory)
-        skipped = {
-            n
-            for n in names
-            if (n in _SKIP_ANYWHERE_DIRS and (here / n).is_dir()) or n.endswith(_SKIP_ANYWHERE_SUFFIXES)
-        }
-        if directory == top_level:
-            skipped.update(
-                n
-                for n in names
-                if (n in _SKIP_DIRS and (here / n).is_dir()) or n.endswith(_SKIP_SUFFIXES) or n in _SKIP_FILES
-            )
-        return skipped
-
-    return ignore
-
-
-def _owner_writable(top: Path) -> None:
-    """Give the owner rwx on every folder under ``top`` (not through symlinks): a copy of a
-    read-only tree must stay writable (dbt writes in it) and removable by the worker."""
-    if top.is_symlink() or not top.is_dir():
-        return
-    for folder in (top, *(Path(root) / d for root, dirs, _ in os.walk(top) for d in dirs)):
-        if not folder.is_symlink():
-            with contextlib.suppress(OSError):
-                folder.chmod(stat.S_IMODE(folder.lstat().st_mode) | stat.S_IRWXU)
-
-
-def _copy_file_writable(src: str, dst: str, *, follow_symlinks: bool = True) -> str:
-    shutil.copy2(src, dst, follow_symlinks=follow_symlinks)
-    os.chmod(dst, stat.S_IMODE(os.stat(dst).st_mode) | stat.S_IRUSR | stat.S_IWUSR)
-    return dst
-
-
-def _copy_project(source: Path, dest: Path) -> None:
-    """``source`` copied to ``dest`` without dbt's outputs, owner-writable whatever its modes."""
+def _stat_tuple(path: Path) -> list[int] | None:
     try:
-        shutil.copytree(source, dest, ignore=_ignore_for(source), symlinks=True, copy_function=_copy_file_writable)
-    finally:
-        _owner_writable(dest)  # also when the copy failed half-way, so it can be removed
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino] if stat.S_ISREG(st.st_mode) else None
 
 
-def _remove_tree(path: Path) -> None:
-    """Remove a copy even if it holds read-only folders (left by a killed task or an older
-    version); ``WorkspaceError`` naming it if it still cannot be removed."""
-    shutil.rmtree(path, ignore_errors=True)
-    if os.path.lexists(path):
-        _owner_writable(path)
-        shutil.rmtree(path, ignore_errors=True)
-    if os.path.lexists(path):
-        raise WorkspaceError(f"cannot remove the previous copy at {path} (check its owner and modes)")
+def _empty_folder(folder: Path, keep: frozenset[str] = frozenset()) -> None:
+    """``folder`` as an empty folder but for ``keep`` (made when missing, replaced when not a folder)."""
+    if folder.is_symlink() or (os.path.lexists(folder) and not folder.is_dir()):
+        folder.unlink()
+    folder.mkdir(exist_ok=True)
+    with os.scandir(folder) as it:
+        entries = [e for e in it if e.name not in keep]
+    for entry in entries:
+        remove_tree(Path(entry.path))
 
 
 class Workspace:
-    """A copy of one dbt project for one dbt invocation, in a slot with a stable path.
+    """The slot's copy of one dbt project for one dbt invocation, with a stable path.
 
-    The copy (and the profile dir, which may hold a profile with env-var references) is removed
-    on exit whatever happens; the slot keeps only its partial-parse file.
+    On entry the copy is brought up to date with the source and its per-run outputs are cleared;
+    on exit the profile dir (which may hold a profile with env-var references) is removed and the
+    slot freed, whatever happens. The copy, its ``target/partial_parse.msgpack`` and the slot's
+    sync state stay for the slot's next task.
     """
 
     max_slots = 256
@@ -142,8 +114,12 @@ class Workspace:
         self.partial_parse_path = partial_parse_path
         self.log = log
         self.slot: Path | None = None
+        #: the number of the slot this task holds (0, 1, ...), None outside ``with``: the warm
+        #: pool picks the dbt process of the same number, which has parsed this very copy before
+        self.slot_number: int | None = None
         self._lock: FileLock | None = None
         self._private: Path | None = None
+        self._layout: Layout | None = None
 
     # -- paths ------------------------------------------------------------------------------------
     @property
@@ -164,6 +140,13 @@ class Workspace:
         assert self._private is not None, "workspace not entered"
         return self._private
 
+    @property
+    def layout(self) -> Layout:
+        """What of the project the copy holds (read from dbt_project.yml once per task)."""
+        if self._layout is None:
+            self._layout = project_layout(self.source)
+        return self._layout
+
     def _state_key(self) -> str:
         return self.state.key(self.source.resolve())
 
@@ -174,15 +157,15 @@ class Workspace:
     def _worker_msgpack(self) -> Path:
         return self.cache_root / "partial_parse" / self._state_key() / PARTIAL_PARSE
 
+    def _base(self) -> Path:
+        return self.cache_root / "workspaces" / hashlib.sha256(str(self.source.resolve()).encode()).hexdigest()[:16]
+
     # -- lifecycle --------------------------------------------------------------------------------
     def __enter__(self) -> Workspace:
         self._check_source()
         try:
             self._take_slot()
-            assert self.slot is not None
-            _remove_tree(self.project)  # left by a killed task
-            _copy_project(self.source, self.project)
-            self.target.mkdir(exist_ok=True)
+            self._sync()
             self._private = make_profile_dir()
             self._place_partial_parse()
         except BaseException:
@@ -194,25 +177,47 @@ class Workspace:
         self.cleanup()
 
     def cleanup(self) -> None:
+        """Remove what belongs to this task only (its profile dir) and free the slot; the copy stays."""
         if self._private is not None:
             shutil.rmtree(self._private, ignore_errors=True)
             self._private = None
-        if self.slot is not None:
-            with contextlib.suppress(WorkspaceError):  # the next task in this slot retries
-                _remove_tree(self.project)
-            self.slot = None
+        self.slot = None
+        self.slot_number = None
         if self._lock is not None:
             self._lock.release()
             self._lock = None
 
     def _take_slot(self) -> None:
         """The first free numbered slot for this project; held until ``cleanup``."""
-        base = self.cache_root / "workspaces" / hashlib.sha256(str(self.source.resolve()).encode()).hexdigest()[:16]
+        base = self._base()
         taken = take_free_slot(base, self.max_slots, within=self.cache_root)
         if taken is None:
             raise WorkspaceError(f"all {self.max_slots} workspace slots under {base} are busy")
         n, self._lock = taken
         self.slot = make_private_dir(base / str(n))
+        self.slot_number = n
+        mark_source(base, self.source)
+
+    def _sync(self) -> None:
+        """Bring the slot's copy up to date and clear the previous task's outputs from it."""
+        assert self.slot is not None
+        layout = self.layout
+        for note in layout.notes:
+            self.log(note)
+        packages = self.project / layout.packages_path
+        keep = {"target", "logs"}
+        if packages.is_symlink() and "/" not in layout.packages_path:
+            keep.add(layout.packages_path)  # the link to the worker's `dbt deps` (checked below)
+        report = sync_project(
+            self.source, self.project, layout=layout, state_file=self.slot / SYNC_STATE, keep=keep, log=self.log
+        )
+        self.log(report.line(self.project, self.source))
+        if packages.is_symlink() and not os.path.lexists(self.source / layout.packages_path):
+            want = self._deps_dir(self.deps_key()) / layout.packages_path
+            if not self.needs_deps() or os.readlink(packages) != str(want):
+                packages.unlink()  # another package spec's (install_deps links the right one)
+        _empty_folder(self.target, keep=frozenset({PARTIAL_PARSE}))
+        _empty_folder(self.logs)
 
     def _check_source(self) -> None:
         src = self.source
@@ -241,9 +246,37 @@ class Workspace:
             raise WorkspaceError(f"{marker} is not readable by {who}: fix its permissions.")
 
     # -- partial parse ------------------------------------------------------------------------------
+    def _placed(self) -> dict[str, object] | None:
+        """The slot's note of the msgpack in ``target/`` (parse state key and stat), or None."""
+        assert self.slot is not None
+        try:
+            note = orjson.loads((self.slot / _PLACED).read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return None
+        return note if isinstance(note, dict) else None
+
+    def _note_placed(self, stat_tuple: list[int] | None) -> None:
+        assert self.slot is not None
+        note = self.slot / _PLACED
+        if stat_tuple is None:
+            note.unlink(missing_ok=True)
+            return
+        with replaced_atomically(note, private=True, durable=False) as out:
+            out.write(orjson.dumps({"key": self._state_key(), "stat": stat_tuple}))
+
     def _place_partial_parse(self) -> None:
         want = self.state.dbt_version
         dest = self.target / PARTIAL_PARSE
+        placed = self._placed()
+        current = _stat_tuple(dest)
+        if current is not None and placed is not None and placed == {"key": self._state_key(), "stat": current}:
+            version = msgpack_dbt_version(dest)
+            if not want or version == want:
+                self.log(f"partial parse: reusing this slot's copy (dbt {version}, in place)")
+                return
+        # not this parse state's, or touched since it was placed (a failed run may rewrite it)
+        dest.unlink(missing_ok=True)
+        self._note_placed(None)
         candidates: list[tuple[str, Path]] = [
             ("this slot's copy", self._slot_msgpack()),
             ("this worker's newest good copy", self._worker_msgpack()),
@@ -272,6 +305,9 @@ class Workspace:
             if old is None:
                 self.log(f"partial parse: not using {label}: it records no files of project {name}")
                 continue
+            if path == self._worker_msgpack():
+                mark_source(path.parent, self.source)
+            self._note_placed(_stat_tuple(dest))
             moved = "" if old == str(self.project) else f", paths moved from {old}"
             self.log(f"partial parse: reusing {label} (dbt {version}{moved})")
             return
@@ -280,25 +316,42 @@ class Workspace:
     def keep_partial_parse(self) -> None:
         """After a successful run: keep dbt's refreshed msgpack for this slot and the worker.
 
-        The run has succeeded by now (models are built): a copy that cannot be kept (a full disk,
-        a read-only cache) is a warning, never a failed task; its temp file is removed and the old
-        copy, if any, stays in place (the next run re-parses at worst).
+        Nothing is copied when dbt left the file as it was placed (it skipped parsing): the slot's
+        and the worker's copies are that file already. The run has succeeded by now (models are
+        built): a copy that cannot be kept (a full disk, a read-only cache) is a warning, never a
+        failed task; its temp file is removed and the old copy, if any, stays in place (the next
+        run re-parses at worst).
         """
         produced = self.target / PARTIAL_PARSE
-        if not produced.is_file():
+        current = _stat_tuple(produced)
+        if current is None:
             return
+        if self._placed() == {"key": self._state_key(), "stat": current} and self._slot_msgpack().is_file():
+            with contextlib.suppress(OSError):  # the kept copy is in use: its mark says so
+                if self._worker_msgpack().is_file():
+                    mark_source(self._worker_msgpack().parent, self.source)
+            return
+        kept_all = True
         for kept in (self._slot_msgpack(), self._worker_msgpack()):
             try:
                 make_private_dir(kept.parent, within=self.cache_root)
                 with replaced_atomically(kept, private=True, durable=False) as out, produced.open("rb") as src:
                     shutil.copyfileobj(src, out)
             except OSError as e:
+                kept_all = kept_all and kept != self._slot_msgpack()
                 self.log(f"partial parse: could not keep {kept} ({e.strerror or e}); the task still succeeded")
+                continue
+            if kept == self._worker_msgpack():
+                mark_source(kept.parent, self.source)
+        try:
+            self._note_placed(current if kept_all else None)
+        except OSError as e:
+            self.log(f"partial parse: could not note the slot's msgpack ({e.strerror or e}); the task still succeeded")
 
     # -- dbt packages --------------------------------------------------------------------------------
     def needs_deps(self) -> bool:
         has_spec = any((self.source / f).is_file() for f in ("packages.yml", "dependencies.yml"))
-        return has_spec and not (self.source / "dbt_packages").exists()
+        return has_spec and not os.path.lexists(self.source / self.layout.packages_path)
 
     def deps_key(self) -> str:
         h = hashlib.sha256(str(self.state.dbt_version).encode())
@@ -309,37 +362,51 @@ class Workspace:
                 h.update(name.encode() + b"\0" + path.read_bytes())
         return h.hexdigest()[:20]
 
+    def _deps_dir(self, key: str) -> Path:
+        return self.cache_root / "deps" / key
+
     @contextmanager
     def _deps_lock(self, key: str) -> Iterator[Path]:
         base = self.cache_root / "deps"
         make_private_dir(base, within=self.cache_root)
         with FileLock(str(base / f"{key}.lock"), mode=PRIVATE_FILE):
-            yield base / key
+            yield self._deps_dir(key)
 
     def install_deps(self, run_deps: Callable[[Path], None]) -> None:
-        """Link ``dbt_packages`` from the worker's cache, running ``dbt deps`` once per spec.
+        """Link the packages folder from the worker's cache, running ``dbt deps`` once per spec.
 
-        ``dbt deps`` runs in a stable copy of the project (local packages become symlinks to
-        it, so it must outlive the task); ``run_deps(project_dir)`` invokes dbt there.
+        ``dbt deps`` runs in a stable copy of the project (what dbt reads of it, local packages
+        included: they become symlinks to it, so it must outlive the task); ``run_deps(project_dir)``
+        invokes dbt there. The slot's link is left as it is when it already points there (its
+        stat unchanged, so a warm dbt process sees no change).
         """
         key = self.deps_key()
+        packages = self.layout.packages_path
         with self._deps_lock(key) as stable:
-            done = stable / ".manifest-dag-deps-ok"
+            done = stable / _DEPS_DONE
             if not done.is_file():
-                _remove_tree(stable)
-                _copy_project(self.source, stable)
-                make_private_dir(stable)  # copytree gave it the source's modes
+                remove_tree(stable)
+                sync_project(self.source, stable, layout=self.layout, log=self.log)
+                make_private_dir(stable)
                 self.log(f"dbt deps: installing packages once for this worker (spec {key})")
                 run_deps(stable)
-                if not (stable / "dbt_packages").is_dir():
-                    raise WorkspaceError(f"dbt deps ran in {stable} but wrote no dbt_packages/")
+                if not (stable / packages).is_dir():
+                    raise WorkspaceError(f"dbt deps ran in {stable} but wrote no {packages}/")
                 with create_private(done) as fh:
                     fh.write(key.encode())
             else:
                 self.log(f"dbt deps: reusing packages installed on this worker (spec {key})")
             for name in _SKIP_FILES:  # copied there by earlier versions
                 (stable / name).unlink(missing_ok=True)
-        target = self.project / "dbt_packages"
-        if target.is_symlink() or target.exists():
+            mark_source(stable, self.source)
+        link = self.project / packages
+        want = str(stable / packages)
+        if link.is_symlink() and os.readlink(link) == want:
             return
-        os.symlink(stable / "dbt_packages", target)
+        if os.path.lexists(link):
+            remove_tree(link)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        tmp = link.with_name(f".{link.name}.link.tmp")
+        tmp.unlink(missing_ok=True)
+        os.symlink(want, tmp)
+        os.replace(tmp, link)

@@ -80,7 +80,8 @@ def test_canonical_vars_are_stable() -> None:
         canonical_vars({"when": object()})
 
 
-def test_copy_leaves_out_outputs_and_is_removed(tmp_path: Path) -> None:
+def test_copy_leaves_out_outputs_and_stays_for_the_next_task(tmp_path: Path) -> None:
+    """The copy stays in its slot (the next task only syncs it); the profile dir goes."""
     project = make_project(tmp_path)
     (project / "profiles.yml").write_text("shop:\n  outputs: {dev: {type: postgres, password: hunter2}}\n")
     ws = Workspace(project, cache_root=tmp_path / "cache", state=STATE, log=lambda s: None)
@@ -88,11 +89,12 @@ def test_copy_leaves_out_outputs_and_is_removed(tmp_path: Path) -> None:
         copy = ws.project
         assert (copy / "models" / "a.sql").read_text() == "select 1"
         assert not (copy / "profiles.yml").exists()  # dbt gets its profile from the private dir
-        assert not (copy / "logs").exists() and not (copy / ".venv").exists() and not (copy / "dev.duckdb").exists()
+        assert list((copy / "logs").iterdir()) == []  # dbt's own, empty: not the source's logs/x
+        assert not (copy / ".venv").exists() and not (copy / "dev.duckdb").exists()
         assert (copy / "target").is_dir() and not (copy / "target" / "x").exists()
         assert stat.S_IMODE(os.stat(ws.profiles_dir).st_mode) == 0o700
         private = ws.profiles_dir
-    assert not copy.exists() and not private.exists()
+    assert (copy / "models" / "a.sql").read_text() == "select 1" and not private.exists()
 
 
 def test_a_killed_tasks_profile_dir_is_removed_by_the_next_task(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -127,13 +129,16 @@ def test_a_killed_tasks_profile_dir_is_removed_by_the_next_task(tmp_path: Path, 
             victim.kill()
 
 
-def test_removed_even_when_the_task_fails(tmp_path: Path) -> None:
+def test_the_profile_dir_is_removed_and_the_slot_freed_even_when_the_task_fails(tmp_path: Path) -> None:
     project = make_project(tmp_path)
+    kw = dict(cache_root=tmp_path / "cache", state=STATE, log=lambda s: None)
     with pytest.raises(RuntimeError):
-        with Workspace(project, cache_root=tmp_path / "cache", state=STATE, log=lambda s: None) as ws:
-            copy = ws.project
+        with Workspace(project, **kw) as ws:
+            copy, private = ws.project, ws.profiles_dir
             raise RuntimeError("dbt failed")
-    assert not copy.exists()
+    assert not private.exists() and copy.is_dir()
+    with Workspace(project, **kw) as ws:
+        assert ws.project == copy  # slot 0 again: it was freed
 
 
 def test_parallel_workspaces_get_their_own_slot_and_slots_are_reused(tmp_path: Path) -> None:
@@ -168,7 +173,8 @@ def test_slot_msgpack_is_preferred_and_version_mismatch_is_refused(tmp_path: Pat
     lines.clear()
     with Workspace(project, state=STATE, **kw) as ws:
         assert (ws.target / PARTIAL_PARSE).exists()
-    assert lines[0].startswith("partial parse: reusing this slot's copy (dbt 1.11.16)")
+    parse_lines = [line for line in lines if line.startswith("partial parse:")]
+    assert parse_lines == ["partial parse: reusing this slot's copy (dbt 1.11.16, in place)"], lines
 
 
 def test_missing_project_dir_names_it(tmp_path: Path) -> None:
@@ -303,11 +309,12 @@ def _make_writable(tree: Path) -> None:
         path.chmod(0o755 if path.is_dir() else 0o644)
 
 
-def test_a_read_only_project_gives_an_owner_writable_copy_that_the_next_task_replaces(tmp_path: Path) -> None:
+def test_a_read_only_project_gives_an_owner_writable_copy_that_the_next_task_repairs(tmp_path: Path) -> None:
     """A read-only project dir (a package install, a read-only mount) used to be copied with its
     modes: dbt could not write target/ in the copy, and a non-root worker could not delete the
     copy, so every later task failed with FileExistsError. Modes are checked here (root too);
-    the non-root failure is replayed below in a child process as nobody."""
+    the non-root failure is replayed below in a child process as nobody. A file changed in the
+    copy is restored by the next task's sync."""
     project = make_project(tmp_path)
     for junk in ("target", "logs", ".venv", "dev.duckdb"):
         p = project / junk
@@ -325,16 +332,18 @@ def test_a_read_only_project_gives_an_owner_writable_copy_that_the_next_task_rep
                 assert mode & wanted == wanted, f"{path} is {oct(mode)}"
             (copy / "target" / "run_results.json").write_text("{}")
             (copy / "models" / "a.sql").write_text("select 2")  # dbt may rewrite files in its copy
-        assert not copy.exists()
-        with Workspace(project, **kw) as ws:  # the same slot, replaced
+        assert copy.is_dir()
+        with Workspace(project, **kw) as ws:  # the same slot, synced
             assert ws.project == copy and (copy / "models" / "a.sql").read_text() == "select 1"
+            assert list(ws.target.iterdir()) == []  # the previous task's run_results.json is gone
     finally:
         _make_writable(project)
 
 
 def test_a_copy_left_read_only_is_replaced_by_the_next_task_as_a_non_root_user() -> None:
     """As nobody: a read-only copy left in the slot (by a killed task or an earlier version)
-    must not make every later task fail; the next workspace removes it and copies afresh."""
+    must not make every later task fail; the next workspace makes it writable and syncs it (a
+    stray file in a read-only folder of it is removed)."""
     import subprocess
     import sys
 
@@ -357,11 +366,18 @@ def test_a_copy_left_read_only_is_replaced_by_the_next_task_as_a_non_root_user()
             "ws = Workspace(project, **kw)\n"
             "ws._take_slot(); slot = ws.project\n"
             "ws._lock.release(); ws._lock = None; ws.slot = None\n"
+            "(project / 'models').chmod(0o755); (project / 'models' / 'old.sql').write_text('x')\n"
+            "(project / 'models').chmod(0o555)\n"
             "shutil.copytree(project, slot)  # a read-only copy, as the old code left it\n"
+            "(project / 'models').chmod(0o755); (project / 'models' / 'old.sql').unlink()\n"
+            "(project / 'models').chmod(0o555)\n"
             "with Workspace(project, **kw) as ws:\n"
             "    assert ws.project == slot, (ws.project, slot)\n"
             "    (ws.target / 'x').write_text('ok')\n"
-            "assert not slot.exists(), 'copy left behind'\n"
+            "    assert not (slot / 'models' / 'old.sql').exists(), 'stray file kept'\n"
+            "    assert (slot / 'models' / 'a.sql').read_text() == 'select 1'\n"
+            "with Workspace(project, **kw) as ws:\n"
+            "    assert ws.project == slot and not (ws.target / 'x').exists()\n"
             "print('OK')\n"
         )
         base.chmod(0o777)
@@ -401,7 +417,7 @@ def test_the_state_tree_is_private_even_where_it_existed_with_wider_modes(tmp_pa
     finally:
         os.umask(old_umask)
     assert slot is not None
-    kept = [p for p in state.rglob(f"{PARTIAL_PARSE}*") if p.is_file()]
+    kept = [p for p in state.rglob(f"{PARTIAL_PARSE}*") if p.is_file() and "project" not in p.parts]
     assert len(kept) == 2
     for path in [state, *state.rglob("*")]:
         if path.is_symlink() or any(part in path.parts for part in ("project",)):
@@ -489,4 +505,4 @@ def test_folders_and_files_named_like_outputs_are_copied_below_the_top_level(tmp
         assert (copy / "models" / "profiles.yml").is_file()  # a schema file, not dbt's profile
         assert not (copy / "models" / "__pycache__").exists()
         assert not (copy / "shop.db").exists()
-        assert not (copy / "logs").exists() and not (copy / ".venv").exists()
+        assert list((copy / "logs").iterdir()) == [] and not (copy / ".venv").exists()
