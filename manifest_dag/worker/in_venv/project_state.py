@@ -241,21 +241,20 @@ class ProjectState:
         return [n for n, _ in self.env]
 
     def change_from(self, old: ProjectState) -> str | None:
-        """What differs from ``old``, in words (no values: they may be secrets), or None."""
+        """What differs from ``old``, in words (names only: values may be secrets), or None."""
         if self.root != old.root:
             return f"another project folder ({self.root})"
+        found: list[str] = []
         if self.options != old.options:
             names = [n[0] for n, a, b in zip(_PARSE_OPTIONS, self.options, old.options, strict=True) if a != b]
-            return "dbt's " + ", ".join(names) + " changed"
+            found.append("dbt's " + ", ".join(names) + " changed")
         if self.profile != old.profile:
-            return "profiles.yml changed"
+            found.append("profiles.yml changed")
         if self.env != old.env:
             now, before = dict(self.env), dict(old.env)
-            names = sorted(n for n in now.keys() | before.keys() if now.get(n) != before.get(n))
-            return (
+            found.append(
                 "env var "
-                + ", ".join(names[:3])
-                + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+                + _some(sorted(n for n in now.keys() | before.keys() if now.get(n) != before.get(n)))
                 + " changed"
             )
         if self.files != old.files:
@@ -263,9 +262,14 @@ class ProjectState:
             removed = sorted(old.files.keys() - self.files.keys())
             changed = sorted(k for k in self.files.keys() & old.files.keys() if self.files[k] != old.files[k])
             parts = [
-                f"{label} {', '.join(names[:3])}{f' and {len(names) - 3} more' if len(names) > 3 else ''}"
+                f"{label} {_some(names)}"
                 for label, names in (("changed", changed), ("added", added), ("removed", removed))
                 if names
             ]
-            return "project files " + "; ".join(parts)
-        return None
+            found.append("project files " + ", ".join(parts))
+        return "; ".join(found) or None
+
+
+def _some(names: list[str], shown: int = 3) -> str:
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
