@@ -155,7 +155,14 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(handler="venv_commands:list_cached")
 
-    pr = vsub.add_parser("prune", help="remove venvs unused for N days, and half-built leftovers")
+    pr = vsub.add_parser(
+        "prune",
+        help="remove venvs unused for N days, half-built leftovers, and the state of gone or unused projects",
+        description="Remove venvs unused for --older-than days and half-built leftovers; then, under "
+        "<cache>/.state, the workspace slots, kept partial_parse.msgpack files, dbt deps copies and warm "
+        "dbt pools of projects that are gone or unused for as long. Folders a running task holds are "
+        "kept and reported.",
+    )
     cache_arg(pr)
     pr.add_argument("--older-than", type=float, default=30.0, metavar="DAYS", help="default: 30")
     pr.add_argument("--dry-run", action="store_true", help="only say what would be removed")

@@ -178,11 +178,33 @@ def list_cached(args: argparse.Namespace) -> int:
 
 
 def prune(args: argparse.Namespace) -> int:
+    """Unused venvs, then the state folders (slots, kept msgpacks, deps copies, warm pools) of
+    projects that are gone or unused for as long (``worker.state_prune``)."""
+    from manifest_dag.worker.state_prune import dir_size, prune_state
+    from manifest_dag.worker.venv import STATE_DIR
+
     lines: list[str] = []
     cache = _cache(args, lines.append)
     removed = cache.prune(args.older_than, dry_run=args.dry_run)
     for line in lines:
+        if args.dry_run and line.startswith("prune: would remove "):
+            path = Path(line[len("prune: would remove ") :].split(" (", 1)[0])
+            line = f"{line}; {size(dir_size(path))}"
         out(line)
+    state = prune_state(cache.root / STATE_DIR, args.older_than, dry_run=args.dry_run, venv_root=cache.root)
+    verb = "would remove" if args.dry_run else "removing"
+    for folder in state.removed:
+        whose = f" of {folder.source}" if folder.source else ""
+        out(f"prune: {verb} {folder.path} ({folder.kind}{whose}: {folder.why}; {size(folder.size_bytes)})")
+    for folder in state.busy:
+        whose = f" of {folder.source}" if folder.source else ""
+        out(f"prune: busy, kept {folder.path} ({folder.kind}{whose}: {folder.why})")
+    n = len(removed) + len(state.removed)
     verb = "would remove" if args.dry_run else "removed"
-    out(f"{verb} {len(removed)} entr{'y' if len(removed) == 1 else 'ies'} from {cache.root}")
+    out(
+        f"{verb} {n} entr{'y' if n == 1 else 'ies'} from {cache.root}: {len(removed)} venv"
+        f"{'' if len(removed) == 1 else 's'}, {len(state.removed)} state folder"
+        f"{'' if len(state.removed) == 1 else 's'} ({size(state.size_bytes)})"
+        + (f"; {len(state.busy)} in use, kept" if state.busy else "")
+    )
     return 0

@@ -8,14 +8,17 @@ it cold whenever the warm path itself fails. ``default_invoker`` picks between t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import signal
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from manifest_dag.core.files import make_private_dir
 from manifest_dag.worker import Log
 from manifest_dag.worker.processes import ChildProcess
+from manifest_dag.worker.state_marks import mark_source
 from manifest_dag.worker.venv import STATE_DIR, Venv, VenvCache
 
 #: what a warm dbt server inherits from the venv's environment (the rest comes per request)
@@ -84,5 +87,8 @@ def default_invoker(
     server_env = {k: v for k, v in venv.environ().items() if k in _SERVER_ENV}
     server_env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
     pool = warm_pool_dir(cache.root, venv.key, project_dir, warm_scope)
+    with contextlib.suppress(OSError):  # the pool's own start reports a state tree it cannot use
+        make_private_dir(pool, within=cache.root / STATE_DIR)
+        mark_source(pool, project_dir)  # whose pool this is, and when it last served (venv prune)
     warm = WarmInvoker(venv.python, server_env, pool, settings, log)
     return FallbackInvoker(warm, cold, log)
