@@ -42,7 +42,7 @@ FILES = {
     "models/a.sql": "select id, upper(name) as name from {{ ref('eph') }}\n",
     "models/b.sql": (
         'select id, \'{{ var("flavor") }}\' as flavor, \'{{ env_var("KEPT_SUFFIX", "none") }}\' as suffix,\n'
-        "  {{ shout() }} as loud, {{ pkg_one() }} as pkgv\nfrom {{ ref('eph') }}\n"
+        "  {{ shout() }} as loud, {{ pkg.pkg_one() }} as pkgv\nfrom {{ ref('eph') }}\n"
     ),
     "models/logs/c.sql": "select count(*) as n, max(name) as last from {{ ref('a') }}\n",
     "models/schema.yml": (

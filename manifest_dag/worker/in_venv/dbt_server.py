@@ -217,6 +217,9 @@ def serve(path: str, idle: float, max_invocations: int, max_rss_mb: float) -> No
 
 
 def main(argv: list[str] | None = None) -> int:
+    import faulthandler
+
+    faulthandler.enable()  # a crash in a C extension (a driver) leaves its traceback in <slot>.log
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("socket")
     parser.add_argument("--idle", type=float, default=600.0)
