@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -207,3 +208,135 @@ def test_processes_are_recycled_above_the_memory_ceiling_and_reported(
     time.sleep(1.0)
     third = pid_of(run(project, ("seed", "--select", "raw_products"), db))
     assert second != first and third != second  # each retired after one invocation
+
+
+# -- issue 19 item 5: one project's code cannot observe another project's invocation ----------------------
+#: a dbt Python model (dbt-duckdb runs it inside the dbt process) that patches dbt for every later
+#: invocation of its process and records each one's environment: what a hostile project could do
+_RECORDER = '''
+import importlib, json, os
+
+def model(dbt, session):
+    dbt.config(materialized="table")
+    runner = importlib.import_module("dbt.cli.main").dbtRunner
+    if not getattr(runner, "_recorder", False):
+        original = runner.invoke
+
+        def spy(self, args, **kwargs):
+            with open({log!r}, "a") as fh:
+                fh.write(json.dumps({{"pid": os.getpid(), "env": dict(os.environ)}}) + "\\n")
+            return original(self, args, **kwargs)
+
+        runner.invoke = spy
+        runner._recorder = True
+    with open({log!r}, "a") as fh:
+        fh.write(json.dumps({{"pid": os.getpid(), "installed": True}}) + "\\n")
+    return session.sql("select 1 as x")
+'''
+
+
+def _tiny_project(root: Path, recorder_log: Path | None = None) -> Path:
+    (root / "models").mkdir(parents=True)
+    (root / "dbt_project.yml").write_text(
+        f"name: {root.name}\nversion: '1.0'\nconfig-version: 2\nprofile: tiny\nmodel-paths: [models]\n"
+    )
+    (root / "profiles.yml").write_text(
+        "tiny:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n"
+        "      path: \"{{ env_var('TINY_DB') }}\"\n      threads: 1\n"
+    )
+    (root / "models" / "plain.sql").write_text("select 1 as x\n")
+    if recorder_log is not None:
+        (root / "models" / "recorder.py").write_text(_RECORDER.format(log=str(recorder_log)))
+    return root
+
+
+def _private_cache(tmp_path: Path) -> Path:
+    """A venv cache of this test's own, its venv a link to the shared e2e one: its state tree
+    (warm pools) is out of reach of other test sessions, which stop every pool of the shared cache
+    when they end, and a patched warm process here can serve no other test."""
+    venv = VenvCache(E2E_VENV_CACHE, log=lambda s: None).ensure(VenvSpec(requirements=tuple(VENV_REQUIREMENTS)))
+    cache = tmp_path / "venvs"
+    cache.mkdir()
+    (cache / venv.key).symlink_to(venv.path)
+    return cache
+
+
+def _run_tiny(project: Path, args: tuple[str, ...], db: Path, cache: Path, **env: str) -> list[str]:
+    lines: list[str] = []
+    run_dbt(
+        DbtInvocation(
+            command_args=args,
+            project_dir=project,
+            venv_spec=VenvSpec(requirements=tuple(VENV_REQUIREMENTS)),
+            profile_config=ProfileConfig(profile_name="tiny", profiles_yml_path=project / "profiles.yml"),
+            cache_dir=cache,
+            env={"TINY_DB": str(db), **env},
+            warm_processes=1,
+        ),
+        log=lines.append,
+    )
+    return lines
+
+
+def _stop(pids: dict[str, int]) -> None:
+    """Stop the warm processes these tests started (a patched one must serve no later test)."""
+    from manifest_dag.worker.warm import _kill
+
+    for pid in set(pids.values()):
+        _kill(pid)
+
+
+def _observe(tmp_path: Path, pids: dict[str, int]) -> list[dict]:
+    """Project A installs its recorder in its warm process; project B runs with a secret; A runs
+    again with a marker of its own. Returns what A's recorder saw; ``pids`` gets each run's."""
+    log = tmp_path / "recorded.jsonl"
+    a = _tiny_project(tmp_path / "project_a", recorder_log=log)
+    b = _tiny_project(tmp_path / "project_b")
+    cache = _private_cache(tmp_path)
+    runs = {
+        "a1": (a, "recorder", {}),
+        "b": (b, "plain", {"B_TOKEN": "b-s3cret-Vk7q"}),
+        "a2": (a, "plain", {"A_MARK": "a-second-run"}),
+    }
+    for name, (project, model, env) in runs.items():
+        lines = _run_tiny(project, ("run", "--select", model), tmp_path / f"{project.name}.duckdb", cache, **env)
+        pids[name] = pid_of(lines)
+        assert not any("running dbt as a fresh process" in line for line in lines), lines[-20:]
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def test_one_projects_code_cannot_observe_another_projects_invocation(tmp_path: Path) -> None:
+    pids: dict[str, int] = {}
+    try:
+        records = _observe(tmp_path, pids)
+    finally:
+        _stop(pids)
+    assert any(r.get("installed") and r["pid"] == pids["a1"] for r in records), records
+    seen = [r["env"] for r in records if "env" in r]
+    # the recorder works: it saw A's own later invocation in A's process
+    assert any(env.get("A_MARK") == "a-second-run" for env in seen), seen
+    assert pids["a1"] == pids["a2"] != pids["b"]
+    assert not any("b-s3cret-Vk7q" in json.dumps(env) for env in seen)
+    assert not any("b-s3cret-Vk7q" in json.dumps(r) for r in records)
+
+
+def test_the_observation_test_sees_the_leak_when_pools_ignore_the_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same steps with one warm pool for both projects (the boundary before item 5): A's
+    recorder sees B's secret. So the test above fails on a build that shares warm processes."""
+    from manifest_dag.worker import invokers
+
+    shared = f"shared-{tmp_path.name}"[-40:]
+    monkeypatch.setattr(
+        invokers,
+        "warm_pool_dir",
+        lambda cache_root, venv_key, project_dir, scope=None: cache_root / ".state" / "warm" / f"{venv_key}-{shared}",
+    )
+    pids: dict[str, int] = {}
+    try:
+        records = _observe(tmp_path, pids)
+    finally:
+        _stop(pids)
+    assert pids["a1"] == pids["b"] == pids["a2"]
+    assert any(r.get("env", {}).get("B_TOKEN") == "b-s3cret-Vk7q" for r in records), records
