@@ -212,7 +212,7 @@ class Workspace:
             self.source, self.project, layout=layout, state_file=self.slot / SYNC_STATE, keep=keep, log=self.log
         )
         self.log(report.line(self.project, self.source))
-        if packages.is_symlink() and not os.path.lexists(self.source / layout.packages_path):
+        if packages.is_symlink() and not (self.source / layout.packages_path).exists():
             want = self._deps_dir(self.deps_key()) / layout.packages_path
             if not self.needs_deps() or os.readlink(packages) != str(want):
                 packages.unlink()  # another package spec's (install_deps links the right one)
@@ -351,7 +351,7 @@ class Workspace:
     # -- dbt packages --------------------------------------------------------------------------------
     def needs_deps(self) -> bool:
         has_spec = any((self.source / f).is_file() for f in ("packages.yml", "dependencies.yml"))
-        return has_spec and not os.path.lexists(self.source / self.layout.packages_path)
+        return has_spec and not (self.source / self.layout.packages_path).exists()
 
     def deps_key(self) -> str:
         h = hashlib.sha256(str(self.state.dbt_version).encode())

@@ -162,3 +162,112 @@ def test_a_failing_model_raises_dbt_run_error_with_its_facts(tmp_path: Path) -> 
     assert err.value.exit_code == 1
     assert err.value.failed_nodes == ("model.shop.stg_products",)
     assert "model.shop.stg_products" in str(err.value)
+
+
+def _set_modes(tree: Path, *, read_only: bool) -> None:
+    for path in [tree, *tree.rglob("*")]:
+        if path.is_symlink():
+            continue
+        if path.is_dir():
+            path.chmod(0o555 if read_only else 0o755)
+        else:
+            path.chmod(0o444 if read_only else 0o644)
+
+
+def test_the_slots_copy_is_synced_with_a_read_only_source_between_fresh_dbt_runs(tmp_path: Path) -> None:
+    """Issue 18 items 2, 4 and 7 with real dbt: the slot's copy is kept and synced, not copied
+    again. A read-only project with a model in ``models/logs/`` and a relative symlink out of it
+    builds every model; an edited model (and an edited file behind the symlink) runs its new SQL
+    in the same slot; a deleted model is no longer built. Fresh dbt processes (no warm pool), so
+    the cold path is the one checked, with the slot's msgpack used in place."""
+    src = tmp_path / "synced"
+    files = {
+        "dbt_project.yml": "name: synced\nprofile: synced\nconfig-version: 2\n",
+        "profiles.yml": "synced:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n"
+        "      path: \"{{ env_var('SYNCED_DB') }}\"\n",
+        "models/a.sql": "select 1 as v\n",
+        "models/b.sql": "select v + 10 as v from {{ ref('a') }}\n",
+        "models/logs/in_logs.sql": "select 'in a folder named logs' as v\n",
+        "data/big.bin": "never copied\n",
+    }
+    for rel, text in files.items():
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_text(text)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "shared.sql").write_text("select 'shared' as v\n")
+    (src / "models" / "shared.sql").symlink_to(Path("..") / ".." / "shared" / "shared.sql")
+    db = tmp_path / "synced.duckdb"
+
+    def run(*args: str) -> tuple[list[str], object]:
+        lines: list[str] = []
+        outcome = run_dbt(
+            DbtInvocation(
+                command_args=args,
+                project_dir=src,
+                venv_spec=VenvSpec(requirements=tuple(VENV_REQUIREMENTS)),
+                profile_config=ProfileConfig(profile_name="synced", profiles_yml_path=src / "profiles.yml"),
+                cache_dir=E2E_VENV_CACHE,
+                env={"SYNCED_DB": str(db)},
+                warm_processes=0,
+            ),
+            log=lines.append,
+        )
+        return lines, outcome
+
+    def rows(table: str) -> list:
+        from manifest_dag.worker.venv import VenvCache
+
+        venv = VenvCache(E2E_VENV_CACHE, log=lambda s: None).ensure(VenvSpec(requirements=tuple(VENV_REQUIREMENTS)))
+        import subprocess
+
+        out = subprocess.run(
+            [str(venv.python), "-c",
+             "import duckdb, json, sys; c = duckdb.connect(sys.argv[1], read_only=True); "
+             "print(json.dumps(c.execute(sys.argv[2]).fetchall()))", str(db), f"select v from main.{table}"],
+            capture_output=True, text=True, check=True,
+        )
+        return json.loads(out.stdout)
+
+    def synced_line(lines: list[str]) -> str:
+        (line,) = [x for x in lines if x.startswith("workspace: ") and " from " in x and "copied" in x]
+        return line
+
+    _set_modes(src, read_only=True)
+    try:
+        lines, outcome = run("run")
+        built = sorted(r.unique_id for r in outcome.summary.results)
+        assert built == ["model.synced.a", "model.synced.b", "model.synced.in_logs", "model.synced.shared"], built
+        assert rows("a") == [[1]] and rows("b") == [[11]] and rows("shared") == [["shared"]]
+        assert rows("in_logs") == [["in a folder named logs"]]
+        first = synced_line(lines)
+        assert "copied afresh" in first
+        slot = first.split(" ")[1]
+        copy = Path(slot)
+        assert not (copy / "data").exists() and not (copy / "profiles.yml").exists()
+        assert not (copy / "models" / "shared.sql").is_symlink()  # the content, not a dangling link
+
+        model = src / "models" / "a.sql"  # writable just for the edit (a chmod is a change too)
+        model.chmod(0o644)
+        model.write_text("select 2 as v\n")
+        model.chmod(0o444)
+        (shared / "shared.sql").write_text("select 'shared, edited' as v\n")
+        lines, outcome = run("run", "--select", "a", "shared")
+        second = synced_line(lines)
+        assert second.startswith(f"workspace: {slot} brought up to date") and "2 copied, 0 removed" in second, second
+        assert any(x.startswith("partial parse: reusing this slot's copy (dbt ") and x.endswith(", in place)") for x in lines), lines
+        assert not [x for x in lines if "partial parse was not reused" in x], lines  # dbt took it
+        assert sorted(r.unique_id for r in outcome.summary.results) == ["model.synced.a", "model.synced.shared"]
+        assert rows("a") == [[2]] and rows("shared") == [["shared, edited"]]
+
+        (src / "models").chmod(0o755)
+        (src / "models" / "b.sql").unlink()
+        (src / "models").chmod(0o555)
+        lines, outcome = run("run")
+        third = synced_line(lines)
+        assert third.startswith(f"workspace: {slot} brought up to date") and "0 copied, 1 removed" in third, third
+        built = sorted(r.unique_id for r in outcome.summary.results)
+        assert built == ["model.synced.a", "model.synced.in_logs", "model.synced.shared"], built
+        assert not (copy / "models" / "b.sql").exists()
+    finally:
+        _set_modes(src, read_only=False)
