@@ -28,6 +28,8 @@ WARM_PROCESSES = "MANIFEST_DAG_WARM_PROCESSES"
 WARM_IDLE_SECONDS = "MANIFEST_DAG_WARM_IDLE_SECONDS"
 WARM_MAX_INVOCATIONS = "MANIFEST_DAG_WARM_MAX_INVOCATIONS"
 WARM_MAX_RSS_MB = "MANIFEST_DAG_WARM_MAX_RSS_MB"
+#: ``off``: a warm process parses for every task instead of keeping the project it parsed.
+WARM_KEEP_PROJECT = "MANIFEST_DAG_WARM_KEEP_PROJECT"
 #: ``1``: golden-file assertions (re)write their files instead of comparing.
 UPDATE_GOLDEN = "MANIFEST_DAG_UPDATE_GOLDEN"
 #: The demo's working folder (set by ``manifest-dag demo`` for its child process).

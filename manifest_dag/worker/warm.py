@@ -61,6 +61,8 @@ class WarmSettings:
     max_invocations: int = 500
     max_rss_mb: float = 2000.0
     start_timeout: float = 120.0
+    #: keep the parsed project between invocations (``in_venv/manifest_reuse.py``)
+    keep_project: bool = True
 
     @classmethod
     def from_env(cls, processes: int | None = None) -> WarmSettings:
@@ -68,7 +70,7 @@ class WarmSettings:
 
         ``PROCESSES`` (0 = off; default: how many tasks the worker runs at once, see
         ``worker_task_parallelism``, else its cores, at least 2) unless given,
-        ``IDLE_SECONDS``, ``MAX_INVOCATIONS`` and ``MAX_RSS_MB``.
+        ``IDLE_SECONDS``, ``MAX_INVOCATIONS``, ``MAX_RSS_MB`` and ``KEEP_PROJECT``.
         """
 
         if processes is None:
@@ -79,6 +81,7 @@ class WarmSettings:
             idle_seconds=settings.number(settings.WARM_IDLE_SECONDS, cls.idle_seconds),
             max_invocations=int(settings.number(settings.WARM_MAX_INVOCATIONS, cls.max_invocations)),
             max_rss_mb=settings.number(settings.WARM_MAX_RSS_MB, cls.max_rss_mb),
+            keep_project=not settings.is_off(settings.WARM_KEEP_PROJECT),
         )
 
 
@@ -229,6 +232,7 @@ class WarmInvoker:
                     str(self.settings.max_invocations),
                     "--max-rss-mb",
                     str(self.settings.max_rss_mb),
+                    *([] if self.settings.keep_project else ["--no-keep-project"]),
                 ],
                 env=self.server_env,
                 cwd="/",

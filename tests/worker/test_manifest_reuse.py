@@ -184,25 +184,22 @@ def test_an_invocation_that_raised_drops_what_it_ran_on(tmp_path: Path) -> None:
     assert reuse.kept is None and "dbt raised RuntimeError" in notes[-1]
 
 
-def test_a_dbt_without_the_hooks_says_so_once_and_parses(tmp_path: Path, monkeypatch: Any) -> None:
-    monkeypatch.setenv("MANIFEST_DAG_WARM_KEEP_MANIFEST", "0")
+def test_a_dbt_without_the_hooks_says_so_once_and_parses(tmp_path: Path) -> None:
     notes: list[str] = []
     reuse = ManifestReuse(note=notes.append)
-    reuse.install()
+    reuse.install(wanted=False)
     assert not reuse.enabled
     assert reuse.before(["run"], str(tmp_path), {}) is None
     assert reuse.before(["run"], str(tmp_path), {}) is None
-    assert len(notes) == 1 and "MANIFEST_DAG_WARM_KEEP_MANIFEST" in notes[0]
-    monkeypatch.delenv("MANIFEST_DAG_WARM_KEEP_MANIFEST")
+    assert len(notes) == 1 and "MANIFEST_DAG_WARM_KEEP_PROJECT" in notes[0]
     reuse = ManifestReuse(note=notes.append)
     reuse.install()  # this environment has no dbt at all
     assert not reuse.enabled and reuse.why_off and "ModuleNotFoundError" in reuse.why_off
 
 
-def test_small_selections_are_walked_and_large_ones_left_to_dbt(tmp_path: Path) -> None:
-    reuse, fake, _, _ = _reuse(tmp_path)
-    graph = nx.DiGraph([(f"n{i}", f"n{i + 1}") for i in range(400)])
-    whole = fake.Graph(graph)
-    small = whole.get_subset_graph(["n0", "n5"])
-    assert isinstance(small, fake.Graph) and set(small.graph.edges) == {("n0", "n5")}
-    assert whole.get_subset_graph([f"n{i}" for i in range(300)]) == "dbt's own"
+def test_the_switch_is_read_from_the_environment(monkeypatch: Any) -> None:
+    from manifest_dag.worker.warm import WarmSettings
+
+    assert WarmSettings.from_env(1).keep_project
+    monkeypatch.setenv("MANIFEST_DAG_WARM_KEEP_PROJECT", "off")
+    assert not WarmSettings.from_env(1).keep_project

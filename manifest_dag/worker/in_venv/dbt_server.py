@@ -165,11 +165,11 @@ def _invoke(runner_cls, request: dict, writer: _Writer, reuse: ManifestReuse | N
             os.chdir("/")
 
 
-def serve(path: str, idle: float, max_invocations: int, max_rss_mb: float) -> None:
+def serve(path: str, idle: float, max_invocations: int, max_rss_mb: float, keep_project: bool = True) -> None:
     from dbt.cli.main import dbtRunner  # the one slow import this process exists to pay once
 
     reuse = ManifestReuse(note=lambda text: None)
-    reuse.install()
+    reuse.install(keep_project)
 
     try:
         os.unlink(path)
@@ -225,8 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--idle", type=float, default=600.0)
     parser.add_argument("--max-invocations", type=int, default=500)
     parser.add_argument("--max-rss-mb", type=float, default=2000.0)
+    parser.add_argument("--no-keep-project", dest="keep_project", action="store_false")
     args = parser.parse_args(argv)
-    serve(args.socket, args.idle, args.max_invocations, args.max_rss_mb)
+    serve(args.socket, args.idle, args.max_invocations, args.max_rss_mb, args.keep_project)
     return 0
 
 

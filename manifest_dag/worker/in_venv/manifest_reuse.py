@@ -156,10 +156,10 @@ class ManifestReuse:
         self._said_off = False
 
     # -- set-up ---------------------------------------------------------------------------------
-    def install(self) -> None:
+    def install(self, wanted: bool = True) -> None:
         """Patch this dbt, or say (once) why it cannot be done and leave it alone."""
-        if os.environ.get("MANIFEST_DAG_WARM_KEEP_MANIFEST", "").strip().lower() in ("0", "false", "no", "off"):
-            self.why_off = "turned off by MANIFEST_DAG_WARM_KEEP_MANIFEST"
+        if not wanted:
+            self.why_off = "turned off (MANIFEST_DAG_WARM_KEEP_PROJECT)"
             return
         try:
             import inspect
