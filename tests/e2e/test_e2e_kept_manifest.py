@@ -21,6 +21,7 @@ from manifest_dag.core.specs import DbtInvocation
 from manifest_dag.worker.run import run_dbt
 from manifest_dag.worker.venv import VenvCache, VenvSpec
 from manifest_dag.worker.warm import stop_pools
+from tests.e2e.test_e2e_warm import _private_cache
 from tests.support.airflow_run import E2E_VENV_CACHE, VENV_REQUIREMENTS
 
 pytestmark = pytest.mark.e2e
@@ -69,12 +70,14 @@ def edit(path: Path, old: str, new: str) -> None:
 
 @pytest.fixture
 def cache(tmp_path: Path):
-    """The shared e2e venvs, with this test's own state dir (so its warm pool is its own)."""
-    yield E2E_VENV_CACHE
-    stop_pools(E2E_VENV_CACHE / ".state")
+    """A venv cache of this test's own (its venv a link to the shared one): its warm pool is out of
+    reach of other sessions, which stop the shared cache's pools when they end."""
+    cache = _private_cache(tmp_path)
+    yield cache
+    stop_pools(cache / ".state")
 
 
-def task(project: Path, db: Path, *args: str, dbt_vars: dict | None = None, **env: str) -> list[str]:
+def task(cache: Path, project: Path, db: Path, *args: str, dbt_vars: dict | None = None, **env: str) -> list[str]:
     lines: list[str] = []
     run_dbt(
         DbtInvocation(
@@ -82,11 +85,10 @@ def task(project: Path, db: Path, *args: str, dbt_vars: dict | None = None, **en
             project_dir=project,
             venv_spec=SPEC,
             profile_config=ProfileConfig(profile_name="kept", profiles_yml_path=project / "profiles.yml"),
-            cache_dir=E2E_VENV_CACHE,
+            cache_dir=cache,
             env={"KEPT_DB": str(db), **env},
             dbt_vars=dbt_vars or {},
             warm_processes=1,
-            warm_scope=str(db),  # this test's own pool: no process another test left holds a project
         ),
         log=lines.append,
     )
@@ -136,10 +138,10 @@ TABLES = {"a": "select * from a order by id", "b": "select * from b order by id"
 def test_tasks_reuse_the_parsed_project_and_build_what_dbt_build_builds(tmp_path: Path, cache: Path) -> None:
     project = write_project(tmp_path / "kept")
     db = tmp_path / "warm.duckdb"
-    task(project, db, "seed")
+    task(cache, project, db, "seed")
     steps = [("run", "--select", "a"), ("run", "--select", "b"), ("run", "--select", "c"), ("test", "--select", "a")]
     for args in steps:
-        lines = task(project, db, *args)
+        lines = task(cache, project, db, *args)
         assert REUSED in note(lines), (args, lines[-20:])
     # b and a both inline the ephemeral model: the second compile of it must inject its CTE again
     reference = tmp_path / "plain.duckdb"
@@ -152,9 +154,9 @@ def test_tasks_reuse_the_parsed_project_and_build_what_dbt_build_builds(tmp_path
 def test_every_change_the_parse_read_reaches_the_next_task(tmp_path: Path, cache: Path) -> None:
     project = write_project(tmp_path / "kept")
     db = tmp_path / "warm.duckdb"
-    task(project, db, "seed")
-    task(project, db, "run")
-    assert REUSED in note(task(project, db, "run", "--select", "b"))
+    task(cache, project, db, "seed")
+    task(cache, project, db, "run")
+    assert REUSED in note(task(cache, project, db, "run", "--select", "b"))
 
     def b() -> list:
         return query(db, "select flavor, suffix, loud, pkgv from b where id = 1")[0]
@@ -162,33 +164,33 @@ def test_every_change_the_parse_read_reaches_the_next_task(tmp_path: Path, cache
     assert b() == ["plain", "none", "hey", 1]
 
     edit(project / "models" / "a.sql", "upper(name)", "lower(name) || '!'")
-    lines = task(project, db, "run", "--select", "a")
+    lines = task(cache, project, db, "run", "--select", "a")
     assert PARSED_AGAIN in note(lines) and "models/a.sql" in note(lines)
     assert query(db, "select name from a where id = 1") == [["ann!"]]
-    assert REUSED in note(task(project, db, "run", "--select", "a"))
+    assert REUSED in note(task(cache, project, db, "run", "--select", "a"))
 
-    lines = task(project, db, "run", "--select", "b", KEPT_SUFFIX="x")
+    lines = task(cache, project, db, "run", "--select", "b", KEPT_SUFFIX="x")
     assert "env var KEPT_SUFFIX changed" in note(lines)
     assert b() == ["plain", "x", "hey", 1]
 
-    lines = task(project, db, "run", "--select", "b", dbt_vars={"flavor": "spicy"})
+    lines = task(cache, project, db, "run", "--select", "b", dbt_vars={"flavor": "spicy"})
     assert "--vars" in note(lines)
     assert b() == ["spicy", "none", "hey", 1]
 
     edit(project / "macros" / "shout.sql", "'hey'", "'ho'")
-    assert "macros/shout.sql" in note(task(project, db, "run", "--select", "b"))
+    assert "macros/shout.sql" in note(task(cache, project, db, "run", "--select", "b"))
     assert b() == ["plain", "none", "ho", 1]
 
     edit(project / "dbt_packages" / "pkg" / "macros" / "one.sql", "1", "2")
-    assert "one.sql" in note(task(project, db, "run", "--select", "b"))
+    assert "one.sql" in note(task(cache, project, db, "run", "--select", "b"))
     assert b() == ["plain", "none", "ho", 2]
 
     edit(project / "dbt_project.yml", "flavor: plain", "flavor: mild")
-    assert "dbt_project.yml" in note(task(project, db, "run", "--select", "b"))
+    assert "dbt_project.yml" in note(task(cache, project, db, "run", "--select", "b"))
     assert b() == ["mild", "none", "ho", 2]
 
     (project / "models" / "b.sql").unlink()
-    lines = task(project, db, "run")
+    lines = task(cache, project, db, "run")
     assert "removed models/b.sql" in note(lines)
     assert not any("model main.b " in line for line in lines), lines[-15:]
-    assert REUSED in note(task(project, db, "run", "--select", "a"))
+    assert REUSED in note(task(cache, project, db, "run", "--select", "a"))
