@@ -216,16 +216,17 @@ def test_the_slots_copy_is_synced_with_a_read_only_source_between_fresh_dbt_runs
         return lines, outcome
 
     def rows(table: str) -> list:
-        from manifest_dag.worker.venv import VenvCache
-
-        venv = VenvCache(E2E_VENV_CACHE, log=lambda s: None).ensure(VenvSpec(requirements=tuple(VENV_REQUIREMENTS)))
+        """The table's rows, read with the venv's own duckdb once dbt's process has ended."""
         import subprocess
 
-        out = subprocess.run(
-            [str(venv.python), "-c",
-             "import duckdb, json, sys; c = duckdb.connect(sys.argv[1], read_only=True); "
-             "print(json.dumps(c.execute(sys.argv[2]).fetchall()))", str(db), f"select v from main.{table}"],
-            capture_output=True, text=True, check=True,
+        venv = VenvCache(E2E_VENV_CACHE, log=lambda s: None).ensure(VenvSpec(requirements=tuple(VENV_REQUIREMENTS)))
+        script = (
+            "import duckdb, json, sys; c = duckdb.connect(sys.argv[1], read_only=True); "
+            "print(json.dumps(c.execute(sys.argv[2]).fetchall()))"
+        )
+        sql = f"select v from main.{table}"
+        out = subprocess.run(  # noqa: S603 - our own venv's python
+            [str(venv.python), "-c", script, str(db), sql], capture_output=True, text=True, check=True
         )
         return json.loads(out.stdout)
 
