@@ -75,6 +75,8 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.scheduler $(BENCH_ARGS)
 
 # Worker-side benchmarks vs cosmos, real dbt: the demo DAG through dag.test() and through a real scheduler
-# (LocalExecutor, Postgres), one model's task, dbt parse (writes docs/performance-worker.md; BENCH_ARGS=--quick for a slice).
+# (LocalExecutor, Postgres), one model's task, dbt parse, and the scale table (one-model tasks on generated
+# projects of 20-5,000 models; it prints its time estimate first) (writes docs/performance-worker.md;
+# BENCH_ARGS=--quick for a slice, BENCH_ARGS="--cases scale" for the scale case alone).
 bench-worker: $(STAMP)
 	$(PY) -m benchmarks.worker $(BENCH_ARGS)

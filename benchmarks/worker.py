@@ -4,6 +4,7 @@
     python -m benchmarks.worker --quick         # development: a small selection, one model, 200-model parse
     python -m benchmarks.worker --cases dag --select +dim_products --tools md-warm md-cold cosmos-novenvdir
     python -m benchmarks.worker --report-only   # rewrite docs/performance-worker.md from .bench/worker/results.json
+    python -m benchmarks.worker --cases scale --scale-sizes 20,500 --quick   # the scale case, a slice
 
 Results are kept in ``.bench/worker/results.json`` keyed by case, so a slice run later adds to
 (or replaces) what an earlier run measured; ``docs/performance-worker.md`` is written from
@@ -28,6 +29,10 @@ pinned to ``dbt-core~=1.11.0`` + ``dbt-duckdb~=1.11.0``:
    warm-cache run each (``benchmarks/worker_sched.py``).
 4. **parse**: ``dbt parse`` on a synthetic 2,000-model project, with and without a reused
    ``partial_parse.msgpack``; and manifest-dag's workspace copy at a new path (relocated msgpack).
+5. **scale** (issue 18): one model's task on generated projects of 20 to 5,000 models: md-warm,
+   md-cold, a plain cold ``dbt run`` and cosmos with ``virtualenv_dir``; warm RSS; one DAG of the
+   500-model project through a real scheduler (``benchmarks/worker_scale.py``). The longest case:
+   it prints its estimate first.
 """
 
 from __future__ import annotations
@@ -47,12 +52,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from benchmarks import provenance, worker_sched
+from benchmarks import provenance, worker_scale, worker_sched
 from benchmarks.cosmos_venv import COSMOS_PY, ensure_cosmos
 from benchmarks.report import fmt_s
 from benchmarks.runtime import CHILDREN, PY, REPO, load_results, log, save_results
 from benchmarks.task_times import node_times, summarize_run
-from benchmarks.worker_report import dag_table, one_table, parse_table, write_doc
+from benchmarks.worker_report import dag_table, one_table, parse_table, scale_table, write_doc
 from benchmarks.worker_setup import (
     DOC,
     LOADS,
@@ -60,6 +65,7 @@ from benchmarks.worker_setup import (
     RESULTS,
     SCHED_TOOLS,
     SHOP_MANIFEST,
+    SYNTH_PROFILE,
     TOOLS,
     WB,
     airflow_template,
@@ -293,7 +299,6 @@ def bench_one(results: dict, args: argparse.Namespace) -> None:
 
 
 # -- case 3: dbt parse on a large project ----------------------------------------------------------
-SYNTH_PROFILE = "synth:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: \"{{ env_var('SYNTH_DUCKDB', 'synth.duckdb') }}\"\n      threads: 1\n"
 
 
 def bench_parse(results: dict, args: argparse.Namespace) -> None:
@@ -379,7 +384,10 @@ def main(argv: list[str] | None = None) -> int:
         help="development: --select +dim_products, manifest-dag only, 200-model parse, 2 one-model runs",
     )
     ap.add_argument(
-        "--cases", nargs="*", default=["one", "parse", "dag", "sched"], choices=("dag", "one", "parse", "sched")
+        "--cases",
+        nargs="*",
+        default=["one", "parse", "dag", "sched", "scale"],
+        choices=("dag", "one", "parse", "sched", "scale"),
     )
     ap.add_argument(
         "--sched-tools", nargs="*", choices=SCHED_TOOLS, help="tools for the real-scheduler case (default: all three)"
@@ -400,6 +408,26 @@ def main(argv: list[str] | None = None) -> int:
         help="do not put uv on cosmos's PATH (Airflow then builds its venvs with pip)",
     )
     ap.add_argument("--keep", action="store_true", help="keep the runs' DuckDB files")
+    scale = ap.add_argument_group("scale case (issue 18)")
+    scale.add_argument(
+        "--scale-sizes",
+        type=worker_scale.parse_sizes,
+        help="project sizes, comma-separated (default 20,500,2000,5000; --quick: 20,500)",
+    )
+    scale.add_argument("--scale-tools", nargs="*", choices=worker_scale.SCALE_TOOLS, help="tools (default: all four)")
+    scale.add_argument(
+        "--scale-tasks", type=int, help="one-model tasks per size and tool, the first a warm-up (default 9; --quick: 4)"
+    )
+    scale.add_argument(
+        "--scale-cosmos-sizes",
+        type=worker_scale.parse_sizes,
+        help="the sizes cosmos runs at (default 20,2000; --quick: none)",
+    )
+    scale.add_argument(
+        "--scale-sched-models",
+        type=int,
+        help="the project size of the real-scheduler DAG, 0: none (default 500; --quick: 0)",
+    )
     ap.add_argument("--report-only", action="store_true")
     args = ap.parse_args(argv)
     if args.quick:
@@ -408,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
         args.tools = args.tools or ["md-warm", "md-cold"]
         args.parse_models = 200
         args.one_runs = 2
+    worker_scale.default_args(args)
     args.tools = args.tools or list(TOOLS)
     results = load_results(RESULTS)
     if not args.report_only:
@@ -425,11 +454,17 @@ def main(argv: list[str] | None = None) -> int:
             bench_dag(results, args)
         if "sched" in args.cases:
             worker_sched.bench_sched(results, args)
+        if "scale" in args.cases:
+            if "cosmos-venvdir" in (args.scale_tools or worker_scale.SCALE_TOOLS) and args.scale_cosmos_sizes:
+                ensure_cosmos()
+            worker_scale.bench_scale(results, args)
         if LOADS:
             results.setdefault("load", {})[results["when"]] = LOADS.summary(2)
             save_results(RESULTS, results)
     write_doc(results)
-    print("\n".join(dag_table(results) + one_table(results) + [""] + parse_table(results)))
+    print(
+        "\n".join(dag_table(results) + one_table(results) + [""] + parse_table(results) + [""] + scale_table(results))
+    )
     log(f"wrote {DOC.relative_to(REPO)}; raw results in {RESULTS.relative_to(REPO)}")
     return 0
 

@@ -1,8 +1,9 @@
 """``docs/performance-worker.md``: the worker-side report, from ``.bench/worker/results.json``.
 
 Written from everything measured so far, after every case (a slice run updates its rows and keeps
-the others); the real-scheduler section comes from ``worker_sched_report.py``. Every target is
-judged from the figures measured, never from a constant figure.
+the others); the real-scheduler section comes from ``worker_sched_report.py``, the scale section
+(issue 18) from ``scale_section`` here. Every target is judged from the figures measured, never
+from a constant figure.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Mapping
 from benchmarks import worker_sched_report
 from benchmarks.report import (
     earlier_runs_line,
+    fmt_mb,
     fmt_ratio,
     fmt_s,
     load_line,
@@ -136,6 +138,230 @@ def parse_table(results: Mapping) -> list[str]:
         ],
     ]
     return table(["dbt parse of " + f"{p.get('models', 0):,} models", "median s", "full ÷ this"], rows)
+
+
+# -- the scale case (issue 18, benchmarks/worker_scale.py) -------------------------------------------
+SCALE_LABEL = {
+    "md-warm": "manifest-dag `run_dbt`, warm dbt process (default)",
+    "md-cold": "manifest-dag `run_dbt`, fresh dbt process (warm_processes=0)",
+    "dbt-cold": "`dbt run --select <model>`, fresh process, own msgpack (one cold dbt run)",
+    "cosmos-venvdir": "cosmos VIRTUALENV, with virtualenv_dir (a DAG through dag.test())",
+}
+SCALE_ORDER = ("md-warm", "md-cold", "dbt-cold", "cosmos-venvdir")
+
+
+def _scale_rows(results: Mapping) -> dict[int, dict[str, Mapping]]:
+    sizes = ((results.get("scale") or {}).get("sizes")) or {}
+    return {int(n): dict(rows) for n, rows in sorted(sizes.items(), key=lambda kv: int(kv[0]))}
+
+
+def scale_table(results: Mapping) -> list[str]:
+    """One row per size and tool: per-task wall time, dbt overhead, warm RSS, dbt-cold ÷ this."""
+    rows = []
+    for n, by_tool in _scale_rows(results).items():
+        ref = (by_tool.get("dbt-cold") or {}).get("task_median_s")
+        for tool in SCALE_ORDER:
+            r = by_tool.get(tool)
+            if not r:
+                continue
+            if "error" in r:
+                rows.append([f"{n:,}", SCALE_LABEL[tool], "failed: " + str(r["error"])[:80]] + ["–"] * 8)
+                continue
+            tasks = r.get("tasks") or []
+            rows.append(
+                [
+                    f"{n:,}",
+                    SCALE_LABEL[tool],
+                    f"{r.get('measured', 0)} of {len(tasks)}"
+                    + (f" ({r['ok']} ok)" if r.get("ok", len(tasks)) != len(tasks) else ""),
+                    fmt_s(r.get("task_median_s")),
+                    fmt_s(r.get("overhead_median_s")),
+                    fmt_s(r.get("node_median_s")),
+                    fmt_s(r.get("first_s")),
+                    fmt_ratio(ref, r.get("task_median_s")) if tool != "dbt-cold" else "1.00×" if ref else "–",
+                    ", ".join(fmt_mb(x) for x in r.get("rss_mb") or []) or "–",
+                    str(r.get("load", "–")) + (f" → {r['load_end']}" if r.get("load_end") is not None else ""),
+                    str(r.get("code", "–")),
+                ]
+            )
+    if not rows:
+        return ["(not measured yet: `python -m benchmarks.worker --cases scale`)", ""]
+    return [
+        *table(
+            [
+                "models",
+                "tool",
+                "tasks measured",
+                "task median s",
+                "dbt overhead median s",
+                "nodes' execution_time median s",
+                "first task s (not in the medians)",
+                "dbt-cold ÷ this (task)",
+                "warm RSS per process MB",
+                "load 1 min (start → end)",
+                "commit",
+            ],
+            rows,
+        ),
+        "",
+    ]
+
+
+def _same_run(*rows: Mapping) -> str:
+    """`` (rows from different runs: ...)`` when the rows a ratio joins were not measured together."""
+    whens = sorted({str(r.get("when")) for r in rows})
+    return "" if len(whens) <= 1 else f" (rows from different runs: {', '.join(whens)})"
+
+
+def _few(*rows: Mapping, full: int = 8) -> str:
+    """`` (N tasks, not 8)`` when a row has fewer tasks than a full run's."""
+    fewest = min(int(r.get("measured") or 0) for r in rows)
+    return "" if fewest >= full else f" ({fewest} tasks measured, not {full})"
+
+
+def scale_targets(results: Mapping) -> list[list[str]]:
+    """Issue 18's targets, as ratios of the scale rows: [target, measured, met / not met]."""
+    by_size = _scale_rows(results)
+
+    def warm(n: int) -> Mapping | None:
+        r = (by_size.get(n) or {}).get("md-warm")
+        return r if r and r.get("overhead_median_s") is not None else None
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "not met"
+
+    out: list[list[str]] = []
+    for n, most in ((2000, 0.5), (5000, 1.0)):
+        name = f"warm per-task dbt overhead at {n:,} models ≤ {most} s (median)"
+        r = warm(n)
+        if r:
+            v = r["overhead_median_s"]
+            out.append([name, f"{fmt_s(v)} s{_few(r)}", verdict(v <= most)])
+        else:
+            out.append([name, "– (not measured yet)", "–"])
+    name = "warm overhead at 2,000 models ≤ 1.5× the 20-model figure"
+    big, small = warm(2000), warm(20)
+    if big and small:
+        a, b = big["overhead_median_s"], small["overhead_median_s"]
+        out.append(
+            [
+                name,
+                f"{fmt_ratio(a, b) if b > 0 else '–'} ({fmt_s(a)} s vs {fmt_s(b)} s){_same_run(big, small)}{_few(big, small)}",
+                verdict(b > 0 and a / b <= 1.5),
+            ]
+        )
+    else:
+        out.append([name, "– (not measured yet)", "–"])
+    for n, by_tool in by_size.items():
+        w, d = by_tool.get("md-warm"), by_tool.get("dbt-cold")
+        if w and d and w.get("task_median_s") and d.get("task_median_s"):
+            out.append(
+                [
+                    f"{n:,} models: a warm task ≥ 10× faster than one cold `dbt run --select <model>`",
+                    f"{fmt_ratio(d['task_median_s'], w['task_median_s'])} ({fmt_s(d['task_median_s'])} s vs "
+                    f"{fmt_s(w['task_median_s'])} s){_same_run(w, d)}{_few(w, d)}",
+                    verdict(d["task_median_s"] / w["task_median_s"] >= 10),
+                ]
+            )
+    if not any(r[0].endswith("one cold `dbt run --select <model>`") for r in out):
+        out.append(["a warm task ≥ 10× faster than one cold `dbt run --select <model>`", "– (not measured yet)", "–"])
+    return out
+
+
+def scale_sched_table(results: Mapping) -> list[str]:
+    r = (results.get("scale") or {}).get("sched")
+    if not r:
+        return ["(not measured yet: `python -m benchmarks.worker --cases scale --scale-sched-models 500`)", ""]
+    head = f"`--select {r.get('select')}` of the {r.get('project_models', 0):,}-model project ({r.get('selected', '?')} models)"
+    if "error" in r:
+        return [f"{head}: failed: {r['error']}", ""]
+    use = r.get("warm_use")
+    return [
+        *table(
+            [
+                "DAG",
+                "tool",
+                "DAG run wall s",
+                "tasks ok",
+                "peak at once",
+                "task median s",
+                "task p90 s",
+                "dbt overhead median s",
+                "overhead without DuckDB wait, median s",
+                "DuckDB wait, sum s",
+                "warm: reused / started / cold",
+                "load 1 min (start → end)",
+                "commit",
+            ],
+            [
+                [
+                    head,
+                    SCALE_LABEL["md-warm"].replace("`run_dbt`, ", ""),
+                    fmt_s(r.get("dag_s")),
+                    f"{r.get('ok', 0)}/{r.get('tasks', 0)}",
+                    str(r.get("peak_concurrent", "–")),
+                    fmt_s(r.get("task_median_s")),
+                    fmt_s(r.get("task_p90_s")),
+                    fmt_s(r.get("overhead_median_s")),
+                    fmt_s(r.get("overhead_no_wait_median_s")),
+                    fmt_s(r.get("lock_wait_sum_s")),
+                    f"{use['reused']} / {use['started']} / {use['cold']}" if use else "–",
+                    str(r.get("load", "–")) + (f" → {r['load_end']}" if r.get("load_end") is not None else ""),
+                    str(r.get("code", "–")),
+                ]
+            ],
+        ),
+        "",
+    ]
+
+
+def scale_section(results: Mapping) -> list[str]:
+    """Section 5 of the report: the scale table, issue 18's targets as ratios, the scheduler DAG."""
+    scale = results.get("scale") or {}
+    setup = scale.get("setup") or {}
+    targets = scale_targets(results)
+    parsed = ", ".join(
+        f"{int(n):,} models {fmt_s(v.get('parse_s'))} s" for n, v in sorted(setup.items(), key=lambda kv: int(kv[0]))
+    )
+    out = [
+        "`tests/support/synth_project.generate_project` projects (DuckDB) of each size, each parsed once",
+        "with dbt for its `manifest.json` (setup, not measured" + (f": {parsed}" if parsed else "") + ").",
+        "Per size and tool, 9 tasks (`--scale-tasks`) of one",
+        "root model each (a view over `generate_series`: no parents), a different model each; the first",
+        "warms up (it starts the warm process, and a fresh DuckDB path makes dbt re-parse once) and the",
+        "medians are over the 8 after it. Each tool runs its tasks in a row, as one DAG run's tasks follow",
+        "each other, on the same DuckDB file; the warm processes are stopped before the cold tools run.",
+        "",
+        "- *md-warm / md-cold*: `manifest_dag.worker.run.run_dbt` (what `DbtVenvOperator.execute` calls:",
+        "  venv, workspace, msgpack, profile, DuckDB lock, dbt, `run_results.json`), without Airflow's",
+        "  task start-up, warm pool of 2 processes or `warm_processes=0`.",
+        "- *dbt-cold*: `<venv>/bin/dbt run --select <model>` as a fresh process in a copy of the project",
+        "  whose own `partial_parse.msgpack` is in place (a setup run wrote it): one cold dbt run.",
+        "- *cosmos*: cosmos runs a task only inside an Airflow DAG, so the same 9 models are one cosmos",
+        "  DAG (`LoadMode.DBT_MANIFEST`, `ExecutionMode.VIRTUALENV` with `virtualenv_dir`) through",
+        "  `dag.test()`, and each task's time is Airflow's duration (the first to start warms up; it",
+        "  builds or checks the venv). In `dag.test()` the tasks run in the process that loaded the DAG,",
+        "  so cosmos's per-task render of the manifest that a deployment's task runner pays is not in it.",
+        "- *dbt overhead*: a task's time minus the nodes' `execution_time` in the `run_results.json` its",
+        "  dbt call wrote. *warm RSS*: each warm process's resident memory after the 9 tasks (its ping).",
+        "",
+        *scale_table(results),
+    ]
+    out += [
+        "Issue 18's targets, as ratios of the rows above (rows of one run unless said):",
+        "",
+        *table(["target", "measured", "verdict"], targets),
+        "",
+    ]
+    out += [
+        "One DAG of a generated project through a real scheduler (the deployment of section 2: Postgres,",
+        "LocalExecutor, parallelism 4), manifest-dag's default warm dbt processes, the venv cache the",
+        "tasks above used (venv built), a fresh DuckDB file; the selection is one model's upstream",
+        "closure (`+model`), so the DAG has the project's depth:",
+        "",
+        *scale_sched_table(results),
+    ]
+    return out
 
 
 def _merged(results: Mapping, sel: str, case: str) -> Mapping | None:
@@ -342,10 +568,12 @@ def render_report(results: Mapping) -> str:
         for k, notes in ws_notes.items():
             out.append(f"- {k}: " + ("; ".join(f"`{n}`" for n in notes) if notes else "no parse notes"))
         out.append("")
+    out += ["## 5. Scale: one model's task as the project grows (issue 18)", "", *scale_section(results)]
     out += [
         "## Targets (issues 6 and 11)",
         "",
         "Judged from the figures above; where a row was run more than once, from the median of its runs.",
+        "Issue 18's targets (the scale case) are judged in section 5.",
         "",
         *targets_table(results),
         "",
@@ -373,5 +601,80 @@ def render_report(results: Mapping) -> str:
     return "\n".join(out)
 
 
+#: each numbered section's heading, and the results key its figures come from
+SECTION_KEYS = {"## 1.": "dag", "## 2.": "sched", "## 3.": "one", "## 4.": "parse", "## 5.": "scale"}
+TARGETS_HEADING = "## Targets"
+
+
+def _blocks(text: str) -> list[str]:
+    """``text`` cut before each ``## `` heading (the part before the first one is a block too)."""
+    out: list[str] = []
+    for line in text.splitlines(keepends=True):
+        if line.startswith("## ") or not out:
+            out.append("")
+        out[-1] += line
+    return out
+
+
+def _first_cells(lines: list[str]) -> set[str]:
+    return {ln.split("|")[1].strip() for ln in lines if ln.startswith("| ") and ln.count("|") > 2}
+
+
+LOADS_LEAD = "per run (min / median / max): "
+
+
+def _with_old_loads(head: str, old_head: str) -> str:
+    """``head`` whose per-run load list also names the runs only ``old_head`` lists."""
+
+    def runs(text: str) -> tuple[str, list[str]]:
+        line = next((ln for ln in text.splitlines() if LOADS_LEAD in ln), "")
+        items = line.split(LOADS_LEAD, 1)[1].split("; ") if line else []
+        return line, [i for i in items if i and i != "–"]
+
+    line, new_runs = runs(head)
+    _, old_runs = runs(old_head)
+    if not line or not old_runs:
+        return head
+    seen = {r.split(": ", 1)[0] for r in new_runs}
+    merged = sorted([r for r in old_runs if r.split(": ", 1)[0] not in seen] + new_runs)
+    return head.replace(line, line.split(LOADS_LEAD, 1)[0] + LOADS_LEAD + "; ".join(merged))
+
+
+def keep_unmeasured(new: str, old: str, results: Mapping) -> str:
+    """``new`` with each section whose case ``results`` has nothing for (``SECTION_KEYS``) taken
+    from ``old``, the report as it was, and the old targets rows that no new row replaces.
+
+    ``results.json`` lives in the git-ignored ``.bench/``, so a fresh checkout that runs one case
+    would otherwise write a report holding that case only, and erase the others' figures.
+    """
+    if not old:
+        return new
+    olds = {b.split("\n", 1)[0]: b for b in _blocks(old)}
+    out = []
+    for block in _blocks(new):
+        heading = block.split("\n", 1)[0]
+        key = next((k for prefix, k in SECTION_KEYS.items() if heading.startswith(prefix)), None)
+        if heading.startswith("# "):  # the head: versions, the load of every run so far
+            old_head = next((b for h, b in olds.items() if h.startswith("# ")), block)
+            block = _with_old_loads(block, old_head) if results.get("versions") else old_head
+        elif key is not None and not results.get(key):
+            block = next((b for h, b in olds.items() if h.startswith(heading[:6])), block)
+        elif heading.startswith(TARGETS_HEADING):
+            old_block = next((b for h, b in olds.items() if h.startswith(TARGETS_HEADING)), "")
+            old_rows = [ln for ln in old_block.splitlines(keepends=True) if ln.startswith("| ")][1:]  # not its head
+            lines = block.splitlines(keepends=True)
+            have = _first_cells(lines)
+            kept = [ln for ln in old_rows if ln.split("|")[1].strip() not in have]
+            if kept and "(nothing measured yet)\n" in lines:
+                block = old_block
+            elif kept:
+                last = max(i for i, ln in enumerate(lines) if ln.startswith("| "))
+                lines[last + 1 : last + 1] = kept
+                block = "".join(lines)
+        out.append(block)
+    return "".join(out)
+
+
 def write_doc(results: Mapping) -> None:
-    DOC.write_text(render_report(results))
+    old = DOC.read_text() if DOC.exists() else ""
+    DOC.write_text(keep_unmeasured(render_report(results), old, results))

@@ -44,7 +44,7 @@ from benchmarks.report import fmt_s
 from benchmarks.runtime import PY, log, save_results
 from benchmarks.task_times import node_times, summarize_run, task_overhead
 from benchmarks.worker_report import write_doc
-from benchmarks.worker_setup import RESULTS, SCHED_TOOLS, load_now, shop_dag, stop_warm, uv_bin_dir
+from benchmarks.worker_setup import RESULTS, SCHED_TOOLS, load_now, shop_dag, stop_warm, synth_dag, uv_bin_dir
 from tests.support.scheduler_env import SchedulerEnv, make_root, peak_concurrency
 
 WARM_REUSED = "warm dbt: running in warm process"
@@ -156,6 +156,56 @@ def _dag_file(tool: str, cache_state: str, root: Path, cache: Path) -> tuple[str
     return shop_dag(cosmos, [], bench), bench
 
 
+def measure_run(env: SchedulerEnv, dag: str, cosmos: bool, cache: Path, rr_dir: Path, timeout: float) -> dict:
+    """Trigger one run of ``dag`` in the started deployment ``env``, wait for it, and summarize it
+    (task durations, node seconds, lock waits, warm use, failures); manifest-dag's warm processes
+    in ``cache`` are stopped after it, so the next run starts its own."""
+    load = load_now()
+    code = code_version()
+    log(f"  {dag}: triggering (load {load}) ...")
+    run_id = env.trigger(dag)
+    try:
+        final = env.wait_runs({dag: run_id}, timeout=timeout)[dag]
+    finally:
+        if not cosmos:
+            stopped = stop_warm(cache)
+            if stopped:
+                log(f"  stopped {stopped} warm dbt process(es)")
+    tis = env.task_instances({dag: run_id})
+    ((start, end),) = env.meta(
+        f"select extract(epoch from start_date), extract(epoch from end_date) from dag_run "
+        f"where dag_id='{dag}' and run_id='{run_id}'"
+    )
+    rr = {p.stem: json.loads(p.read_text()) for p in rr_dir.glob("*.json")}
+    xcoms = {
+        task: json.loads(value)
+        for task, value in env.meta(
+            f"select task_id, value::text from xcom where dag_id='{dag}' and run_id='{run_id}' "
+            "and key='return_value' and map_index=-1"
+        )
+    }
+    logs = _task_logs(env, dag, run_id)
+    row = summarize(
+        tis,
+        float(end) - float(start) if start and end else None,
+        final,
+        node_times(rr, xcoms),
+        None if cosmos else lock_waits(logs),
+    )
+    if not cosmos:
+        row["warm_use"] = warm_use(logs)
+    if final != "success":
+        row["failures"] = failure_reasons(tis, logs)
+    row.update(load=load, load_end=round(os.getloadavg()[0], 2), code=code)
+    row["node_seconds"] = "run_results.json (callback)" if cosmos else "XCom node_seconds"
+    log(
+        f"  {final}: run {fmt_s(row['dag_s'])} s, {row['ok']}/{row['tasks']} ok, peak "
+        f"{row['peak_concurrent']} at once, task median {fmt_s(row['task_median_s'])} s, overhead "
+        f"median {fmt_s(row['overhead_median_s'])} s" + (f", warm {row['warm_use']}" if "warm_use" in row else "")
+    )
+    return row
+
+
 def deployment(tools: list[str], args: argparse.Namespace) -> dict[str, dict]:
     """One deployment for ``tools`` (all manifest-dag, or cosmos): every tool's cold run, then
     every tool's warm run; {"tool/cache": row}."""
@@ -178,57 +228,43 @@ def deployment(tools: list[str], args: argparse.Namespace) -> dict[str, dict]:
         env.start()
         env.wait_dags_parsed([dag_id(t, s) for t, s in plan], timeout=600)
         for tool, state in plan:
-            dag = dag_id(tool, state)
-            load = load_now()
-            code = code_version()
-            log(f"[sched] {tool}, {state} venv cache (load {load}) ...")
-            run_id = env.trigger(dag)
-            try:
-                final = env.wait_runs({dag: run_id}, timeout=args.timeout)[dag]
-            finally:
-                if not cosmos:
-                    stopped = stop_warm(caches[tool])
-                    if stopped:
-                        log(f"  stopped {stopped} warm dbt process(es)")
-            tis = env.task_instances({dag: run_id})
-            ((start, end),) = env.meta(
-                f"select extract(epoch from start_date), extract(epoch from end_date) from dag_run "
-                f"where dag_id='{dag}' and run_id='{run_id}'"
-            )
+            log(f"[sched] {tool}, {state} venv cache ...")
             rr_dir = Path(settings[(tool, state)]["rr_dir"])
-            rr = {p.stem: json.loads(p.read_text()) for p in rr_dir.glob("*.json")}
-            xcoms = {
-                task: json.loads(value)
-                for task, value in env.meta(
-                    f"select task_id, value::text from xcom where dag_id='{dag}' and run_id='{run_id}' "
-                    "and key='return_value' and map_index=-1"
-                )
-            }
-            logs = _task_logs(env, dag, run_id)
-            row = summarize(
-                tis,
-                float(end) - float(start) if start and end else None,
-                final,
-                node_times(rr, xcoms),
-                None if cosmos else lock_waits(logs),
-            )
-            if not cosmos:
-                row["warm_use"] = warm_use(logs)
-            if final != "success":
-                row["failures"] = failure_reasons(tis, logs)
-            row.update(load=load, load_end=round(os.getloadavg()[0], 2), code=code)
-            row["node_seconds"] = "run_results.json (callback)" if cosmos else "XCom node_seconds"
-            rows[f"{tool}/{state}"] = row
-            log(
-                f"  {final}: run {fmt_s(row['dag_s'])} s, {row['ok']}/{row['tasks']} ok, peak "
-                f"{row['peak_concurrent']} at once, task median {fmt_s(row['task_median_s'])} s, overhead "
-                f"median {fmt_s(row['overhead_median_s'])} s"
-                + (f", warm {row['warm_use']}" if "warm_use" in row else "")
-            )
+            rows[f"{tool}/{state}"] = measure_run(env, dag_id(tool, state), cosmos, caches[tool], rr_dir, args.timeout)
     finally:
         env.stop()
         shutil.rmtree(root, ignore_errors=True)
     return rows
+
+
+def synth_run(project: Path, select: list[str], cache: Path, args: argparse.Namespace) -> dict:
+    """The scale case's DAG (issue 18): ``select`` of the generated project ``project`` rendered by
+    manifest-dag with its default warm dbt processes, one DAG run through a deployment of its own.
+
+    ``cache`` is the venv cache the scale case's tasks used (its venv built), so the run measures
+    a warm venv cache; the run writes a fresh DuckDB file, and its warm processes are stopped after it.
+    """
+    root = make_root("md-bench-sched-synth-")
+    env = SchedulerEnv(root, root / "dags", python=str(PY))
+    dag = "synth_md_warm"
+    try:
+        run = root / "runs" / dag
+        (run / "rr").mkdir(parents=True)
+        (root / "dags").mkdir(parents=True)
+        bench = {
+            "dag_id": dag,
+            "rr_dir": str(run / "rr"),
+            "duckdb": str(run / "synth.duckdb"),
+            "venv_cache": str(cache),
+        }
+        (root / "dags" / f"{dag}.py").write_text(synth_dag(False, project, select, bench))
+        log(f"[scale sched] starting a deployment in {root} for {' '.join(select)} of {project} ...")
+        env.start()
+        env.wait_dags_parsed([dag], timeout=600)
+        return measure_run(env, dag, False, cache, run / "rr", args.timeout)
+    finally:
+        env.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def bench_sched(results: dict, args: argparse.Namespace) -> None:

@@ -28,6 +28,8 @@ DOC = REPO / "docs" / "performance-worker.md"
 SHOP = REPO / "fixtures" / "shop"
 SHOP_MANIFEST = REPO / "fixtures" / "manifests" / "shop" / "manifest.json"
 REQS = ["dbt-core~=1.11.0", "dbt-duckdb~=1.11.0"]
+#: the DuckDB profile of ``tests/support/synth_project``'s generated projects (parse and scale cases)
+SYNTH_PROFILE = "synth:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: \"{{ env_var('SYNTH_DUCKDB', 'synth.duckdb') }}\"\n      threads: 1\n"
 TOOLS = ("md-warm", "md-cold", "cosmos-venvdir", "cosmos-novenvdir")  # the dag.test() case
 SCHED_TOOLS = ("md-cold", "md-warm", "cosmos-venvdir")  # the real-scheduler case
 TOOL_LABEL = {
@@ -84,6 +86,20 @@ def shop_dag(cosmos: bool, select: Sequence[str], bench: Mapping[str, object]) -
         manifest=str(SHOP_MANIFEST),
         reqs=REQS,
         select=list(select) if cosmos else (list(select) or None),
+    )
+
+
+def synth_dag(cosmos: bool, project: Path, select: Sequence[str], bench: Mapping[str, object]) -> str:
+    """The DAG file of a generated project (``templates/synth_*.py.tmpl``, the scale case): its
+    ``target/manifest.json``, the models ``select`` names (a dbt selection), ``bench`` written in."""
+    settings = dag_files.render("shop_settings.py.tmpl", bench=dict(bench)).rstrip("\n")
+    return dag_files.render(
+        "synth_cosmos.py.tmpl" if cosmos else "synth_md.py.tmpl",
+        code={"settings": settings},
+        project=str(project),
+        manifest=str(project / "target" / "manifest.json"),
+        reqs=REQS,
+        select=list(select),
     )
 
 

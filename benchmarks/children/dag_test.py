@@ -8,7 +8,8 @@ from ``benchmarks``), only Airflow:
 
 Airflow reads its settings (home, dags folder) from the environment at import time, so the
 parent sets them. ``dag_s`` is the wall time of ``dag.test()`` alone (after imports and the
-DagBag load); each task's ``duration`` is Airflow's own (``end_date - start_date``).
+DagBag load); each task's ``duration`` is Airflow's own (``end_date - start_date``), its ``start``
+the epoch seconds of ``start_date`` (the order the tasks ran in).
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ def main() -> int:
     run = dag.test()
     dag_s = time.perf_counter() - t
     tasks = {
-        ti.task_id: {"state": str(ti.state), "duration": ti.duration}
+        ti.task_id: {"state": str(ti.state), "duration": ti.duration,
+                     "start": ti.start_date.timestamp() if ti.start_date else None}
         for ti in run.get_task_instances()
     }
     print(MARK + json.dumps({"state": str(run.state), "dag_s": dag_s, "load_s": load_s, "tasks": tasks,
