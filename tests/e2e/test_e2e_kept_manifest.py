@@ -49,6 +49,14 @@ FILES = {
     "models/schema.yml": (
         "version: 2\nmodels:\n  - name: a\n    columns:\n      - name: id\n        data_tests: [not_null, unique]\n"
     ),
+    "models/unit.yml": (
+        "version: 2\nunit_tests:\n  - name: c_counts\n    model: c\n    given:\n      - input: ref('a')\n"
+        "        rows:\n          - {id: 1, name: zed}\n    expect:\n      rows:\n        - {n: 1, last: zed}\n"
+    ),
+    "snapshots/snap.sql": (
+        "{% snapshot snap %}\n{{ config(unique_key='id', strategy='check', check_cols='all', target_schema='main') }}\n"
+        "select * from {{ ref('a') }}\n{% endsnapshot %}\n"
+    ),
     "macros/shout.sql": "{% macro shout() %}'hey'{% endmacro %}\n",
     "dbt_packages/pkg/dbt_project.yml": "name: pkg\nversion: '1.0.0'\nconfig-version: 2\n",
     "dbt_packages/pkg/macros/one.sql": "{% macro pkg_one() %}1{% endmacro %}\n",
@@ -139,7 +147,17 @@ def test_tasks_reuse_the_parsed_project_and_build_what_dbt_build_builds(tmp_path
     project = write_project(tmp_path / "kept")
     db = tmp_path / "warm.duckdb"
     task(cache, project, db, "seed")
-    steps = [("run", "--select", "a"), ("run", "--select", "b"), ("run", "--select", "c"), ("test", "--select", "a")]
+    steps = [
+        ("run", "--select", "a"),
+        ("run", "--select", "b"),
+        ("run", "--select", "c"),
+        ("test", "--select", "a"),
+        ("test", "--select", "c"),  # a unit test: dbt builds its own manifest from the kept one
+        ("test", "--select", "c"),
+        ("snapshot",),
+        ("build", "--select", "c"),
+        ("build", "--select", "c"),
+    ]
     for args in steps:
         lines = task(cache, project, db, *args)
         assert REUSED in note(lines), (args, lines[-20:])
