@@ -248,3 +248,33 @@ def test_execute_forgets_the_invoker_when_dbt_fails(monkeypatch: pytest.MonkeyPa
     with pytest.raises(RuntimeError, match="dbt failed"):
         op.execute({})
     assert op._invoker is None
+
+
+# -- operator_args: what the docs say is refused is what the code refuses -----------------------------
+def _documented_refused_keys() -> set[str]:
+    """The first column of the refused-keys table under ``### operator_args`` in configuration.md."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text()
+    section = text.split("### `operator_args`", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    return {key for row in rows for key in re.findall(r"`([a-z_]+)`", row.split("|")[1])}
+
+
+def test_the_docs_name_exactly_the_operator_args_the_code_refuses() -> None:
+    from manifest_dag.scheduler.dag import _RESERVED
+
+    assert _documented_refused_keys() == set(_RESERVED)
+
+
+@pytest.mark.parametrize("key", ["env", "dbt_vars", "project_dir", "install_deps", "doc_md", "outlets"])
+def test_operator_args_refuses_config_keys_with_config_error(key: str) -> None:
+    from manifest_dag import DbtDag, ProjectConfig
+
+    manifest = Path(__file__).resolve().parent.parent / "fixtures" / "manifests" / "shop" / "manifest.json"
+    with pytest.raises(ConfigError, match=rf"operator_args may not set \['{key}'\]"):
+        DbtDag(
+            dag_id="refused",
+            project_config=ProjectConfig(manifest_path=manifest),
+            venv_config=VenvConfig(py_requirements=REQS),
+            operator_args={key: None},
+            schedule=None,
+        )
