@@ -75,15 +75,20 @@ def test_medians_leave_out_the_warm_up_task_and_failed_ones() -> None:
 
 
 def test_the_estimate_uses_what_was_measured_at_that_size() -> None:
-    measured = {"sizes": {"20": {"md-warm": {"task_median_s": 1.0}, "md-cold": {"task_median_s": 2.0},
-                                 "dbt-cold": {"task_median_s": 3.0}}}}
-    est = sc.estimate([20], [], 9, 0, measured, parsed=[20])
-    assert est == {"n20": pytest.approx(3.0 + 9 * 6.0)}  # setup run (dbt-cold) + 9 tasks of each tool
+    measured = {"sizes": {"20": {"md-warm": {"task_median_s": 1.0, "first_s": 10.0}, "md-cold": {"task_median_s": 2.0},
+                                 "dbt-cold": {"task_median_s": 3.0, "first_s": 3.0}}},
+                "sched": {"dag_s": 200.0}}
+    md_cold_first = sc._guess_task_s("md-cold", 20, first=True)  # not measured: guessed
+    est = sc.estimate([20], [], 9, 500, measured, parsed=[20])
+    # the setup run (dbt-cold), then per tool its first task and 8 more
+    assert est["n20"] == pytest.approx(3.0 + (10.0 + 8 * 1.0) + (md_cold_first + 8 * 2.0) + (3.0 + 8 * 3.0))
+    assert est["sched"] == pytest.approx(150.0 + 200.0)
     only_warm = sc.estimate([20], [20], 9, 0, measured, parsed=[20], tools=["md-warm"])
-    assert only_warm == {"n20": pytest.approx(3.0 + 9 * 1.0)}
+    assert only_warm == {"n20": pytest.approx(3.0 + 10.0 + 8 * 1.0)}
     guessed = sc.estimate([20, 5000], [20], 9, 500)
     assert set(guessed) == {"n20", "n5000", "sched"}
-    assert guessed["n5000"] > guessed["n20"] > 9 * sc._guess_task_s("cosmos-venvdir", 20)
+    assert guessed["n5000"] > guessed["n20"] > 8 * sc._guess_task_s("cosmos-venvdir", 20)
+    assert sc._guess_task_s("md-warm", 2000, first=True) > 10 * sc._guess_task_s("md-warm", 2000)
 
 
 def test_default_args_full_and_quick() -> None:
