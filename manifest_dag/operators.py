@@ -22,8 +22,15 @@ from airflow.sdk.bases.operator import BaseOperator
 from airflow.sdk.definitions._internal.templater import LiteralValue
 
 from manifest_dag.core import settings
-from manifest_dag.core.config import ProfileConfig, SecretVar, VenvConfig, check_secret_vars
-from manifest_dag.core.dbt import FULL_REFRESH_COMMANDS, check_dbt_flags, command_args
+from manifest_dag.core.config import (
+    ProfileConfig,
+    SecretVar,
+    VenvConfig,
+    check_secret_vars,
+    check_switch,
+    rendered_switch,
+)
+from manifest_dag.core.dbt import FULL_REFRESH_COMMANDS, FULL_REFRESH_FLAGS, check_dbt_flags, command_args
 from manifest_dag.core.errors import ConfigError, WorkspaceError
 from manifest_dag.core.specs import DbtInvocation
 
@@ -37,7 +44,15 @@ class Killable(Protocol):
 class DbtVenvOperator(BaseOperator):
     """Run ``dbt <command>`` in a cached worker virtualenv, on a temporary copy of the project."""
 
-    template_fields: Sequence[str] = ("select", "exclude", "dbt_vars", "env", "dbt_flags", "project_dir")
+    template_fields: Sequence[str] = (
+        "select",
+        "exclude",
+        "dbt_vars",
+        "env",
+        "dbt_flags",
+        "project_dir",
+        "full_refresh",
+    )
     template_fields_renderers: ClassVar[dict[str, str]] = {"dbt_vars": "json", "env": "json"}
     ui_color = "#fde5dd"
     ui_fgcolor = "#000000"
@@ -61,7 +76,7 @@ class DbtVenvOperator(BaseOperator):
         dbt_vars: Mapping[str, Any] | str | None = None,
         secret_vars: Mapping[str, SecretVar] | None = None,
         env: Mapping[str, str] | None = None,
-        full_refresh: bool = False,
+        full_refresh: bool | str = False,
         dbt_flags: Sequence[str] = (),
         install_deps: bool = False,
         artifacts_callback: Callable[[Path, Any], None] | None = None,
@@ -80,8 +95,6 @@ class DbtVenvOperator(BaseOperator):
             venv_config = VenvConfig(py_requirements=py_requirements)
         elif py_requirements:
             raise ConfigError(f"{where}: give venv_config or py_requirements, not both")
-        if not isinstance(full_refresh, bool):
-            raise ConfigError(f"{where}: full_refresh must be True or False, got {full_refresh!r}")
         # Airflow's "render as is" wrapper: the renderer passes the manifest's selectors in it, so a
         # folder named ``x{{ conn.db.password }}`` is a folder name, never a template; the DAG
         # author's own select/exclude stay templated
@@ -105,21 +118,48 @@ class DbtVenvOperator(BaseOperator):
         # never renders, stores or shows it (see SecretVar)
         self.secret_vars = dict(check_secret_vars(secret_vars, where, dbt_vars))
         self.env = dict(env or {})
-        self.full_refresh = full_refresh
-        self.dbt_flags = list(check_dbt_flags(dbt_flags, where))
+        # True, False or a template rendered as the task runs ("{{ params.full_refresh }}")
+        self.full_refresh = check_switch(full_refresh, f"{where}: full_refresh")
+        self.dbt_flags = list(check_dbt_flags(dbt_flags, where, self.dbt_command))
         self.install_deps = install_deps
         self.artifacts_callback = artifacts_callback
 
+    @property
+    def _where(self) -> str:
+        return f"{type(self).__name__}(task_id={self.task_id!r})"
+
+    def _rendered_flags(self) -> list[str]:
+        """``dbt_flags`` as rendered: an item a template left empty is dropped (a flag chosen per
+        run: ``"{{ '--full-refresh' if params.full_refresh else '' }}"``), a list a native template
+        gave is spread, and the result is checked again, since rendering may have made a flag."""
+        flags: list[str] = []
+        for item in self.dbt_flags:
+            for value in item if isinstance(item, (list, tuple)) else (item,):
+                text = value if isinstance(value, str) else str(value)
+                if text.strip():
+                    flags.append(text.strip() if text.strip().startswith("-") else text)
+        return list(check_dbt_flags(flags, f"{self._where} (rendered)", self.dbt_command))
+
     def dbt_args(self) -> list[str]:
-        """The dbt argv after ``dbt`` (before the operator's managed flags)."""
+        """The dbt argv after ``dbt`` (before the operator's managed flags).
+
+        Also called where nothing is rendered (golden files, ``inspect``): there a full_refresh
+        template adds nothing; ``invocation()`` refuses one that is still a template.
+        """
         args = command_args(self.dbt_command, self.select, self.exclude, self.selector, self.indirect_selection)
-        if self.full_refresh and self.dbt_command in FULL_REFRESH_COMMANDS:
+        flags = self._rendered_flags()
+        refresh = self.full_refresh
+        if isinstance(refresh, str) and "{{" in refresh:
+            refresh = False  # not rendered (yet): decided as the task runs
+        wanted = rendered_switch(refresh, f"{self._where}: full_refresh")
+        if wanted and self.dbt_command in FULL_REFRESH_COMMANDS and not set(flags) & set(FULL_REFRESH_FLAGS):
             args.append("--full-refresh")
-        args += self.dbt_flags
+        args += flags
         return args
 
     def invocation(self) -> DbtInvocation:
         """The dbt call this task's (rendered) arguments describe: all the worker side needs."""
+        rendered_switch(self.full_refresh, f"{self._where}: full_refresh")  # a template left unrendered fails here
         return DbtInvocation(
             command_args=tuple(self.dbt_args()),
             project_dir=Path(self.project_dir),

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import jinja2
+import jinja2.nativetypes
 import pytest
 
 from manifest_dag import ConfigError, ProfileConfig, VenvConfig, WorkspaceError
@@ -49,9 +50,14 @@ def test_the_dbt_to_run_is_required_once() -> None:
     assert run_op(venv_config=venv).venv_config is venv
 
 
-@pytest.mark.parametrize("value", ["yes", 1, None])
-def test_full_refresh_must_be_a_bool(value: Any) -> None:
-    with pytest.raises(ConfigError, match=re.escape(f"full_refresh must be True or False, got {value!r}")):
+@pytest.mark.parametrize("value", ["yes", 1, None, "params.full_refresh"])
+def test_full_refresh_must_be_a_bool_or_a_template(value: Any) -> None:
+    with pytest.raises(
+        ConfigError,
+        match=re.escape(
+            f"full_refresh must be True, False or a template such as '{{{{ params.full_refresh }}}}', got {value!r}"
+        ),
+    ):
         run_op(full_refresh=value)
 
 
@@ -139,7 +145,9 @@ def test_invocation_cache_dir_precedence(monkeypatch: pytest.MonkeyPatch, tmp_pa
 
 
 def test_templated_fields_are_rendered() -> None:
-    assert set(DbtVenvOperator.template_fields) == {"select", "exclude", "dbt_vars", "env", "dbt_flags", "project_dir"}
+    assert set(DbtVenvOperator.template_fields) == {
+        "select", "exclude", "dbt_vars", "env", "dbt_flags", "project_dir", "full_refresh",
+    }  # fmt: skip
     op = run_op(
         project_dir="/srv/{{ params.env }}/dbt",
         select=["tag:{{ params.tag }}"],
@@ -173,6 +181,73 @@ def test_a_literal_select_is_not_rendered_and_the_rest_still_is() -> None:
     inv = op.invocation()
     assert inv.command_args == ("run", "--select", "shop.x{{ conn.db.password }}.m1", "--threads", "4")
     assert inv.dbt_vars == {"day": "2024-01-01"}
+
+
+def rendered(op: DbtVenvOperator, **params: Any) -> DbtVenvOperator:
+    op.render_template_fields({"ds": "2024-01-01", "params": params}, jinja_env=jinja2.Environment())
+    return op
+
+
+@pytest.mark.parametrize(
+    ("value", "wanted"), [(True, True), (False, False), ("True", True), ("false", False), ("", False), (1, True)]
+)
+def test_a_templated_full_refresh_is_decided_per_run(value: Any, wanted: bool) -> None:
+    op = run_op(select=["orders"], full_refresh="{{ params.full_refresh }}")
+    assert "full_refresh" in op.template_fields
+    assert op.dbt_args() == ["run", "--select", "orders"]  # not rendered (golden files, inspect): nothing yet
+    inv = rendered(op, full_refresh=value).invocation()
+    assert ("--full-refresh" in inv.command_args) is wanted
+    native = run_op(full_refresh="{{ params.full_refresh }}", render_template_as_native_obj=True)
+    native.render_template_fields({"params": {"full_refresh": value}}, jinja_env=jinja2.nativetypes.NativeEnvironment())
+    assert ("--full-refresh" in native.invocation().command_args) is wanted
+
+
+def test_a_full_refresh_template_that_says_neither_fails_naming_the_task() -> None:
+    op = rendered(run_op(task_id="orders_run", full_refresh="{{ params.full_refresh }}"), full_refresh="maybe")
+    with pytest.raises(
+        ConfigError, match=re.escape("DbtRunOperator(task_id='orders_run'): full_refresh rendered to 'maybe'")
+    ):
+        op.invocation()
+    unrendered = run_op(full_refresh="{{ params.full_refresh }}")
+    with pytest.raises(ConfigError, match="full_refresh is a template not rendered yet"):
+        unrendered.invocation()
+
+
+def test_a_templated_full_refresh_on_a_command_without_it_adds_nothing() -> None:
+    op = DbtTestOperator(task_id="t", project_dir="/x", py_requirements=REQS, full_refresh="{{ params.fr }}")
+    assert "--full-refresh" not in rendered(op, fr=True).invocation().command_args
+
+
+def test_full_refresh_in_dbt_flags_only_for_the_commands_that_take_it() -> None:
+    for flag in ("--full-refresh", "-f"):
+        assert run_op(dbt_flags=[flag]).dbt_args() == ["run", flag]
+        assert run_op(dbt_flags=[flag], full_refresh=True).dbt_args() == ["run", flag]  # once
+    with pytest.raises(ConfigError, match=re.escape("DbtTestOperator(task_id='t'): dbt test takes no --full-refresh")):
+        DbtTestOperator(task_id="t", project_dir="/x", py_requirements=REQS, dbt_flags=["--full-refresh"])
+    with pytest.raises(ConfigError, match="dbt source freshness takes no --full-refresh"):
+        DbtSourceFreshnessOperator(task_id="t", project_dir="/x", py_requirements=REQS, dbt_flags=["--full-refresh"])
+
+
+def test_per_run_flags_from_templates_are_checked_once_rendered() -> None:
+    chosen = "{{ '--full-refresh' if params.fr else '' }}"
+    assert rendered(run_op(dbt_flags=[chosen, "--threads", "2"]), fr=True).dbt_args() == [
+        "run", "--full-refresh", "--threads", "2",
+    ]  # fmt: skip
+    assert rendered(run_op(dbt_flags=[chosen, "--threads", "2"]), fr=False).dbt_args() == ["run", "--threads", "2"]
+    sneaky = rendered(run_op(task_id="t", dbt_flags=["{{ params.flag }}", "prod"]), flag="--target")
+    with pytest.raises(
+        ConfigError, match=re.escape("DbtRunOperator(task_id='t') (rendered): dbt flag --target is not allowed")
+    ):
+        sneaky.invocation()
+    test_op = DbtTestOperator(task_id="t", project_dir="/x", py_requirements=REQS, dbt_flags=[chosen])
+    with pytest.raises(ConfigError, match="dbt test takes no --full-refresh"):
+        rendered(test_op, fr=True).invocation()
+
+
+def test_templated_vars_and_env_reach_the_invocation_per_run() -> None:
+    op = run_op(dbt_vars={"batch": "{{ params.batch }}", "day": "{{ ds }}"}, env={"MARK": "m{{ params.batch }}"})
+    inv = rendered(op, batch=7).invocation()
+    assert inv.dbt_vars == {"batch": "7", "day": "2024-01-01"} and inv.env == {"MARK": "m7"}
 
 
 # -- the run -------------------------------------------------------------------------------------------

@@ -111,6 +111,48 @@ def _bool(obj: object, name: str) -> None:
         raise _fail(type(obj), name, f"must be True or False, got {getattr(obj, name)!r}")
 
 
+#: what a rendered yes/no template may say (Airflow renders ``{{ params.x }}`` of a bool as "True")
+_SWITCH_TRUE = frozenset({"true", "1", "yes", "on"})
+_SWITCH_FALSE = frozenset({"false", "0", "no", "off", "", "none"})
+
+
+def check_switch(value: Any, where: str) -> bool | str:
+    """A yes/no setting that may be decided per run: ``True``, ``False`` or a template string.
+
+    A template (``"{{ params.full_refresh }}"``) is rendered by Airflow when the task runs, then
+    read by ``rendered_switch``. A plain string is refused here, at the DAG import: ``"yes"`` in a
+    DAG file is a typo for ``True`` or a template missing its braces.
+    """
+    if isinstance(value, bool) or (isinstance(value, str) and "{{" in value):
+        return value
+    raise ConfigError(
+        f"{where} must be True, False or a template such as '{{{{ params.full_refresh }}}}', got {value!r}"
+    )
+
+
+def rendered_switch(value: Any, where: str) -> bool:
+    """A ``check_switch`` value once rendered: ``true``/``false``, ``yes``/``no``, ``on``/``off``,
+    ``1``/``0`` (any case), ``""``/``None`` (a template that printed nothing) as false; a native
+    bool as is (``render_template_as_native_obj``). Anything else is a ``ConfigError`` naming it."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if value is None:
+        return False
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _SWITCH_TRUE:
+            return True
+        if text in _SWITCH_FALSE:
+            return False
+        if "{{" in value:
+            raise ConfigError(
+                f"{where} is a template not rendered yet: {value!r} (Airflow renders it as the task runs)"
+            )
+    raise ConfigError(f"{where} rendered to {value!r}; it must say true or false (true/false, yes/no, on/off, 1/0)")
+
+
 def _enum(obj: object, name: str, enum_cls: type[enum.Enum]) -> None:
     value = getattr(obj, name)
     try:

@@ -17,13 +17,15 @@ from manifest_dag.core.errors import ConfigError
 #: Resource types that run as dbt tests (they are attached to the nodes they test, and indirect
 #: selection brings them along with those nodes).
 TEST_TYPES = frozenset({"test", "unit_test"})
-#: Resource types that materialise something and so may get a task.
-EXECUTABLE_TYPES = frozenset({"model", "seed", "snapshot"})
+#: Resource types that materialise something and so may get a task. Functions (UDFs, dbt 1.11+)
+#: are created by ``dbt build`` only: ``dbt run`` leaves them out.
+EXECUTABLE_TYPES = frozenset({"model", "seed", "snapshot", "function"})
 #: The dbt command that builds a node of each type that can have a task.
 COMMAND_FOR_TYPE: Mapping[str, str] = {
     "model": "run",
     "seed": "seed",
     "snapshot": "snapshot",
+    "function": "build",
     "source": "source freshness",
 }
 
@@ -76,8 +78,8 @@ LS_ALL_RESOURCE_TYPES = LS_DEFAULT_RESOURCE_TYPES | {"analysis"}
 #: ``--indirect-selection`` values (dbt's default is ``eager``).
 INDIRECT_SELECTION_MODES = ("eager", "cautious", "buildable", "empty")
 
-#: Commands that accept ``--full-refresh``.
-FULL_REFRESH_COMMANDS = frozenset({"run", "build", "seed"})
+#: Commands that accept ``--full-refresh`` (dbt-core's ``full_refresh`` option, 1.8-1.11).
+FULL_REFRESH_COMMANDS = frozenset({"run", "build", "seed", "compile", "show", "clone", "retry"})
 
 
 def command_args(
@@ -118,9 +120,12 @@ MANAGED_FLAGS: Mapping[str, str] = {
     "--exclude": "use the exclude argument",
     "--selector": "use the selector argument",
     "--vars": "use the dbt_vars argument (templated)",
-    "--full-refresh": "use full_refresh=True",
     "--indirect-selection": "use the indirect_selection argument",
 }
+#: ``--full-refresh`` and its short form: ``full_refresh=True`` or in ``dbt_flags`` (a per-run template)
+FULL_REFRESH_FLAGS = ("--full-refresh", "-f")
+#: dbt flags accepted in ``dbt_flags`` only for the commands that take them (else ConfigError).
+COMMAND_FLAGS: Mapping[str, frozenset[str]] = dict.fromkeys(FULL_REFRESH_FLAGS, FULL_REFRESH_COMMANDS)
 #: dbt flags accepted in ``dbt_flags`` (value-taking ones take the next item).
 ALLOWED_FLAGS: frozenset[str] = frozenset(
     {
@@ -136,8 +141,13 @@ ALLOWED_FLAGS: frozenset[str] = frozenset(
 )  # fmt: skip
 
 
-def check_dbt_flags(flags: Sequence[str], where: str) -> tuple[str, ...]:
-    """Refuse flags the operator manages and unknown ones, naming the flag and the way instead."""
+def check_dbt_flags(flags: Sequence[str], where: str, command: str | None = None) -> tuple[str, ...]:
+    """Refuse flags the operator manages and unknown ones, naming the flag and the way instead.
+
+    ``command`` (``"run"``, ``"source freshness"`` ...) also refuses a flag of ``COMMAND_FLAGS``
+    that this command does not take (dbt would fail with "No such option"); without it they pass.
+    An item holding a template (``"{{ ... }}"``) is checked again once rendered (the operator does).
+    """
     if isinstance(flags, str) or not all(isinstance(f, str) for f in flags):
         raise ConfigError(f"{where}: dbt_flags must be a list of strings, got {flags!r}")
     for flag in flags:
@@ -146,6 +156,11 @@ def check_dbt_flags(flags: Sequence[str], where: str) -> tuple[str, ...]:
         name = flag.split("=", 1)[0]
         if name in MANAGED_FLAGS:
             raise ConfigError(f"{where}: dbt flag {name} is not allowed in dbt_flags: {MANAGED_FLAGS[name]}")
+        if name in COMMAND_FLAGS:
+            takes = COMMAND_FLAGS[name]
+            if command is not None and command not in takes:
+                raise ConfigError(f"{where}: dbt {command} takes no {name}; only {', '.join(sorted(takes))} do")
+            continue
         if name not in ALLOWED_FLAGS:
             raise ConfigError(
                 f"{where}: unknown dbt flag {name} in dbt_flags; allowed: {', '.join(sorted(ALLOWED_FLAGS))}"

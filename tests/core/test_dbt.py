@@ -7,6 +7,7 @@ import pytest
 from manifest_dag import ConfigError
 from manifest_dag.core.dbt import (
     ALLOWED_FLAGS,
+    COMMAND_FLAGS,
     COMMAND_FOR_TYPE,
     EXECUTABLE_TYPES,
     MANAGED_FLAGS,
@@ -46,8 +47,19 @@ def test_allowed_flags_pass_with_their_values() -> None:
     assert check_dbt_flags((), "here") == ()
 
 
+@pytest.mark.parametrize("flag", ["--full-refresh", "-f"])
+def test_full_refresh_passes_only_for_the_commands_that_take_it(flag: str) -> None:
+    for command in ("run", "build", "seed", "compile"):
+        assert check_dbt_flags([flag], "here", command) == (flag,)
+    assert check_dbt_flags([flag], "here") == (flag,)  # no command named: nothing to hold it against
+    for command in ("test", "snapshot", "source freshness", "run-operation"):
+        with pytest.raises(ConfigError, match=f"here: dbt {command} takes no {flag}; only build, clone, compile"):
+            check_dbt_flags([flag], "here", command)
+
+
 def test_no_flag_is_both_managed_and_allowed() -> None:
     assert not set(MANAGED_FLAGS) & ALLOWED_FLAGS
+    assert not set(COMMAND_FLAGS) & (set(MANAGED_FLAGS) | ALLOWED_FLAGS)
 
 
 def test_every_executable_type_has_a_command() -> None:

@@ -1,0 +1,166 @@
+"""Per-run settings with real Airflow (``dag.test()`` with a run's conf), real dbt and DuckDB.
+
+One incremental model appends a row per run: ``batch`` comes from a templated dbt var
+(``ProjectConfig.dbt_vars``), ``mark`` from a templated env var (``ProjectConfig.env_vars``), both
+from the run's ``params``; the ``DbtDag``'s ``operator_args`` make ``full_refresh`` the template
+``{{ params.full_refresh }}``. Three runs: two append, the third, with ``full_refresh: true`` in
+its conf, rebuilds the table from that run's row alone (issue 21 item 2).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from manifest_dag import ProfileConfig
+from manifest_dag.core.specs import DbtInvocation
+from manifest_dag.worker.run import run_dbt
+from manifest_dag.worker.venv import VenvCache, VenvSpec
+from tests.support.airflow_run import E2E_VENV_CACHE, VENV_REQUIREMENTS, airflow_env, migrate
+
+pytestmark = pytest.mark.e2e
+
+#: run in a fresh process (Airflow reads its settings at import): the DAG run with a conf, then
+#: each task's state and the rendered fields Airflow stored for it
+CHILD = r"""
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+from airflow.models.renderedtifields import RenderedTaskInstanceFields
+from airflow.utils.session import create_session
+folder, dag_id, out, conf = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+bag = DagBag(folder)
+if bag.import_errors:
+    json.dump({"import_errors": {str(k): v for k, v in bag.import_errors.items()}}, open(out, "w"))
+    sys.exit(1)
+run = bag.get_dag(dag_id).test(run_conf=conf)
+tasks = {}
+with create_session() as session:
+    for ti in run.get_task_instances():
+        row = session.query(RenderedTaskInstanceFields).filter_by(
+            dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, map_index=ti.map_index).one_or_none()
+        tasks[ti.task_id] = {"state": str(ti.state), "rendered": row.rendered_fields if row else None}
+json.dump({"state": str(run.state), "tasks": tasks}, open(out, "w"), default=str)
+"""
+
+DAG_FILE = '''
+"""An Airflow DAG of a one-model incremental project whose runs differ by their conf (manifest-dag e2e test)."""
+import pendulum
+from manifest_dag import DbtDag, ProfileConfig, ProjectConfig, RenderConfig, VenvConfig
+dag = DbtDag(
+    dag_id="run_flags",
+    project_config=ProjectConfig(
+        manifest_path="{manifest}",
+        project_dir="{project}",
+        dbt_vars={{"batch": "{{{{ params.batch }}}}"}},
+        env_vars={{"RUNFLAGS_DB": "{db}", "RUN_MARK": "mark-{{{{ params.batch }}}}"}},
+    ),
+    profile_config=ProfileConfig(profile_name="runflags", profiles_yml_path="{project}/profiles.yml"),
+    venv_config=VenvConfig(py_requirements={reqs!r}),
+    render_config=RenderConfig(test_behavior="none"),
+    operator_args={{"full_refresh": "{{{{ params.full_refresh }}}}"}},
+    params={{"batch": 0, "full_refresh": False}},
+    schedule=None,
+    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+)
+'''
+
+
+def make_project(root: Path) -> Path:
+    root.mkdir(parents=True)
+    (root / "dbt_project.yml").write_text(
+        "name: runflags\nversion: '1.0'\nconfig-version: 2\nprofile: runflags\nmodel-paths: [models]\n"
+    )
+    (root / "profiles.yml").write_text(
+        "runflags:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n"
+        "      path: \"{{ env_var('RUNFLAGS_DB') }}\"\n      threads: 1\n"
+    )
+    (root / "models").mkdir()
+    (root / "models" / "batches.sql").write_text(
+        "{{ config(materialized='incremental') }}\n"
+        "select cast({{ var('batch', 0) }} as integer) as batch, '{{ env_var('RUN_MARK', 'none') }}' as mark\n"
+    )
+    return root
+
+
+def parse(project: Path, db: Path) -> Path:
+    """``dbt parse`` with the e2e venv: the manifest the DAG is rendered from."""
+    manifest = project.parent / "manifest.json"
+
+    def keep(target: Path) -> None:
+        manifest.write_bytes((target / "manifest.json").read_bytes())
+
+    run_dbt(
+        DbtInvocation(
+            command_args=("parse",),
+            project_dir=project,
+            venv_spec=VenvSpec(requirements=tuple(VENV_REQUIREMENTS)),
+            profile_config=ProfileConfig(profile_name="runflags", profiles_yml_path=project / "profiles.yml"),
+            cache_dir=E2E_VENV_CACHE,
+            env={"RUNFLAGS_DB": str(db)},
+        ),
+        log=lambda line: None,
+        artifacts_callback=keep,
+    )
+    return manifest
+
+
+def duckdb_rows(db: Path, sql: str) -> list[list]:
+    """Rows read with the worker venv's own duckdb (the package never depends on it)."""
+    venv = VenvCache(E2E_VENV_CACHE, log=lambda s: None).ensure(VenvSpec(requirements=tuple(VENV_REQUIREMENTS)))
+    script = (
+        "import duckdb, json, sys\n"
+        "con = duckdb.connect(sys.argv[1], read_only=True)\n"
+        "print(json.dumps([list(r) for r in con.execute(sys.argv[2]).fetchall()]))\n"
+    )
+    done = subprocess.run([str(venv.python), "-c", script, str(db), sql], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
+
+
+def dag_test(home: Path, dags: Path, conf: dict, log: Path) -> dict:
+    out = log.with_suffix(".json")
+    with log.open("w") as fh:
+        subprocess.run(
+            [sys.executable, "-c", CHILD, str(dags), "run_flags", str(out), json.dumps(conf)],
+            env=airflow_env(home, dags),
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            timeout=1800,
+        )
+    if not out.exists():
+        raise AssertionError(f"dag.test() wrote no result; log tail:\n{log.read_text()[-4000:]}")
+    result = json.loads(out.read_text())
+    assert "import_errors" not in result, result
+    return result
+
+
+def test_a_templated_full_refresh_rebuilds_an_incremental_model(tmp_path: Path) -> None:
+    home = tmp_path / "airflow"
+    home.mkdir()
+    migrate(home)
+    project = make_project(tmp_path / "runflags")
+    db = tmp_path / "runflags.duckdb"
+    manifest = parse(project, db)
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "run_flags_dag.py").write_text(
+        DAG_FILE.format(manifest=manifest, project=project, db=db, reqs=VENV_REQUIREMENTS)
+    )
+    seen: list[list[list]] = []
+    for n, conf in enumerate(({"batch": 1}, {"batch": 2}, {"batch": 3, "full_refresh": True}), start=1):
+        log = tmp_path / f"run{n}.log"
+        result = dag_test(home, dags, conf, log)
+        task = result["tasks"]["batches_run"]
+        assert task["state"] == "success", f"run {n}: {result}; log: {log.read_text()[-3000:]}"
+        text = log.read_text()
+        assert ("--full-refresh" in text.split("running: dbt run", 1)[1].splitlines()[0]) is (n == 3), text[-3000:]
+        assert task["rendered"]["full_refresh"] == str(conf.get("full_refresh", False))
+        seen.append(duckdb_rows(db, "select batch, mark from main.batches order by batch"))
+    assert seen == [
+        [[1, "mark-1"]],
+        [[1, "mark-1"], [2, "mark-2"]],  # incremental: appended
+        [[3, "mark-3"]],  # --full-refresh: rebuilt from this run's row alone
+    ]
