@@ -16,6 +16,8 @@ from manifest_dag.core.errors import CliError, ManifestDagError
 
 if TYPE_CHECKING:
     from manifest_dag.scheduler.dag import DbtDag
+    from manifest_dag.scheduler.graph import DbtGraph
+    from manifest_dag.scheduler.manifest import Manifest
 
 
 def _ok(step: str, text: str) -> None:
@@ -40,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     rc = render_config(args)
     selected = selected_by(rc, manifest, graph)
     _ok("select", f"{len(selected)} nodes")
+    _check_runnable(manifest, graph, selected)
     if args.py_requirements:
         venv_config = VenvConfig(py_requirements=args.py_requirements)
     elif manifest.dbt_version and manifest.dbt_version != "unknown":
@@ -73,6 +76,23 @@ def run(args: argparse.Namespace) -> int:
     _ok("venv", f"workers will build: {', '.join(venv_config.py_requirements)}")
     out(f"check passed in {time.monotonic() - started:.1f} s")
     return 0
+
+
+def _check_runnable(manifest: Manifest, graph: DbtGraph, selected: frozenset[str]) -> None:
+    """Fail on a node of a resource type no task can run, that the selection needs."""
+    from manifest_dag.scheduler.plan import unrunnable_nodes
+
+    bad = unrunnable_nodes(graph, selected)
+    if not bad:
+        return
+    shown = "; ".join(f"{n.unique_id} (resource type {n.resource_type!r})" for n in bad[:10])
+    more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
+    raise CliError(
+        f"{manifest.path}: cannot run {shown}{more}: manifest-dag knows no command for this resource "
+        f"type (the manifest was written by dbt {manifest.dbt_version}), and the selected nodes are or "
+        "read it, so the DAG would not do what `dbt build` does. Exclude it (and what reads it) "
+        "from the selection, or use a manifest-dag release that supports it."
+    )
 
 
 def _check_acyclic(dag: DbtDag) -> None:

@@ -4,8 +4,9 @@ Planning is separate from rendering so that the same answer serves the DAG build
 ``inspect`` and offline tests, and so that one task can be built alone later. No Airflow import.
 
 Rules (see ``docs/concepts.md``):
-- models, seeds and snapshots get tasks; ephemeral models, sources (unless freshness is rendered),
-  exposures and unselected nodes do not, but the order they imply is kept;
+- models, seeds, snapshots and functions (``dbt build``, the one command that creates them) get
+  tasks; ephemeral models, sources (unless freshness is rendered), exposures, saved queries,
+  analyses and unselected nodes do not, but the order they imply is kept;
 - ``after_each``: a TaskGroup per model (``run`` then ``test``); a seed or snapshot is a task of
   its own, followed by a ``<name>_test`` task when it has tests;
 - a test with several parents (or whose only parent has no task) runs in a task of its own,
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from manifest_dag.core.config import RenderConfig, SourceRendering, TestBehavior
-from manifest_dag.core.dbt import COMMAND_FOR_TYPE, EXECUTABLE_TYPES, TEST_TYPES, command_args
+from manifest_dag.core.dbt import COMMAND_FOR_TYPE, EXECUTABLE_TYPES, NODE_TYPES, TEST_TYPES, command_args
 from manifest_dag.core.errors import ConfigError
 from manifest_dag.core.naming import AIRFLOW_MAX_ID, fit_id
 
@@ -119,6 +120,23 @@ class RenderPlan:
             after = f"  after {', '.join(t.upstream)}" if t.upstream else ""
             lines.append(f"  {t.task_id}: dbt {' '.join(t.dbt_args())}{after}")
         return "\n".join(lines)
+
+
+def unrunnable_nodes(graph: DbtGraph, selected: Iterable[str]) -> list[DbtNode]:
+    """Nodes of a resource type this release does not know (a newer dbt's), selected or upstream
+    of a selected node: ``dbt build`` may run them, the DAG would not, so what reads them fails.
+
+    Every type dbt 1.5-1.12 writes is known: models, seeds, snapshots and functions get tasks,
+    tests run as tests, and the rest (sources, exposures, saved queries, semantic models, metrics,
+    analyses, hooks) have nothing a ``dbt build`` would run (exposures and saved queries are
+    no-ops in it).
+    """
+    nodes = graph.nodes
+    unknown = [n for n in nodes.values() if n.resource_type not in NODE_TYPES]
+    if not unknown:
+        return []
+    chosen = set(selected)
+    return [n for n in unknown if n.unique_id in chosen or not chosen.isdisjoint(graph.descendants(n.unique_id))]
 
 
 def plan_tasks(graph: DbtGraph, selected: Iterable[str], config: RenderConfig, *, id_prefix: int = 0) -> RenderPlan:
@@ -272,6 +290,9 @@ class _Planner:
         if node.resource_type == "source":
             self._add_source(node, name, select, tests, doc)
             return
+        if node.resource_type == "function":
+            self._add_function(node, name, tests, doc)
+            return
         if behavior is TestBehavior.BUILD:
             tid = self._task(
                 naming.task_id(name, "build", False),
@@ -323,6 +344,26 @@ class _Planner:
                 upstream={tid},
             )
             self.exit[uid] = test_tid
+
+    def _add_function(self, node: DbtNode, name: str, tests: tuple[str, ...], doc: str) -> None:
+        """A function (a UDF, dbt 1.11+): ``dbt build`` is the only command that creates one.
+
+        Its selection is narrowed to functions, since a model or a folder of models may share its
+        fully qualified name and ``build`` would build them too. Tests on it (dbt has none so far)
+        ride along under ``after_each``/``build``; otherwise ``--indirect-selection empty`` keeps
+        ``build`` from running any.
+        """
+        uid = node.unique_id
+        tid = self._task(
+            self.naming.task_id(name, "build", False),
+            command="build",
+            select=(f"{self.naming.dbt_selector(node)},resource_type:function",),
+            exclude=self._unselected_tests_of(uid) if tests else (),
+            indirect_selection="cautious" if tests else "empty",
+            node_ids=(uid, *tests),
+            doc_md=doc,
+        )
+        self.entry[uid] = self.exit[uid] = tid
 
     def _add_source(self, node: DbtNode, name: str, select: tuple[str, ...], tests: tuple[str, ...], doc: str) -> None:
         """A source: its freshness check (when rendered), then its tests; dependents wait for both."""

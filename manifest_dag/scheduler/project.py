@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,11 +14,13 @@ from typing import TYPE_CHECKING
 
 from manifest_dag.core.config import RenderConfig
 from manifest_dag.core.errors import SelectionError
-from manifest_dag.scheduler.plan import RenderPlan, plan_tasks
+from manifest_dag.scheduler.plan import RenderPlan, plan_tasks, unrunnable_nodes
 
 if TYPE_CHECKING:  # imported on use: a warm plan cache never loads a manifest
     from manifest_dag.scheduler.graph import DbtGraph
     from manifest_dag.scheduler.manifest import Manifest
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,14 @@ def plan_project(
     graph = DbtGraph(manifest)
     selected = selected_by(rc, manifest, graph)
     plan = plan_tasks(graph, selected, rc, id_prefix=id_prefix)
+    for node in unrunnable_nodes(graph, selected):
+        log.warning(
+            "manifest-dag: %s: %s has resource type %r, which no task runs (unknown to this "
+            "release); what reads it may fail. `manifest-dag check` fails on it",
+            manifest.path,
+            node.unique_id,
+            node.resource_type,
+        )
     if not plan.tasks and not rc.allow_empty:
         found = f"{len(selected)} nodes, none of which runs as a task" if selected else "no nodes"
         raise SelectionError(

@@ -692,6 +692,60 @@ class ManifestBuilder:
         )
         return self._add(pending)
 
+    def function(
+        self,
+        name: str,
+        *,
+        arguments: Sequence[tuple[str, str]] = (("value", "varchar"),),
+        returns: str = "boolean",
+        function_type: str = "scalar",
+        tags: Sequence[str] = (),
+        path: str | None = None,
+        package: str | None = None,
+        config: Mapping[str, Any] | None = None,
+        description: str = "",
+        enabled: bool = True,
+        **fields: Any,
+    ) -> ManifestBuilder:
+        """A user-defined function (dbt 1.11+, schema v12), in the manifest's ``functions``.
+
+        Models reach it as ``refs=["<function name>"]`` (dbt records it under ``functions``)."""
+        if self.schema_version < 12:
+            raise ValueError("functions exist from dbt 1.11 (manifest schema v12)")
+        cfg = {
+            "materialized": "function",
+            "type": function_type,
+            "volatility": None,
+            "runtime_version": None,
+            "entry_point": None,
+            **dict(config or {}),
+            "enabled": enabled,
+        }
+        for key in ("access", "freshness"):
+            cfg.pop(key, None)
+        raw = self._sql_node(
+            "function",
+            name,
+            package=package,
+            path=path,
+            tags=tags,
+            config=cfg,
+            meta=None,
+            description=description,
+            columns=None,
+            base_config=NODE_CONFIG,
+        )
+        raw["relation_name"] = None
+        self._code_fields(raw)
+        raw["returns"] = {"data_type": returns, "description": None}
+        raw["arguments"] = [
+            {"name": arg, "data_type": kind, "description": None, "default_value": None} for arg, kind in arguments
+        ]
+        uid = f"function.{raw['package_name']}.{name}"
+        pending = _Pending(uid, raw, collection="functions", enabled=enabled, overrides=dict(fields))
+        raw["unique_id"] = uid
+        return self._add(pending)
+
     def unit_test(self, name: str, *, model: Any, **fields: Any) -> ManifestBuilder:
         """A unit test of ``model`` (dbt 1.8+: schema v12 only)."""
         if self.schema_version < 12:
@@ -820,7 +874,9 @@ class ManifestBuilder:
                     else:
                         found, ref_entry = self._resolve_ref(target, uid)
                         nodes.append(found)
-                        if "refs" in raw:
+                        if found.startswith("function.") and "functions" in raw:
+                            raw["functions"].append([ref_entry["name"]])  # {{ function('name') }}
+                        elif "refs" in raw:
                             raw["refs"].append(ref_entry)
             if raw["resource_type"] == "test" and "test_metadata" in raw and nodes:
                 raw["attached_node"] = nodes[-1] if not nodes[-1].startswith("source.") else None

@@ -110,5 +110,13 @@ FOLDER: Mapping[str, str] = {
     "snapshot": "snapshots",
     "test": "tests",
     "analysis": "analyses",
+    "function": "functions",
 }
-SUFFIX: Mapping[str, str] = {"model": ".sql", "seed": ".csv", "snapshot": ".sql", "test": ".sql", "analysis": ".sql"}
+SUFFIX: Mapping[str, str] = {
+    "model": ".sql",
+    "seed": ".csv",
+    "snapshot": ".sql",
+    "test": ".sql",
+    "analysis": ".sql",
+    "function": ".sql",
+}

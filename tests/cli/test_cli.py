@@ -289,6 +289,23 @@ def test_check_fails_on_an_empty_selection(capsys: pytest.CaptureFixture[str]) -
     assert "selects" in err and "none of which runs as a task" in err
 
 
+def test_check_fails_naming_a_node_of_a_type_it_cannot_run(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A resource type this release does not know (a newer dbt's): `dbt build` may run it and the
+    DAG would not, so check fails and names the node; a function (dbt 1.11) passes."""
+    data = ManifestBuilder("new").function("f").model("a", refs=["f"]).model("b", depends_on=["widget.new.w"]).build()
+    data["nodes"]["widget.new.w"] = {"resource_type": "widget", "name": "w", "package_name": "new", "fqn": ["new", "w"]}
+    (tmp_path / "manifest.json").write_text(json.dumps(data))
+    code, out, err = run(capsys, "check", tmp_path / "manifest.json", "--py-requirements", "dbt-core~=1.11.0")
+    assert code == 2
+    assert "ok  select" in out and "ok  plan" not in out
+    assert "cannot run widget.new.w (resource type 'widget')" in err
+    code, out, err = run(
+        capsys, "check", tmp_path / "manifest.json", "--select", "a", "--py-requirements", "dbt-core~=1.11.0"
+    )
+    assert code == 0, err  # the unknown node is not needed by this selection
+    assert "check passed" in out
+
+
 # -- venv -----------------------------------------------------------------------------------------------
 def test_venv_build_list_prune(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     cache = tmp_path / "venvs"
