@@ -80,6 +80,7 @@ class DbtVenvOperator(BaseOperator):
         dbt_flags: Sequence[str] = (),
         install_deps: bool = False,
         artifacts_callback: Callable[[Path, Any], None] | None = None,
+        on_warning_callback: Callable[[Any, list[dict[str, Any]]], None] | None = None,
         dbt_command: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -123,6 +124,11 @@ class DbtVenvOperator(BaseOperator):
         self.dbt_flags = list(check_dbt_flags(dbt_flags, where, self.dbt_command))
         self.install_deps = install_deps
         self.artifacts_callback = artifacts_callback
+        if on_warning_callback is not None and not callable(on_warning_callback):
+            raise ConfigError(
+                f"{where}: on_warning_callback must be a callable (context, warnings), got {on_warning_callback!r}"
+            )
+        self.on_warning_callback = on_warning_callback
 
     @property
     def _where(self) -> str:
@@ -198,6 +204,11 @@ class DbtVenvOperator(BaseOperator):
         finally:
             self._invoker = None
         summary = outcome.summary
+        warnings = summary.warned() if summary is not None else []
+        if warnings and self.on_warning_callback is not None:
+            # dbt succeeded, but tests or freshness checks warned: the author's signal (a failed
+            # task has Airflow's on_failure_callback). What it raises fails the task.
+            self.on_warning_callback(context, warnings)
         return {
             "command": self.dbt_command,
             "exit_code": outcome.exit_code,
@@ -205,6 +216,7 @@ class DbtVenvOperator(BaseOperator):
             "partial_parse_reused": outcome.reparsed is None,
             "statuses": summary.counts() if summary is not None else {},
             "node_seconds": round(summary.node_seconds, 3) if summary is not None else None,
+            "warnings": warnings,
         }
 
     def _keep_invoker(self, invoker: Killable) -> None:

@@ -289,7 +289,7 @@ def test_execute_hands_the_invocation_over_and_forgets_the_invoker(monkeypatch: 
         seen["kept"] = op._invoker
         op.on_kill()
         artifacts_callback(Path("/work/target"))
-        summary = SimpleNamespace(counts=lambda: {"success": 2}, node_seconds=1.23456)
+        summary = SimpleNamespace(counts=lambda: {"success": 2}, node_seconds=1.23456, warned=lambda: [])
         return SimpleNamespace(summary=summary, exit_code=0, duration=4.56789, reparsed=None)
 
     calls: list[tuple[Path, Any]] = []
@@ -308,6 +308,7 @@ def test_execute_hands_the_invocation_over_and_forgets_the_invoker(monkeypatch: 
         "partial_parse_reused": True,
         "statuses": {"success": 2},
         "node_seconds": 1.235,
+        "warnings": [],
     }
 
 
@@ -353,3 +354,69 @@ def test_operator_args_refuses_config_keys_with_config_error(key: str) -> None:
             operator_args={key: None},
             schedule=None,
         )
+
+
+# -- warnings as a signal -------------------------------------------------------------------------------
+def _fake_run_with(monkeypatch: pytest.MonkeyPatch, summary: Any) -> None:
+    import manifest_dag.worker.run as worker_run
+
+    def fake_run_dbt(inv, *, log, artifacts_callback, on_invoker):
+        return SimpleNamespace(summary=summary, exit_code=0, duration=1.0, reparsed=None)
+
+    monkeypatch.setattr(worker_run, "run_dbt", fake_run_dbt)
+
+
+def _warn_summary() -> Any:
+    from manifest_dag.worker.results import read_run_results
+
+    return read_run_results(Path(__file__).resolve().parent / "worker" / "run_results" / "test_warn.json")
+
+
+def test_warned_tests_call_the_callback_and_reach_xcom(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[Any, Any]] = []
+    _fake_run_with(monkeypatch, _warn_summary())
+    op = DbtTestOperator(
+        task_id="t", project_dir="/x", py_requirements=REQS, on_warning_callback=lambda ctx, w: calls.append((ctx, w))
+    )
+    context = {"ds": "2024-01-01"}
+    result = op.execute(context)
+    expected = [
+        {
+            "unique_id": "test.rr.accepted_values_stg_payments_amount__False__10__7.3f0be05df6",
+            "message": "Got 1 result, configured to warn if != 0",
+            "failures": 1,
+        }
+    ]
+    assert calls == [(context, expected)] and calls[0][0] is context
+    assert result["warnings"] == expected and result["statuses"]["WARN"] == 1
+
+
+def test_no_warning_no_callback(monkeypatch: pytest.MonkeyPatch) -> None:
+    from manifest_dag.worker.results import read_run_results
+
+    clean = read_run_results(Path(__file__).resolve().parent / "worker" / "run_results" / "test_warn.json")
+    clean = type(clean)(clean.command, True, clean.elapsed, tuple(r for r in clean.results if r.status != "warn"))
+    calls: list[Any] = []
+    for summary in (clean, None):  # None: a command that wrote no results
+        _fake_run_with(monkeypatch, summary)
+        op = run_op(on_warning_callback=lambda ctx, w: calls.append(w))
+        assert op.execute({})["warnings"] == []
+    assert calls == []
+
+
+def test_a_raising_warning_callback_fails_the_task(monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_run_with(monkeypatch, _warn_summary())
+
+    def strict(context: Any, warnings: Any) -> None:
+        raise RuntimeError(f"{len(warnings)} warning(s)")
+
+    op = DbtTestOperator(task_id="t", project_dir="/x", py_requirements=REQS, on_warning_callback=strict)
+    with pytest.raises(RuntimeError, match="1 warning"):
+        op.execute({})
+
+
+def test_the_warning_callback_must_be_callable() -> None:
+    with pytest.raises(
+        ConfigError, match=re.escape("DbtRunOperator(task_id='orders_run'): on_warning_callback must be a callable")
+    ):
+        run_op(on_warning_callback="notify")

@@ -1,9 +1,10 @@
-"""``run_results.json`` → a summary the operator can log and fail with.
+"""``run_results.json`` (and ``sources.json``) → a summary the operator can log and fail with.
 
 dbt writes ``target/run_results.json`` after every ``run``/``test``/``build``/``seed``/``snapshot``
-(schema v6 since dbt 1.8). The operator reads it after the subprocess ends: its exit code says
-*whether* dbt failed, this file says *which* nodes failed and dbt's own reason. No Airflow, no dbt
-import here.
+(schema v6 since dbt 1.8), and ``target/sources.json`` after ``source freshness`` (schema v3),
+which has no message per source: the summary states the age and the threshold crossed instead.
+The operator reads them after the subprocess ends: its exit code says *whether* dbt failed, these
+files say *which* nodes failed or warned and dbt's own reason. No Airflow, no dbt import here.
 """
 
 from __future__ import annotations
@@ -142,6 +143,14 @@ class RunSummary:
     def _counts_text(self) -> str:
         return " ".join(f"{k}={v}" for k, v in self.counts().items())
 
+    def warned(self) -> list[dict[str, Any]]:
+        """The nodes that ended in ``warn``, as plain data (the task's XCom and its
+        ``on_warning_callback`` get this): ``unique_id``, dbt's message on one line (masked when
+        the summary is) and ``failures`` (a test's failing rows; ``None`` for freshness)."""
+        return [
+            {"unique_id": r.unique_id, "message": r.one_line_message, "failures": r.failures} for r in self.warnings
+        ]
+
     def failure_message(self) -> str:
         """Why the invocation failed: one line per failing node with dbt's own message.
 
@@ -222,11 +231,11 @@ def _command(data: Mapping[str, Any]) -> str:
 
 def _node(path: Path, index: int, raw: Any) -> NodeResult:
     if not isinstance(raw, Mapping):
-        raise DbtRunError(f"{path}: results[{index}] is not an object; is this dbt's run_results.json?")
+        raise DbtRunError(f"{path}: results[{index}] is not an object; is this dbt's {path.name}?")
     unique_id = raw.get("unique_id")
     status = raw.get("status")
     if not isinstance(unique_id, str) or not isinstance(status, str):
-        raise DbtRunError(f"{path}: results[{index}] has no unique_id/status; is this dbt's run_results.json?")
+        raise DbtRunError(f"{path}: results[{index}] has no unique_id/status; is this dbt's {path.name}?")
     message = raw.get("message")
     failures = raw.get("failures")
     response = raw.get("adapter_response")
@@ -248,7 +257,7 @@ def parse_run_results(data: Any, path: Path | str = "run_results.json") -> RunSu
     """Build a RunSummary from the already-decoded JSON of a ``run_results.json``."""
     path = Path(path)
     if not isinstance(data, Mapping) or not isinstance(data.get("results"), list):
-        raise DbtRunError(f"{path}: has no 'results' list; is this dbt's run_results.json?")
+        raise DbtRunError(f"{path}: has no 'results' list; is this dbt's {path.name}?")
     results = tuple(_node(path, i, raw) for i, raw in enumerate(data["results"]))
     raw_metadata = data.get("metadata")
     metadata: Mapping[str, Any] = raw_metadata if isinstance(raw_metadata, Mapping) else {}
@@ -266,20 +275,84 @@ def parse_run_results(data: Any, path: Path | str = "run_results.json") -> RunSu
     )
 
 
-def read_run_results(path: Path | str) -> RunSummary:
-    """Read dbt's ``run_results.json``; a missing or unreadable file is a DbtRunError naming it."""
-    path = Path(path)
+def _read_json(path: Path, name: str) -> Any:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
         raise DbtRunError(
-            f"{path}: dbt wrote no run_results.json; it stopped before running any node "
+            f"{path}: dbt wrote no {name}; it stopped before running any node "
             "(see dbt's log above for why: often a profile, connection or parse error)"
         ) from None
     except OSError as exc:
-        raise DbtRunError(f"{path}: cannot read run_results.json: {exc}") from exc
+        raise DbtRunError(f"{path}: cannot read {name}: {exc}") from exc
     try:
-        data = orjson.loads(raw)
+        return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise DbtRunError(f"{path}: is not valid JSON ({exc}); dbt may have been killed while writing it") from exc
-    return parse_run_results(data, path)
+
+
+def read_run_results(path: Path | str) -> RunSummary:
+    """Read dbt's ``run_results.json``; a missing or unreadable file is a DbtRunError naming it."""
+    path = Path(path)
+    return parse_run_results(_read_json(path, "run_results.json"), path)
+
+
+#: the artifact ``dbt source freshness`` writes instead of run_results.json
+FRESHNESS_RESULTS = "sources.json"
+
+
+def _freshness_message(raw: Mapping[str, Any]) -> str | None:
+    """What dbt's console says of a stale source, from a ``sources.json`` entry (which has no
+    message): how old its newest row is and the threshold it crossed; a runtime error's text."""
+    if raw.get("error") is not None:
+        return str(raw["error"])
+    status = raw.get("status")
+    if status not in (STATUS_WARN, STATUS_ERROR):
+        return None
+    parts: list[str] = []
+    age = raw.get("max_loaded_at_time_ago_in_s")
+    if isinstance(age, (int, float)) and not isinstance(age, bool):
+        parts.append(f"newest row loaded {age:.0f} s ago (max_loaded_at {raw.get('max_loaded_at')})")
+    criteria = raw.get("criteria")
+    key = "warn_after" if status == STATUS_WARN else "error_after"
+    limit = criteria.get(key) if isinstance(criteria, Mapping) else None
+    if isinstance(limit, Mapping) and limit.get("count") is not None and limit.get("period"):
+        parts.append(f"{key.replace('_', ' ')} {limit['count']} {limit['period']}")
+    return "; ".join(parts) or None
+
+
+def parse_freshness_results(data: Any, path: Path | str = FRESHNESS_RESULTS) -> RunSummary:
+    """A RunSummary from the decoded JSON of ``dbt source freshness``'s ``sources.json``.
+
+    Its statuses are the ones run results use (``pass``, ``warn``, ``error``, ``runtime error``),
+    so a stale source past ``error_after`` fails like a failing node and one past ``warn_after``
+    is a warning. dbt leaves a source whose query failed out of this file (dbt 1.11): its error is
+    only in dbt's console lines.
+    """
+    path = Path(path)
+    if not isinstance(data, Mapping) or not isinstance(data.get("results"), list):
+        raise DbtRunError(f"{path}: has no 'results' list; is this dbt's sources.json?")
+    results = []
+    for i, raw in enumerate(data["results"]):
+        node = _node(path, i, raw)
+        results.append(replace(node, message=node.message or _freshness_message(raw)))
+    raw_metadata = data.get("metadata")
+    metadata: Mapping[str, Any] = raw_metadata if isinstance(raw_metadata, Mapping) else {}
+    try:
+        elapsed = float(data.get("elapsed_time") or 0.0)
+    except (TypeError, ValueError):
+        elapsed = 0.0
+    return RunSummary(
+        command="source freshness",
+        success=not any(_is_failing(r) for r in results),
+        elapsed=elapsed,
+        results=tuple(results),
+        dbt_version=metadata.get("dbt_version"),
+        invocation_id=metadata.get("invocation_id"),
+    )
+
+
+def read_freshness_results(path: Path | str) -> RunSummary:
+    """Read ``sources.json``; a missing or unreadable file is a DbtRunError naming it."""
+    path = Path(path)
+    return parse_freshness_results(_read_json(path, FRESHNESS_RESULTS), path)

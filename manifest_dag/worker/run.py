@@ -68,7 +68,7 @@ def run_dbt(
     ``on_invoker`` receives the invoker before dbt starts (the operator keeps it for on_kill).
     """
     from manifest_dag.worker.profiles import RenderedProfile, resolve_profile, write_profile
-    from manifest_dag.worker.results import read_run_results
+    from manifest_dag.worker.results import FRESHNESS_RESULTS, read_freshness_results, read_run_results
 
     cache = venv_cache or VenvCache(inv.cache_dir, log)
     venv = cache.ensure(inv.venv_spec)
@@ -169,10 +169,12 @@ def run_dbt(
                 + " — keep dbt version, vars, profile and target the same as when the msgpack was "
                 "written (this worker keeps a fresh copy after each successful run)"
             )
-        results_path = ws.target / "run_results.json"
+        freshness = tuple(inv.command_args[:2]) == ("source", "freshness")
+        results_path = ws.target / (FRESHNESS_RESULTS if freshness else "run_results.json")
+        read_results = read_freshness_results if freshness else read_run_results
         # dbt's messages quote SQL and connection errors: mask them like its console lines, for
         # the log, the error (it reaches failure callbacks) and the outcome alike
-        summary = read_run_results(results_path).masked(mask) if results_path.is_file() else None
+        summary = read_results(results_path).masked(mask) if results_path.is_file() else None
         if summary is not None:
             for line in summary.log_lines():
                 log(line)
@@ -185,7 +187,8 @@ def run_dbt(
                 raise DbtRunError(mask(nothing), command=shown, exit_code=code)
             ws.keep_partial_parse()
             return outcome
-        raise _failure(shown, code, summary, lines, mask)
+        # sources.json leaves out a source whose query failed: its error is in dbt's lines only
+        raise _failure(shown, code, summary, lines, mask, with_tail=freshness)
 
 
 def _collect(lines: list[str], mask: Masker, log: Log) -> Log:
@@ -250,9 +253,13 @@ def _json_off(args: Sequence[str], env: Mapping[str, str]) -> bool:
     return "--write-json" not in args and env.get("DBT_WRITE_JSON", "").strip().lower() in ("0", "false", "no", "off")
 
 
-def _failure(shown: str, code: int, summary: Any, lines: list[str], mask: Masker) -> DbtRunError:
+def _failure(
+    shown: str, code: int, summary: Any, lines: list[str], mask: Masker, with_tail: bool = False
+) -> DbtRunError:
     if summary is not None and not summary.success:
         detail = summary.failure_message()
+        if with_tail:
+            detail += "\ndbt's last lines:\n" + "\n".join(lines[-_TAIL:])
     else:
         tail = "\n".join(lines[-_TAIL:])
         detail = f"dbt wrote no run results; its last lines:\n{tail}"

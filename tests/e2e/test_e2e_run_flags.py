@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,31 +19,10 @@ from manifest_dag import ProfileConfig
 from manifest_dag.core.specs import DbtInvocation
 from manifest_dag.worker.run import run_dbt
 from manifest_dag.worker.venv import VenvCache, VenvSpec
-from tests.support.airflow_run import E2E_VENV_CACHE, VENV_REQUIREMENTS, airflow_env, migrate
+from tests.support.airflow_run import E2E_VENV_CACHE, VENV_REQUIREMENTS, migrate
+from tests.support.dag_run import dag_test
 
 pytestmark = pytest.mark.e2e
-
-#: run in a fresh process (Airflow reads its settings at import): the DAG run with a conf, then
-#: each task's state and the rendered fields Airflow stored for it
-CHILD = r"""
-import json, sys
-from airflow.dag_processing.dagbag import DagBag
-from airflow.models.renderedtifields import RenderedTaskInstanceFields
-from airflow.utils.session import create_session
-folder, dag_id, out, conf = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
-bag = DagBag(folder)
-if bag.import_errors:
-    json.dump({"import_errors": {str(k): v for k, v in bag.import_errors.items()}}, open(out, "w"))
-    sys.exit(1)
-run = bag.get_dag(dag_id).test(run_conf=conf)
-tasks = {}
-with create_session() as session:
-    for ti in run.get_task_instances():
-        row = session.query(RenderedTaskInstanceFields).filter_by(
-            dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, map_index=ti.map_index).one_or_none()
-        tasks[ti.task_id] = {"state": str(ti.state), "rendered": row.rendered_fields if row else None}
-json.dump({"state": str(run.state), "tasks": tasks}, open(out, "w"), default=str)
-"""
 
 DAG_FILE = '''
 """An Airflow DAG of a one-model incremental project whose runs differ by their conf (manifest-dag e2e test)."""
@@ -120,23 +98,6 @@ def duckdb_rows(db: Path, sql: str) -> list[list]:
     return json.loads(done.stdout)
 
 
-def dag_test(home: Path, dags: Path, conf: dict, log: Path) -> dict:
-    out = log.with_suffix(".json")
-    with log.open("w") as fh:
-        subprocess.run(
-            [sys.executable, "-c", CHILD, str(dags), "run_flags", str(out), json.dumps(conf)],
-            env=airflow_env(home, dags),
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            timeout=1800,
-        )
-    if not out.exists():
-        raise AssertionError(f"dag.test() wrote no result; log tail:\n{log.read_text()[-4000:]}")
-    result = json.loads(out.read_text())
-    assert "import_errors" not in result, result
-    return result
-
-
 def test_a_templated_full_refresh_rebuilds_an_incremental_model(tmp_path: Path) -> None:
     home = tmp_path / "airflow"
     home.mkdir()
@@ -152,7 +113,7 @@ def test_a_templated_full_refresh_rebuilds_an_incremental_model(tmp_path: Path) 
     seen: list[list[list]] = []
     for n, conf in enumerate(({"batch": 1}, {"batch": 2}, {"batch": 3, "full_refresh": True}), start=1):
         log = tmp_path / f"run{n}.log"
-        result = dag_test(home, dags, conf, log)
+        result = dag_test(home, dags, "run_flags", log, conf)
         task = result["tasks"]["batches_run"]
         assert task["state"] == "success", f"run {n}: {result}; log: {log.read_text()[-3000:]}"
         text = log.read_text()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -9,10 +10,19 @@ import orjson
 import pytest
 
 from manifest_dag.core.errors import DbtRunError
-from manifest_dag.worker.results import NodeResult, RunSummary, parse_run_results, read_run_results
+from manifest_dag.worker.results import (
+    NodeResult,
+    RunSummary,
+    parse_freshness_results,
+    parse_run_results,
+    read_freshness_results,
+    read_run_results,
+)
 
 HERE = Path(__file__).resolve().parent / "run_results"
-JAFFLE_RESULTS = Path(__file__).resolve().parents[3] / "shared" / "manifests" / "jaffle_shop_duckdb" / "run_results.json"
+JAFFLE_RESULTS = (
+    Path(__file__).resolve().parents[3] / "shared" / "manifests" / "jaffle_shop_duckdb" / "run_results.json"
+)
 
 
 def test_no_airflow_or_dbt_import() -> None:
@@ -55,7 +65,9 @@ def test_build_with_failing_test_warning_and_skips() -> None:
     assert not summary.success
     assert [r.unique_id for r in summary.failures] == ["test.rr.assert_no_negative_amounts"]
     assert summary.failures[0].failures == 1
-    assert [r.unique_id for r in summary.warnings] == ["test.rr.accepted_values_stg_payments_amount__False__10__7.3f0be05df6"]
+    assert [r.unique_id for r in summary.warnings] == [
+        "test.rr.accepted_values_stg_payments_amount__False__10__7.3f0be05df6"
+    ]
     assert [r.unique_id for r in summary.skipped] == [
         "model.rr.broken",
         "test.rr.not_null_broken_id.259308ea2b",
@@ -108,6 +120,51 @@ def test_warnings_alone_are_a_success() -> None:
     assert any(ln.startswith("warning: test.rr.accepted_values") for ln in summary.log_lines())
 
 
+def test_warned_nodes_as_plain_data() -> None:
+    summary = read_run_results(HERE / "build_fail_warn_skip.json")
+    assert summary.warned() == [
+        {
+            "unique_id": "test.rr.accepted_values_stg_payments_amount__False__10__7.3f0be05df6",
+            "message": "Got 1 result, configured to warn if != 0",
+            "failures": 1,
+        }
+    ]
+    assert read_run_results(HERE / "run_error_skip.json").warned() == []
+    masked = summary.masked(lambda text: text.replace("warn", "***"))
+    assert masked.warned()[0]["message"] == "Got 1 result, configured to *** if != 0"
+
+
+def test_source_freshness_results_name_the_stale_sources() -> None:
+    """dbt 1.11's sources.json: one fresh source, one past warn_after, one past error_after (the
+    fourth source, whose table is missing, is left out of the file by dbt)."""
+    summary = read_freshness_results(HERE / "freshness_pass_warn_error.json")
+    assert summary.command == "source freshness" and summary.dbt_version == "1.11.16"
+    assert not summary.success  # past error_after: dbt exits 1
+    assert summary.counts() == {"PASS": 1, "WARN": 1, "ERROR": 1, "FAIL": 0, "SKIP": 0, "NO-OP": 0, "TOTAL": 3}
+    [warned] = summary.warned()
+    assert warned["unique_id"] == "source.warnproj.raw.stale_warn" and warned["failures"] is None
+    assert re.fullmatch(
+        r"newest row loaded \d+ s ago \(max_loaded_at 2020-01-02T00:00:00\+00:00\); warn after 1 day", warned["message"]
+    ), warned
+    assert "source.warnproj.raw.stale_error [ERROR]: newest row loaded" in summary.failure_message()
+    assert "error after 2 day" in summary.failure_message()
+    assert [r.message for r in summary.passed] == [None]
+    assert any(line.startswith("warning: source.warnproj.raw.stale_warn [WARN]") for line in summary.log_lines())
+
+
+def test_freshness_runtime_error_and_warnings_alone() -> None:
+    data = orjson.loads((HERE / "freshness_pass_warn_error.json").read_bytes())
+    data["results"] = [r for r in data["results"] if r["status"] != "error"] + [
+        {"unique_id": "source.p.raw.gone", "status": "runtime error", "error": "Catalog Error: no such table"}
+    ]
+    summary = parse_freshness_results(data, "t/sources.json")
+    assert "source.p.raw.gone [RUNTIME ERROR]: Catalog Error: no such table" in summary.failure_message()
+    data["results"] = data["results"][:-1]
+    assert parse_freshness_results(data).success  # warnings alone are no failure
+    with pytest.raises(DbtRunError, match="has no 'results' list; is this dbt's sources.json"):
+        parse_freshness_results({"metadata": {}}, "t/sources.json")
+
+
 def _synthetic(results: list[dict]) -> dict:
     """The real file's shape with other results: for statuses a DuckDB run cannot easily produce."""
     data = orjson.loads((HERE / "test_warn.json").read_bytes())
@@ -133,7 +190,9 @@ def test_partial_success_runtime_error_and_skipped_exposure() -> None:
     assert "model.p.batched [PARTIAL SUCCESS]: 2 of 3 batches failed" in message
     assert "source.p.raw.orders [RUNTIME ERROR]: Could not connect" in message
 
-    exposure_only = parse_run_results(_synthetic([{"unique_id": "exposure.p.dash", "status": "skipped", "message": None}]))
+    exposure_only = parse_run_results(
+        _synthetic([{"unique_id": "exposure.p.dash", "status": "skipped", "message": None}])
+    )
     assert exposure_only.success, "dbt does not fail a run over a skipped exposure"
 
 

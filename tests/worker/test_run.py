@@ -45,8 +45,14 @@ class FakeCache:
 class FakeDbt:
     """Prints ``lines``, writes ``results`` (None: no file) as run_results.json, exits ``code``."""
 
-    def __init__(self, results: list[dict[str, Any]] | None, code: int = 0, lines: Sequence[str] = ()) -> None:
-        self.results, self.code, self.lines = results, code, lines
+    def __init__(
+        self,
+        results: list[dict[str, Any]] | None,
+        code: int = 0,
+        lines: Sequence[str] = (),
+        artifact: str = "run_results.json",
+    ) -> None:
+        self.results, self.code, self.lines, self.artifact = results, code, lines, artifact
 
     def invoke(self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], on_line: Any) -> int:
         for line in self.lines:
@@ -55,7 +61,7 @@ class FakeDbt:
             target = Path(argv[list(argv).index("--target-path") + 1])
             target.mkdir(parents=True, exist_ok=True)
             data = {"metadata": {"dbt_version": "1.11.0"}, "elapsed_time": 0.1, "args": {"which": argv[1]}}
-            (target / "run_results.json").write_bytes(orjson.dumps({**data, "results": self.results}))
+            (target / self.artifact).write_bytes(orjson.dumps({**data, "results": self.results}))
         return self.code
 
     def kill(self) -> None:
@@ -117,6 +123,41 @@ def test_a_node_that_ran_succeeds(tmp_path: Path) -> None:
 def test_source_freshness_writes_no_run_results_and_still_succeeds(tmp_path: Path) -> None:
     outcome, _ = _run(tmp_path, ["source", "freshness", "--select", "source:shop.raw.orders"], FakeDbt(results=None))
     assert outcome.exit_code == 0 and outcome.summary is None
+
+
+def _source(uid: str, status: str, age: float = 90000.0) -> dict[str, Any]:
+    criteria = {"warn_after": {"count": 1, "period": "day"}, "error_after": {"count": 2, "period": "day"}}
+    return {"unique_id": uid, "status": status, "max_loaded_at": "2020-01-02T00:00:00+00:00",
+            "max_loaded_at_time_ago_in_s": age, "criteria": criteria, "execution_time": 0.01}  # fmt: skip
+
+
+def test_source_freshness_results_come_from_sources_json(tmp_path: Path) -> None:
+    dbt = FakeDbt(
+        [_source("source.shop.raw.orders", "warn"), _source("source.shop.raw.items", "pass")], artifact="sources.json"
+    )
+    outcome, logged = _run(tmp_path, ["source", "freshness", "--select", "source:shop.raw.*"], dbt)
+    assert outcome.summary.command == "source freshness"
+    assert outcome.summary.counts()["WARN"] == 1 and outcome.summary.counts()["PASS"] == 1
+    assert outcome.summary.warned()[0]["unique_id"] == "source.shop.raw.orders"
+    assert any(
+        line.startswith("warning: source.shop.raw.orders [WARN]: newest row loaded 90000 s ago") for line in logged
+    )
+
+
+def test_a_stale_source_fails_naming_it_and_quoting_dbts_last_lines(tmp_path: Path) -> None:
+    """sources.json leaves out a source whose query failed: the error quotes dbt's lines too."""
+    dbt = FakeDbt(
+        [_source("source.shop.raw.orders", "error", 200000.0)],
+        code=1,
+        lines=["Runtime Error in source gone (models/sources.yml)", "Catalog Error: no_such_table"],
+        artifact="sources.json",
+    )
+    with pytest.raises(DbtRunError) as info:
+        _run(tmp_path, ["source", "freshness"], dbt)
+    text = str(info.value)
+    assert "source.shop.raw.orders [ERROR]: newest row loaded 200000 s ago" in text and "error after 2 day" in text
+    assert "Catalog Error: no_such_table" in text
+    assert info.value.failed_nodes == ("source.shop.raw.orders",)
 
 
 # -- item 7: dbt's text is masked on every path out of a task -------------------------------------------
