@@ -468,6 +468,9 @@ class RenderConfig:
     naming: Any = None
     #: inside a task's parsing context, build only that task (Airflow's runner needs no more).
     task_scoped: bool = True
+    #: a test task of its own (several parents, or a parent without a task) holds back every node
+    #: downstream of all its parents, as in ``dbt build``; False: nothing waits for such a task.
+    tests_gate_downstream: bool = True
 
     def __post_init__(self) -> None:
         _str_tuple(self, "select")
@@ -482,7 +485,13 @@ class RenderConfig:
                 "indirect_selection",
                 f"must be eager, cautious, buildable or empty, got {self.indirect_selection!r}",
             )
-        for name in ("include_packages", "allow_empty", "emit_assets", "task_scoped"):
+        for name in (
+            "include_packages",
+            "allow_empty",
+            "emit_assets",
+            "task_scoped",
+            "tests_gate_downstream",
+        ):
             _bool(self, name)
         if self.naming is None:
             from manifest_dag.core.naming import DbtNaming

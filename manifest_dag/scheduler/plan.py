@@ -10,7 +10,9 @@ Rules (see ``docs/concepts.md``):
 - ``after_each``: a TaskGroup per model (``run`` then ``test``); a seed or snapshot is a task of
   its own, followed by a ``<name>_test`` task when it has tests;
 - a test with several parents (or whose only parent has no task) runs in a task of its own,
-  after every rendered node it waits for; tests sharing the same parents share that task.
+  after every rendered node it waits for; tests sharing the same parents share that task; every
+  model, seed and snapshot downstream of all its parents waits for that task, as in ``dbt build``
+  (``RenderConfig.tests_gate_downstream``).
 """
 
 from __future__ import annotations
@@ -122,6 +124,11 @@ class RenderPlan:
         return "\n".join(lines)
 
 
+#: what a test outside a node's own tasks holds back: dbt's non-test nodes that build something
+#: (dbt gates the nodes of ``manifest.nodes``; sources and functions live elsewhere and never wait)
+_GATED_TYPES = frozenset({"model", "seed", "snapshot"})
+
+
 def unrunnable_nodes(graph: DbtGraph, selected: Iterable[str]) -> list[DbtNode]:
     """Nodes of a resource type this release does not know (a newer dbt's), selected or upstream
     of a selected node: ``dbt build`` may run them, the DAG would not, so what reads them fails.
@@ -226,8 +233,11 @@ class _Planner:
         for uid in rendered:
             entry = self.entry[uid]
             self.tasks[entry]["upstream"].update(self.exit[p] for p in waits[uid])
-        for parents, group in loose.items():
-            self._add_loose_tests(parents, group, rendered_set, waits)
+        loose_tasks = [
+            (parents, self._add_loose_tests(parents, group, rendered_set, waits)) for parents, group in loose.items()
+        ]
+        if loose_tasks and self.config.tests_gate_downstream:
+            self._gate_on_tests(loose_tasks, rendered_set)
         if self.behavior is TestBehavior.AFTER_ALL and tests:
             self._add_final_tests(rendered, waits)
         return self._finish()
@@ -400,13 +410,13 @@ class _Planner:
         tests: list[str],
         rendered: set[str],
         waits: dict[str, frozenset[str]],
-    ) -> None:
+    ) -> str:
         nodes, naming = self.nodes, self.naming
         after: set[str] = set()
         for p in parents:
             after.update((p,) if p in rendered else waits[p])
         test_nodes = [nodes[t] for t in tests]
-        self._task(
+        return self._task(
             naming.tests_task_id([nodes[p] for p in parents], test_nodes),
             command="test",
             select=tuple(naming.dbt_selector(t) for t in test_nodes),
@@ -414,6 +424,51 @@ class _Planner:
             doc_md="Tests of " + ", ".join(f"`{p}`" for p in parents) if parents else "Tests",
             upstream={self.exit[u] for u in after},
         )
+
+    def _gate_on_tests(self, loose: list[tuple[tuple[str, ...], str]], rendered: set[str]) -> None:
+        """``dbt build``'s rule for tests outside a node's own tasks: such a test holds back every
+        model, seed and snapshot downstream of *all* of its parents (dbt-core's ``add_test_edges``).
+
+        A node downstream of only some parents is not held back (dbt's "Drawback 1", kept for the
+        same answer as dbt), nor is a node that is itself a parent. Only the first such nodes on
+        each path get an edge: the rest wait through them. One pass in topological order, with
+        bit sets over the tests' parents (``anc``: which of them a node descends from), the tests a
+        node may be held back by (``opened``: one of their parents is above it) and the tests it
+        already waits for through a node above it (``covered``).
+        """
+        bit: dict[str, int] = {}  # a parent of a loose test -> its bit
+        opens: dict[str, int] = defaultdict(int)  # a parent -> the loose tests it belongs to
+        needs: list[int] = []  # per loose test: the bits of all its parents
+        for i, (parents, _task) in enumerate(loose):
+            need = 0
+            for p in parents:
+                need |= bit.setdefault(p, 1 << len(bit))
+                opens[p] |= 1 << i
+            needs.append(need)
+        anc: dict[str, int] = {}
+        opened: dict[str, int] = {}
+        covered: dict[str, int] = {}
+        nodes, pred, test_types = self.nodes, self.graph.pred, self.test_types
+        for uid in self.graph.topological_order():
+            node = nodes.get(uid)
+            if node is None or node.resource_type in test_types:
+                continue  # nothing depends on a test
+            a = o = c = 0
+            for p in pred[uid]:
+                a |= anc.get(p, 0) | bit.get(p, 0)
+                o |= opened.get(p, 0) | opens.get(p, 0)
+                c |= covered.get(p, 0)
+            candidates = o & ~c
+            if candidates and uid in rendered and node.resource_type in _GATED_TYPES:
+                upstream = self.tasks[self.entry[uid]]["upstream"]
+                while candidates:
+                    low = candidates & -candidates
+                    candidates ^= low
+                    i = low.bit_length() - 1
+                    if needs[i] & ~a == 0:  # below every parent of test i
+                        upstream.add(loose[i][1])
+                        c |= low
+            anc[uid], opened[uid], covered[uid] = a, o, c
 
     def _add_final_tests(self, rendered: list[str], waits: dict[str, frozenset[str]]) -> None:
         waited_for = set().union(*(waits[u] for u in rendered)) if rendered else set()

@@ -52,7 +52,7 @@ _MAGIC = b"MDPLAN3\n"
 _HEAD = struct.Struct("<QQ32s32s32s")  # meta length, plan length, sha256(meta), sha256(plan), HMAC tag
 _TAGGED = len(_MAGIC) + _HEAD.size - 32  # the tag covers the magic and the header before it
 _KEY_FILE = "key"
-FORMAT = 5  # bump when RenderPlan/TaskSpec or the entry layout change shape
+FORMAT = 6  # bump when RenderPlan/TaskSpec, the entry layout or the planning rules change
 _MEMO_MAX = 16
 
 

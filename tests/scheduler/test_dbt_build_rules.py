@@ -152,3 +152,108 @@ def test_every_resource_type_dbt_writes_is_runnable_and_an_unknown_one_is_not(tm
     assert [n.unique_id for n in unrunnable_nodes(graph, {"model.new.b"})] == ["widget.new.w"]
     assert [n.unique_id for n in unrunnable_nodes(graph, {"widget.new.w"})] == ["widget.new.w"]
     assert unrunnable_nodes(graph, {"model.new.a", "model.new.c", "exposure.new.dash"}) == []
+
+
+# -- 2. a failing test stops what dbt build would stop ------------------------------------------------
+def orphan_project() -> ManifestBuilder:
+    """raw_customers → customers; raw_orders, customers → orders; a relationships test on
+    (customers, orders); customers, orders → summary → report; customers → only_customers;
+    orders → eph (ephemeral, tested) → from_eph."""
+    return (
+        ManifestBuilder("shop")
+        .seed("raw_customers")
+        .seed("raw_orders")
+        .model("customers", refs=["raw_customers"])
+        .model("orders", refs=["raw_orders", "customers"])
+        .model("summary", refs=["customers", "orders"])
+        .model("report", refs=["summary"])
+        .model("only_customers", refs=["customers"])
+        .model("eph", refs=["orders"], materialized="ephemeral")
+        .model("from_eph", refs=["eph"])
+        .test("relationships", on=["customers", "orders"], column="customer_id")
+        .test("not_null", on="eph", column="id")
+    )
+
+
+def task_of(p: RenderPlan, uid: str) -> str:
+    """The first task of a node (its entry)."""
+    return next(t.task_id for t in p.tasks if t.node_ids[:1] == (uid,))
+
+
+@pytest.mark.parametrize("behavior", ["after_each", "build"])
+def test_a_test_holds_back_the_nodes_downstream_of_all_its_parents(tmp_path: Path, behavior: str) -> None:
+    p = plan(tmp_path, orphan_project(), test_behavior=behavior)
+    rel = "test_relationships_customers_customer_id_orders"
+    eph_test = "test_not_null_eph_id"
+    summary, report = task_of(p, "model.shop.summary"), task_of(p, "model.shop.report")
+    assert rel in p.task(summary).upstream  # `dbt build` skips summary when the test fails
+    assert rel in waits_for(p, report) and rel not in p.task(report).upstream  # through summary
+    assert eph_test in p.task(task_of(p, "model.shop.from_eph")).upstream  # a test of a node without a task
+    for free in ("model.shop.orders", "model.shop.customers", "model.shop.only_customers"):
+        assert rel not in waits_for(p, task_of(p, free)), free  # a parent, or below one parent only
+    assert eph_test not in waits_for(p, summary)
+
+
+@pytest.mark.parametrize("behavior", ["after_each", "build"])
+def test_tests_gate_downstream_false_keeps_the_looser_wiring(tmp_path: Path, behavior: str) -> None:
+    p = plan(tmp_path, orphan_project(), test_behavior=behavior, tests_gate_downstream=False)
+    loose = {t.task_id for t in p.tasks if t.task_id.startswith("test_")}
+    assert loose == {"test_relationships_customers_customer_id_orders", "test_not_null_eph_id"}
+    assert not any(loose & set(t.upstream) for t in p.tasks)  # nothing waits for them
+    gated = plan(tmp_path / "gated", orphan_project(), test_behavior=behavior)
+    assert {t.task_id for t in p.tasks} == {t.task_id for t in gated.tasks}  # the same tasks either way
+
+
+@pytest.mark.parametrize("behavior", ["after_all", "none"])
+def test_behaviours_without_test_tasks_of_their_own_are_unchanged(tmp_path: Path, behavior: str) -> None:
+    assert plan(tmp_path, orphan_project(), test_behavior=behavior) == plan(
+        tmp_path / "loose", orphan_project(), test_behavior=behavior, tests_gate_downstream=False
+    )
+
+
+def dbt_gates(graph: DbtGraph, test: str, ancestors: dict[str, set[str]]) -> set[str]:
+    """dbt-core's rule, the plain way (``add_test_edges_1``): a test T is made a parent of every
+    non-test node whose ancestors include all of T's parents (``ancestors``: per model, seed and
+    snapshot, every node above it)."""
+    parents = set(graph.test_parents(test))
+    return {uid for uid, above in ancestors.items() if parents and parents <= above}
+
+
+@pytest.mark.parametrize(
+    ("path", "select", "gates"),
+    [
+        (JAFFLE, (), False),  # its one relationships test has nothing below both parents
+        (LARGE_MANIFESTS[-1], (), True),  # Tuva: 53 tests with several parents
+        (LARGE_MANIFESTS[-1], ("the_tuva_project.input_layer", "the_tuva_project.core"), True),  # with gaps
+        (OWN_MANIFESTS[0], (), True),  # the bundled shop project
+    ],
+    ids=lambda v: v.parent.name if isinstance(v, Path) else ",".join(v) if isinstance(v, tuple) else str(v),
+)
+def test_the_wiring_follows_dbts_add_test_edges(path: Path, select: tuple[str, ...], gates: bool) -> None:
+    """Differential: on real manifests, a node's task waits for a test task of its own exactly when
+    dbt's rule (reimplemented naively above) makes dbt build skip that node when the test fails."""
+    manifest = load_manifest(path)
+    graph = DbtGraph(manifest)
+    selected = select_nodes(manifest, select=select, graph=graph)
+    p = plan_tasks(graph, selected, RenderConfig())
+    rendered = {u: t.task_id for t in p.tasks for u in t.node_ids[:1] if graph.nodes[u].resource_type != "test"}
+    loose = [t for t in p.tasks if t.group_id is None and t.command == "test" and t.task_id != "dbt_test"]
+    loose = [t for t in loose if not t.task_id.endswith("_test")]  # a seed's or a source's own tests
+    assert loose, "the manifest has no test task of its own to check"
+    below: dict[str, set[str]] = {t.task_id: set() for t in p.tasks}
+    for t in p.tasks:
+        for up in waits_for(p, t.task_id):
+            below[up].add(t.task_id)
+    ancestors = {
+        u: graph.ancestors(u) for u, n in graph.nodes.items() if n.resource_type in ("model", "seed", "snapshot")
+    }
+    checked = 0
+    for task in loose:
+        want = set()
+        for test in task.node_ids:
+            want |= {rendered[u] for u in dbt_gates(graph, test, ancestors) if u in rendered}
+        have = {rendered[u] for u in rendered if rendered[u] in below[task.task_id]}
+        have = {t for t in have if graph.nodes[p.task(t).node_ids[0]].resource_type in ("model", "seed", "snapshot")}
+        assert have == want, task.task_id
+        checked += len(want)
+    assert bool(checked) is gates

@@ -145,11 +145,16 @@ def test_ephemeral_models_pass_their_dependencies_through(tmp_path: Path) -> Non
     path = edited(tmp_path, ephemeral)
     dag = make_dag(path)
     assert "stg_orders.run" not in dag.task_dict
-    # orders depended on stg_orders → raw_orders: it now waits for the seed directly
-    assert dag.task_dict["orders.run"].upstream_task_ids == {"raw_orders_seed", "stg_payments.test"}
-    # tests of the ephemeral model run on their own, after what the model waits for
+    # orders depended on stg_orders → raw_orders: it now waits for the seed directly, and for the
+    # ephemeral model's tests, which run on their own, after what the model waits for (as in
+    # `dbt build`, a failing test of stg_orders skips orders)
     loose = [s for s in dag.dbt_plan.tasks if s.command == "test" and uid("stg_orders") in "".join(s.doc_md or "")]
     assert loose and all(s.upstream == ("raw_orders_seed",) for s in loose)
+    assert dag.task_dict["orders.run"].upstream_task_ids == {
+        "raw_orders_seed",
+        "stg_payments.test",
+        *(s.task_id for s in loose),
+    }
     assert_dag_matches_manifest(dag, path)
 
 
