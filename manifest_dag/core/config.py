@@ -471,6 +471,8 @@ class RenderConfig:
     #: a test task of its own (several parents, or a parent without a task) holds back every node
     #: downstream of all its parents, as in ``dbt build``; False: nothing waits for such a task.
     tests_gate_downstream: bool = True
+    #: a source that names a seed's table is read after that seed is loaded (dbt does not order it).
+    order_sources_after_seeds: bool = True
 
     def __post_init__(self) -> None:
         _str_tuple(self, "select")
@@ -491,6 +493,7 @@ class RenderConfig:
             "emit_assets",
             "task_scoped",
             "tests_gate_downstream",
+            "order_sources_after_seeds",
         ):
             _bool(self, name)
         if self.naming is None:

@@ -127,35 +127,74 @@ class DbtGraph:
         return self.manifest.nodes[uid].depends_on
 
     # -- pass-through ordering -------------------------------------------------------------------
-    def nearest_rendered(self, rendered: Collection[str]) -> dict[str, frozenset[str]]:
+    def nearest_rendered(
+        self, rendered: Collection[str], extra_parents: Mapping[str, tuple[str, ...]] | None = None
+    ) -> dict[str, frozenset[str]]:
         """For every node, the rendered nodes it waits for, looking through unrendered ones.
 
         A rendered parent counts itself; an unrendered parent contributes what it waits for. One
         pass in topological order, so the cost is linear in the graph plus the size of the sets.
+        ``extra_parents``: more parents for some nodes, each one without parents of its own (a seed
+        that a source reads, see ``sources_over_seeds``), so the order stays valid.
         """
         rendered = rendered if isinstance(rendered, (set, frozenset)) else set(rendered)
         through: dict[str, frozenset[str]] = {}  # what an unrendered node passes on to its children
         upstream: dict[str, frozenset[str]] = {}
         pred = self.pred
+        extra = extra_parents or {}
         for uid in self.topological_order():
-            parents = pred[uid]
+            parents: Collection[str] = pred[uid]
+            if uid in extra:
+                parents = [*parents, *extra[uid]]
             if not parents:
                 waits = _NONE
             elif len(parents) == 1:
                 (p,) = parents
-                waits = frozenset((p,)) if p in rendered else through[p]
+                waits = frozenset((p,)) if p in rendered else through.get(p, _NONE)
             else:
                 acc: set[str] = set()
                 for p in parents:
                     if p in rendered:
                         acc.add(p)
                     else:
-                        acc.update(through[p])
+                        acc.update(through.get(p, _NONE))  # an extra parent may come later: it has none
                 waits = frozenset(acc) if acc else _NONE
             upstream[uid] = waits
             if uid not in rendered:
                 through[uid] = waits
         return upstream
+
+
+def _relation_key(database: str | None, schema: str | None, identifier: str | None) -> tuple[str, str, str] | None:
+    if not schema or not identifier:
+        return None
+    # case-insensitive, as DuckDB always and other warehouses for unquoted names: a false match
+    # only orders two tasks that could have run side by side
+    return ((database or "").casefold(), schema.casefold(), identifier.casefold())
+
+
+def sources_over_seeds(manifest: Manifest) -> dict[str, tuple[str, ...]]:
+    """Sources whose table is a seed's (same database, schema and identifier): source → seeds.
+
+    dbt does not order them: a project whose sources are its seeds' own tables (cosmos's
+    ``altered_jaffle_shop``) fails on a fresh database, in ``dbt build`` too, when a model reads
+    the source before the seed is loaded. A seed has no parents, so such an edge never makes a cycle.
+    """
+    seeds: dict[tuple[str, str, str], list[str]] = {}
+    for node in manifest.nodes.values():
+        if node.resource_type == "seed" and not node.depends_on:
+            key = _relation_key(node.database, node.schema, node.alias or node.name)
+            if key is not None:
+                seeds.setdefault(key, []).append(node.unique_id)
+    if not seeds:
+        return {}
+    found: dict[str, tuple[str, ...]] = {}
+    for node in manifest.nodes.values():
+        if node.resource_type == "source":
+            key = _relation_key(node.database, node.schema, node.identifier or node.name)
+            if key is not None and key in seeds:
+                found[node.unique_id] = tuple(seeds[key])
+    return found
 
 
 def _within(step, start: str, depth: int) -> set[str]:

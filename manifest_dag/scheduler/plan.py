@@ -18,6 +18,7 @@ Rules (see ``docs/concepts.md``):
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ from manifest_dag.core.naming import AIRFLOW_MAX_ID, fit_id
 if TYPE_CHECKING:  # planning needs them; reading a cached plan (a task's parse) does not
     from manifest_dag.scheduler.graph import DbtGraph
     from manifest_dag.scheduler.manifest import DbtNode
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +183,7 @@ class _Planner:
         self.entry: dict[str, str] = {}  # node id -> the task that waits for its parents
         self.used_ids: set[str] = set()
         self.max_id = AIRFLOW_MAX_ID  # for a plan id, the DbtTaskGroup prefix taken off
+        self.extra_parents: dict[str, tuple[str, ...]] = {}  # source -> seeds whose table it names
 
     # -- what gets a task --------------------------------------------------------------------------
     def _keeps_package(self, node: DbtNode) -> bool:
@@ -215,7 +219,8 @@ class _Planner:
                     tested_sources.add(parents[0])
         rendered = [u for u in order if (u in selected and self._renders(nodes[u])) or u in tested_sources]
         rendered_set = set(rendered)
-        waits = self.graph.nearest_rendered(rendered_set)
+        self.extra_parents = self._seeds_under_sources(rendered_set)
+        waits = self.graph.nearest_rendered(rendered_set, self.extra_parents)
         names = self._unique_names(rendered)
 
         attached: dict[str, list[str]] = defaultdict(list)
@@ -241,6 +246,32 @@ class _Planner:
         if self.behavior is TestBehavior.AFTER_ALL and tests:
             self._add_final_tests(rendered, waits)
         return self._finish()
+
+    def _seeds_under_sources(self, rendered: set[str]) -> dict[str, tuple[str, ...]]:
+        """Sources that name a seed's table, each made to wait for that seed (when it has a task),
+        so what reads the source runs after the seed is loaded; said in the log, as dbt does not."""
+        if not self.config.order_sources_after_seeds:
+            return {}
+        from manifest_dag.scheduler.graph import sources_over_seeds
+
+        found = sources_over_seeds(self.graph.manifest)
+        nodes = self.nodes
+        for source, seeds in found.items():
+            loaded = [s for s in seeds if s in rendered]
+            if not loaded:
+                continue
+            node = nodes[source]
+            log.info(
+                "manifest-dag: source %s names the table of seed %s (%s.%s.%s): what reads the source "
+                "runs after the seed task, which dbt does not order; "
+                "RenderConfig(order_sources_after_seeds=False) turns this off",
+                node.label,
+                ", ".join(nodes[s].label for s in loaded),
+                node.database or "",
+                node.schema,
+                node.identifier or node.name,
+            )
+        return found
 
     # -- ids ---------------------------------------------------------------------------------------
     def _unique_names(self, rendered: list[str]) -> dict[str, str]:
@@ -454,7 +485,7 @@ class _Planner:
             if node is None or node.resource_type in test_types:
                 continue  # nothing depends on a test
             a = o = c = 0
-            for p in pred[uid]:
+            for p in (*pred[uid], *self.extra_parents.get(uid, ())):
                 a |= anc.get(p, 0) | bit.get(p, 0)
                 o |= opened.get(p, 0) | opens.get(p, 0)
                 c |= covered.get(p, 0)

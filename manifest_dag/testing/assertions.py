@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from manifest_dag.core.dbt import COMMAND_FOR_TYPE, EXECUTABLE_TYPES, TEST_TYPES
 from manifest_dag.core.errors import SelectionError
-from manifest_dag.scheduler.graph import DbtGraph
+from manifest_dag.scheduler.graph import DbtGraph, sources_over_seeds
 from manifest_dag.scheduler.manifest import Manifest, load_manifest
 from manifest_dag.scheduler.selection import select_nodes
 
@@ -69,6 +69,7 @@ def assert_dag_matches_manifest(
     group_id: str | None = None,
     check_tests: bool | None = None,
     check_commands: bool | None = None,
+    order_sources_after_seeds: bool = True,
     limit: int = 25,
 ) -> None:
     """Check ``dag`` against the manifest and the selection it should render.
@@ -83,6 +84,9 @@ def assert_dag_matches_manifest(
       holds them) picks exactly the nodes the task stands for, by the same selector rules as
       ``dbt ls`` (``check_commands``: by default on for DAGs of up to 500 dbt tasks, as each
       task is one selection; templated selections are skipped).
+
+    A source that names a seed's table counts as depending on that seed, as the DAG orders it
+    (``order_sources_after_seeds``: set it as the ``RenderConfig`` does).
 
     Fails with an ``AssertionError`` listing the missing and extra groups and the wrong orderings.
     """
@@ -151,9 +155,19 @@ def assert_dag_matches_manifest(
         lines += _more(extra, limit)
 
     # -- orderings, over the nodes both sides render -------------------------------------------
-    rendered = [u for u in graph.topological_order() if u in actual]
+    seeds_of = sources_over_seeds(manifest) if order_sources_after_seeds else {}
+    # the seeds such sources read have no parents: listed first, the order stays topological
+    order = graph.topological_order()
+    if seeds_of:
+        first = {s for seeds in seeds_of.values() for s in seeds}
+        order = [u for u in order if u in first] + [u for u in order if u not in first]
+
+    def parents_of(uid: str) -> Iterable[str]:
+        return (*graph.parents(uid), *seeds_of[uid]) if uid in seeds_of else graph.parents(uid)
+
+    rendered = [u for u in order if u in actual]
     index = {u: i for i, u in enumerate(rendered)}
-    m_bits = _closure(graph.topological_order(), graph.parents, lambda p: 1 << index[p] if p in index else 0)
+    m_bits = _closure(order, parents_of, lambda p: 1 << index[p] if p in index else 0)
     tasks = nx.DiGraph()
     for tid, task in dag.task_dict.items():
         tasks.add_node(tid)
@@ -173,8 +187,11 @@ def assert_dag_matches_manifest(
     if needed or unneeded:
         lines.append("wrong orderings (X → Y: X finishes before Y starts):")
         for x, y in needed[:limit]:
-            path = nx.shortest_path(graph.graph, x, y)
-            via = f" via {' → '.join(nodes[p].label for p in path[1:-1])}" if len(path) > 2 else ""
+            try:
+                path = nx.shortest_path(graph.graph, x, y)
+                via = f" via {' → '.join(nodes[p].label for p in path[1:-1])}" if len(path) > 2 else ""
+            except nx.NetworkXNoPath:  # through a source that names the seed's table
+                via = " via a source naming its table"
             lines.append(
                 f"  - {nodes[x].label} → {nodes[y].label}: {nodes[y].label} depends on {nodes[x].label}{via}, "
                 "but the DAG can start it first"

@@ -226,3 +226,39 @@ def test_a_failing_relationships_test_skips_the_model_below_both_parents(
     assert states[only] == "success", states  # below one parent only: dbt runs it too
     assert query(db, "select count(*) from customer_summary") is None  # the orphan never reached it
     assert query(db, "select count(*) from orders") == query(plain_db, "select count(*) from orders") == [[3]]
+
+
+# -- 5. a source naming a seed's table is read after the seed, on a fresh database ------------------------
+SEEDED_SOURCE_FILES = {
+    "seeds/raw_customers.csv": "id,name\n1,ann\n2,bob\n",
+    "seeds/raw_orders.csv": "id,customer_id,amount\n10,1,5\n11,2,7\n12,1,9\n",
+    "models/sources.yml": (
+        "version: 2\nsources:\n  - name: raw\n    schema: main\n    tables:\n"
+        "      - name: raw_customers\n      - name: raw_orders\n        identifier: RAW_ORDERS\n"
+    ),
+    "models/customers.sql": "select * from {{ source('raw', 'raw_customers') }}\n",
+    "models/orders.sql": (
+        "select o.id, o.amount, c.name from {{ source('raw', 'raw_orders') }} o\n"
+        "join {{ ref('customers') }} c on c.id = o.customer_id\n"
+    ),
+}
+
+
+def test_a_source_over_a_seed_is_read_after_the_seed_on_a_fresh_database(airflow_home: Path, tmp_path: Path) -> None:
+    from manifest_dag import RenderConfig
+    from manifest_dag.scheduler.project import plan_project
+
+    project = write_project(tmp_path / "alt", "alt", SEEDED_SOURCE_FILES)
+    manifest = parse(project, tmp_path)
+    statuses, _plain_db = plain_dbt_build(project, tmp_path)
+    # dbt does not order them: on one thread it reads the source before the seed is loaded
+    assert statuses["model.alt.customers"] == "error" and statuses["model.alt.orders"] == "skipped", statuses
+
+    plan = plan_project(manifest, RenderConfig()).plan
+    assert "raw_customers_seed" in plan.task("customers.run").upstream
+    assert "raw_orders_seed" in plan.task("orders.run").upstream  # RAW_ORDERS: DuckDB ignores case
+
+    states, db, log = run_dag(airflow_home, tmp_path, project, manifest, "alt_dag")
+    assert set(states.values()) == {"success"}, (states, log[-4000:])
+    assert "source raw.raw_customers names the table of seed raw_customers" in log  # the DAG processor says so
+    assert query(db, "select name, sum(amount) from orders group by 1 order by 1") == [["ann", 14], ["bob", 7]]

@@ -257,3 +257,67 @@ def test_the_wiring_follows_dbts_add_test_edges(path: Path, select: tuple[str, .
         assert have == want, task.task_id
         checked += len(want)
     assert bool(checked) is gates
+
+
+# -- 5. a source that names a seed's table is read after the seed -------------------------------------
+def seeded_sources() -> ManifestBuilder:
+    """Seed raw_people (warehouse.main.raw_people) read back as source raw.people (identifier in
+    other case) by people → report; source raw.other names another table; a tested source too."""
+    return (
+        ManifestBuilder("alt")
+        .seed("raw_people")
+        .seed("raw_pets")
+        .source("raw", "people", identifier="RAW_People", schema="Main")
+        .source("raw", "pets", identifier="raw_pets", schema="main")
+        .source("raw", "other", identifier="raw_people", schema="elsewhere")
+        .model("people", sources=["raw.people"])
+        .model("report", refs=["people"])
+        .model("pets", sources=["raw.pets"])
+        .model("other", sources=["raw.other"])
+        .test("not_null", on="source:raw.pets", column="id")
+    )
+
+
+@pytest.mark.parametrize("behavior", BEHAVIORS)
+def test_readers_of_a_source_naming_a_seeds_table_wait_for_the_seed(
+    tmp_path: Path, behavior: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("INFO", logger="manifest_dag.scheduler.plan"):
+        p = plan(tmp_path, seeded_sources(), test_behavior=behavior)
+    seed = task_of(p, "seed.alt.raw_people")
+    people = task_of(p, "model.alt.people")
+    assert seed in p.task(people).upstream  # matched whatever the case, as DuckDB does
+    assert seed in waits_for(p, task_of(p, "model.alt.report"))
+    assert not waits_for(p, task_of(p, "model.alt.other"))  # another schema: another table
+    pets_seed = task_of(p, "seed.alt.raw_pets")
+    if behavior in ("after_each", "build"):  # the source's own test task reads it after the seed too
+        (source_test,) = [t.task_id for t in p.tasks if t.node_ids[0].startswith("test.alt.not_null_raw_pets")]
+        assert pets_seed in waits_for(p, source_test)
+    assert pets_seed in waits_for(p, task_of(p, "model.alt.pets"))
+    said = [r.getMessage() for r in caplog.records if "names the table of seed" in r.getMessage()]
+    assert (
+        len(said) == 2 and "source raw.people names the table of seed raw_people (warehouse.Main.RAW_People)" in said[0]
+    )
+
+
+def test_order_sources_after_seeds_false_leaves_them_unordered(tmp_path: Path) -> None:
+    p = plan(tmp_path, seeded_sources(), test_behavior="none", order_sources_after_seeds=False)
+    assert not p.task(task_of(p, "model.alt.people")).upstream  # as dbt: nothing orders them
+
+
+def test_an_unselected_seed_orders_nothing(tmp_path: Path) -> None:
+    manifest = seeded_sources().load(tmp_path)
+    graph = DbtGraph(manifest)
+    p = plan_tasks(graph, select_nodes(manifest, select=["people+"], graph=graph), RenderConfig())
+    assert {t.task_id for t in p.tasks} == {"people.run", "report.run"}
+    assert not p.task("people.run").upstream
+
+
+def test_a_dag_reading_seeds_as_sources_matches_its_manifest(tmp_path: Path) -> None:
+    path = seeded_sources().write(tmp_path)
+    for behavior in BEHAVIORS:
+        assert_dag_matches_manifest(make_dag(path, test_behavior=behavior), path)
+    loose = make_dag(path, order_sources_after_seeds=False)
+    assert_dag_matches_manifest(loose, path, order_sources_after_seeds=False)
+    with pytest.raises(AssertionError, match="raw_people → people: people depends on raw_people via a source"):
+        assert_dag_matches_manifest(loose, path)

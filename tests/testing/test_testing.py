@@ -195,7 +195,10 @@ def rebuild(path: Path) -> ManifestBuilder:
                 group=n.get("group"), **common,
             )
         elif kind == "seed":
-            b.seed(n["name"], path=rel(n, "seeds"), config=n["config"], **common)
+            b.seed(
+                n["name"], path=rel(n, "seeds"), config=n["config"],
+                database=n.get("database"), schema=n.get("schema"), alias=n.get("alias"), **common,
+            )
         elif kind == "snapshot":
             b.snapshot(n["name"], refs=refs, sources=sources, path=rel(n, "snapshots"), config=n["config"], **common)
         elif kind == "test" and "test_metadata" in n:
@@ -213,7 +216,8 @@ def rebuild(path: Path) -> ManifestBuilder:
             has = any((fresh.get(k) or {}).get("count") is not None for k in ("warn_after", "error_after"))
             b.source(
                 n["source_name"], n["name"], identifier=n.get("identifier"), freshness=fresh if has else False,
-                loaded_at_field=n.get("loaded_at_field"), path=n["original_file_path"], **common,
+                loaded_at_field=n.get("loaded_at_field"), path=n["original_file_path"],
+                database=n.get("database"), schema=n.get("schema"), **common,  # where it reads: a seed's table?
             )
         elif kind == "exposure":
             b.exposure(n["name"], refs=refs, sources=sources, path=n["path"], **common)
