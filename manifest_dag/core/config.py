@@ -7,13 +7,13 @@ worker. No Airflow import here, so the worker-side modules can use them too.
 
 from __future__ import annotations
 
+import copy
 import enum
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any
+from typing import Any, NoReturn
 
 from manifest_dag.core.dbt import INDIRECT_SELECTION_MODES
 from manifest_dag.core.errors import ConfigError
@@ -94,6 +94,41 @@ def _str_tuple(obj: object, name: str) -> None:
     _set(obj, name, tuple(value))
 
 
+class FrozenMap(Mapping[str, Any]):
+    """A read-only dict that deep-copies and pickles, unlike ``types.MappingProxyType``.
+
+    Airflow deep-copies and pickles operators and task groups (``dag.test()``'s task groups on
+    Airflow 3.0, ``dag.partial_subset``, ``copy.deepcopy(dag)``), and the configs sit in both.
+    """
+
+    __slots__ = ("_data",)
+    _data: dict[str, Any]
+
+    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
+        object.__setattr__(self, "_data", dict(data or {}))
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return repr(self._data)
+
+    def __setattr__(self, name: str, value: Any) -> NoReturn:
+        raise AttributeError(f"{type(self).__name__} is read-only")
+
+    def __reduce__(self) -> tuple[type[FrozenMap], tuple[dict[str, Any]]]:
+        return FrozenMap, (self._data,)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> FrozenMap:
+        return FrozenMap(copy.deepcopy(self._data, memo))
+
+
 def _mapping(obj: object, name: str, str_values: bool = False) -> None:
     value = getattr(obj, name)
     if value is None:
@@ -103,7 +138,7 @@ def _mapping(obj: object, name: str, str_values: bool = False) -> None:
     if str_values and not all(isinstance(v, str) for v in value.values()):
         bad = next(k for k, v in value.items() if not isinstance(v, str))
         raise _fail(type(obj), name, f"values must be strings; {bad!r} is {type(value[bad]).__name__}")
-    _set(obj, name, MappingProxyType(dict(value)))
+    _set(obj, name, FrozenMap(value))
 
 
 def _bool(obj: object, name: str) -> None:
@@ -255,7 +290,7 @@ def check_secret_vars(value: Any, where: str, dbt_vars: Any = None) -> Mapping[s
         both = sorted(set(dbt_vars) & set(value))
         if both:
             raise ConfigError(f"{where}: {both} are in both dbt_vars and secret_vars; a var is one or the other")
-    return MappingProxyType(dict(value))
+    return FrozenMap(value)
 
 
 def vars_with_secret_references(

@@ -356,3 +356,60 @@ def test_manifest_text_in_selectors_is_never_rendered_as_a_template(tmp_path: Pa
     assert "shop.x{{ 7 * 7 }}.m1" in test.argv and not any("49" in a for a in test.argv)
     assert "select" not in dag.task_dict["m1.run"].template_fields
     assert "dbt_vars" in dag.task_dict["m1.run"].template_fields  # the DAG author's values still are
+
+
+def test_dags_operators_and_configs_deep_copy_and_pickle(tmp_path: Path) -> None:
+    """Airflow deep-copies and pickles DAGs, task groups and operators (dag.test() on 3.0 deep-copies
+    the task groups, partial_subset copies the tasks); the frozen configs hold read-only mappings
+    that must survive both (types.MappingProxyType does not)."""
+    import copy
+    import pickle
+
+    from manifest_dag import SecretVar
+
+    project = ProjectConfig(
+        manifest_path=JAFFLE,
+        project_dir="/srv/dbt",
+        plan_cache_dir=False,
+        dbt_vars={"day": "{{ ds }}", "nested": {"a": [1, 2]}},
+        env_vars={"DBT_ENV": "prod"},
+        secret_vars={"api_key": SecretVar(env_var="API_KEY")},
+    )
+    profile = ProfileConfig(profile_name="jaffle_shop", conn_id="warehouse", profile_args={"schema": "main"})
+    render = RenderConfig(select=["+customers"], test_behavior="after_each")
+    dag = DbtDag(
+        dag_id="copies",
+        project_config=project,
+        profile_config=profile,
+        venv_config=VENV,
+        render_config=render,
+        schedule=None,
+        start_date=START,
+    )
+    from manifest_dag.scheduler.plan_cache import render_key
+
+    for config in (project, profile, VENV):
+        for again in (copy.deepcopy(config), pickle.loads(pickle.dumps(config))):
+            assert again == config and again is not config
+    for again_rc in (copy.deepcopy(render), pickle.loads(pickle.dumps(render))):
+        assert render_key(again_rc) == render_key(render)  # DbtNaming compares by identity: its key
+    assert copy.deepcopy(project).dbt_vars["nested"] == {"a": [1, 2]}
+    with pytest.raises(TypeError):
+        project.dbt_vars["day"] = "x"  # type: ignore[index]  # still read-only
+
+    op = dag.task_dict["customers.run"]
+    for again in (copy.deepcopy(op), pickle.loads(pickle.dumps(op))):
+        assert (again.task_id, again.select, again.dbt_vars, again.profile_config) == (
+            op.task_id,
+            op.select,
+            op.dbt_vars,
+            op.profile_config,
+        )
+    edges = {(t.task_id, d) for t in dag.tasks for d in t.downstream_task_ids}
+    for again in (copy.deepcopy(dag), pickle.loads(pickle.dumps(dag))):
+        assert {(t.task_id, d) for t in again.tasks for d in t.downstream_task_ids} == edges
+
+    sub = dag.partial_subset(task_ids=["customers.run"], include_upstream=True, include_downstream=False)
+    upstream = {"customers.run", *dag.task_dict["customers.run"].get_flat_relative_ids(upstream=True)}
+    assert set(sub.task_dict) == upstream and len(upstream) > 3
+    assert sub.task_dict["customers.run"].profile_config == profile
