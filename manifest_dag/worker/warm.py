@@ -11,7 +11,13 @@ process that stays up pays that once. Each venv key gets a small pool of such pr
   Airflow's clean-up of the task's processes; the process exits by itself when idle, after N
   invocations, or above a memory ceiling;
 - a process that is gone, refuses connections, or leaves a stale socket is killed by its pid
-  (after checking the pid is really ours) and replaced.
+  (after checking the pid is really ours) and replaced;
+- a task that is stopped (Airflow's on_kill, its execution timeout) cancels its invocation the way
+  the cold path does: SIGINT to the process, whose dbt then cancels its open queries, replies and
+  retires (a process interrupted mid-invocation is not trusted with the next one); SIGTERM and
+  SIGKILL follow if it has not exited after short waits (``processes.INTERRUPT_GRACE``,
+  ``TERM_GRACE``). A task process that dies without a word (SIGKILL) closes its connection, and
+  the process interrupts itself the same way (see ``in_venv/dbt_server.py``).
 
 Never worse than the cold path: ``FallbackInvoker`` runs dbt as a fresh subprocess, saying so in
 the task log, whenever the warm path fails for any reason other than dbt's own result (no free
@@ -40,6 +46,7 @@ from manifest_dag.core import settings
 from manifest_dag.core.errors import DbtRunError
 from manifest_dag.core.files import create_private, make_private_dir
 from manifest_dag.worker import Log
+from manifest_dag.worker.processes import INTERRUPT_GRACE, TERM_GRACE
 from manifest_dag.worker.slots import take_free_slot
 
 if TYPE_CHECKING:
@@ -132,14 +139,34 @@ def _is_our_server(pid: int) -> bool:
     return b"dbt_server.py" in cmdline
 
 
+def _signal(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pid, sig)  # its own session: the group id is its pid
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        os.kill(pid, sig)
+
+
 def _kill(pid: int) -> None:
     if pid > 0 and _is_our_server(pid):
-        try:
-            os.killpg(pid, signal.SIGKILL)  # its own session: the group id is its pid
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            os.kill(pid, signal.SIGKILL)
+        _signal(pid, signal.SIGKILL)
+
+
+def _stop(pid: int, interrupt_grace: float = INTERRUPT_GRACE, term_grace: float = TERM_GRACE) -> None:
+    """Cancel the invocation process ``pid`` runs, as the cold path stops dbt: SIGINT (dbt cancels
+    its open queries; the process replies and exits), SIGTERM after ``interrupt_grace`` seconds,
+    SIGKILL after ``term_grace`` more. Gone means no longer our server (a zombie has no cmdline)."""
+    for sig, grace in ((signal.SIGINT, interrupt_grace), (signal.SIGTERM, term_grace)):
+        if pid <= 0 or not _is_our_server(pid):
+            return
+        _signal(pid, sig)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            if not _is_our_server(pid):
+                return
+            time.sleep(0.05)
+    _kill(pid)
 
 
 #: bytes a Unix socket path may hold on Linux (``sun_path`` is 108 with its closing NUL)
@@ -295,6 +322,11 @@ class WarmInvoker:
                 except (OSError, ValueError) as exc:
                     _kill(self._pid(i))
                     raise WarmUnavailable(f"warm dbt process failed mid-run: {exc}") from None
+                except BaseException:
+                    # the task is stopped mid-run (its execution timeout raises here): cancel the
+                    # invocation, so its queries do not outlive the task
+                    _stop(self._pid(i))
+                    raise
             _kill(self._pid(i))
             raise WarmUnavailable("warm dbt process closed the connection before dbt finished")
         finally:
@@ -302,9 +334,10 @@ class WarmInvoker:
             lock.release()
 
     def kill(self) -> None:
-        """Airflow stops the task: stop its dbt invocation (the process dies; the slot frees)."""
+        """Airflow stops the task: cancel its dbt invocation (SIGINT, then SIGTERM and SIGKILL if
+        the process is still there; it retires either way, and the slot frees)."""
         if self._current_pid:
-            _kill(self._current_pid)
+            _stop(self._current_pid)
 
 
 def pool_status(pool_dir: Path, timeout: float = 0.5) -> list[dict]:

@@ -23,6 +23,15 @@ Each invocation gets its own environment and working directory, restored afterwa
 of one task is left for the next; afterwards the adapter's connections are closed, so the
 warehouse sees no open session and a DuckDB file no lock. The process exits when idle for too
 long, after a number of invocations, or above a memory ceiling; manifest-dag starts a new one.
+
+A stopped task cancels its invocation with SIGINT, as Ctrl-C stops dbt: dbt runs in this
+process's main thread, where Python raises ``KeyboardInterrupt``, and dbt's runner then asks the
+warehouse to cancel each open query before it re-raises. The request gets its last line
+(``exit`` 2) and the process exits: an invocation cut anywhere may have left dbt's state half
+changed, so the next task gets a fresh process. SIGINT outside an invocation only retires the
+process (at once when idle). The task that sent a request keeps its connection open until that
+last line, so a connection closed before it means the task died (SIGKILL, a lost worker): the
+process then interrupts itself in the same way, rather than finish a run nobody waits for.
 """
 
 from __future__ import annotations
@@ -31,8 +40,11 @@ import argparse
 import json
 import os
 import resource
+import select
+import signal
 import socket
 import sys
+import threading
 import traceback
 
 try:  # a module of manifest_dag (tests) or a script in a worker venv (siblings on sys.path)
@@ -96,6 +108,59 @@ def _close_connections() -> None:
         pass
 
 
+class _Interrupt:
+    """SIGINT's meaning in this process: cancel the running invocation, and retire.
+
+    ``running`` is true while dbt's runner has the invocation; only then does the handler raise
+    ``KeyboardInterrupt`` (in the main thread, where dbt runs), or while the process idles in
+    ``accept``. Elsewhere (the reply, the clean-up) it only sets ``requested``, so the process
+    retires after this request without cutting its clean-up short.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.running = False
+        self.idle = False
+        self.requested = False
+
+    def handler(self, signum, frame) -> None:
+        self.requested = True
+        if self.running or self.idle:
+            raise KeyboardInterrupt
+
+    def start(self) -> None:
+        with self.lock:
+            self.running = True
+        if self.requested:  # SIGINT arrived before dbt started: do not start it
+            self.stop()
+            raise KeyboardInterrupt
+
+    def stop(self) -> None:
+        with self.lock:
+            self.running = False
+
+    def from_client_gone(self) -> None:
+        """The task closed its connection mid-invocation: interrupt ourselves (see the module doc)."""
+        with self.lock:
+            if self.running:
+                os.kill(os.getpid(), signal.SIGINT)
+
+
+def _watch_client(conn: socket.socket, interrupt: _Interrupt, done: threading.Event) -> None:
+    """Until ``done``: if the task's end of ``conn`` closes, cancel the invocation. (``poll``, not
+    ``select``: a long-lived process may hold file descriptors above ``select``'s 1024.)"""
+    poller = select.poll()
+    poller.register(conn.fileno(), select.POLLIN | select.POLLHUP | select.POLLERR)
+    while not done.is_set():
+        try:
+            if poller.poll(200) and not conn.recv(4096):
+                interrupt.from_client_gone()
+                return
+        except OSError:
+            interrupt.from_client_gone()
+            return
+
+
 class _Writer:
     def __init__(self, conn: socket.socket) -> None:
         self.out = conn.makefile("wb", buffering=0)
@@ -107,10 +172,17 @@ class _Writer:
         try:
             self.out.write(json.dumps(obj).encode() + b"\n")
         except OSError:
-            self.broken = True  # the task went away; finish the invocation quietly
+            self.broken = True  # the task went away (_watch_client cancels the invocation)
 
 
-def _invoke(runner_cls, request: dict, writer: _Writer, reuse: ManifestReuse | None = None) -> None:
+def _invoke(
+    runner_cls,
+    request: dict,
+    writer: _Writer,
+    reuse: ManifestReuse | None = None,
+    interrupt: _Interrupt | None = None,
+) -> None:
+    interrupt = interrupt or _Interrupt()
     saved_env = dict(os.environ)
     saved_cwd = os.getcwd()
 
@@ -137,13 +209,19 @@ def _invoke(runner_cls, request: dict, writer: _Writer, reuse: ManifestReuse | N
             else runner_cls(manifest=manifest, callbacks=[on_event])
         )
         try:
-            result = runner.invoke(args)
+            interrupt.start()  # from here a SIGINT raises KeyboardInterrupt inside dbt's runner
+            try:
+                result = runner.invoke(args)
+            finally:
+                interrupt.stop()
         except BaseException as exc:
             if reuse is not None:
                 reuse.after(env, exc)
             raise
         if reuse is not None:
             reuse.after(env, result.exception)
+        if isinstance(result.exception, KeyboardInterrupt):
+            raise result.exception  # dbt's runner returns it; reported as a cancel below
         if results_path is not None and hasattr(getattr(result, "result", None), "write"):
             os.makedirs(os.path.dirname(results_path), exist_ok=True)
             result.result.write(results_path)
@@ -153,6 +231,8 @@ def _invoke(runner_cls, request: dict, writer: _Writer, reuse: ManifestReuse | N
             writer.send({"exit": 2, "error": f"{type(result.exception).__name__}: {result.exception}"})
         else:
             writer.send({"exit": 1, "error": None})
+    except KeyboardInterrupt:
+        writer.send({"exit": 2, "error": "interrupted: the task was stopped; dbt was asked to cancel its open queries"})
     except BaseException as exc:  # noqa: BLE001 - report, then carry on serving
         writer.send({"exit": 2, "error": "".join(traceback.format_exception_only(type(exc), exc)).strip()})
     finally:
@@ -170,6 +250,8 @@ def serve(path: str, idle: float, max_invocations: int, max_rss_mb: float, keep_
 
     reuse = ManifestReuse(note=lambda text: None)
     reuse.install(keep_project)
+    interrupt = _Interrupt()
+    signal.signal(signal.SIGINT, interrupt.handler)  # also where the parent ignored SIGINT
 
     try:
         os.unlink(path)
@@ -186,11 +268,14 @@ def serve(path: str, idle: float, max_invocations: int, max_rss_mb: float, keep_
     server.settimeout(idle)
     done = 0
     try:
-        while True:
+        while not interrupt.requested:
             try:
+                interrupt.idle = True
                 conn, _ = server.accept()
-            except TimeoutError:
+            except (TimeoutError, KeyboardInterrupt):
                 break
+            finally:
+                interrupt.idle = False
             with conn:
                 conn.settimeout(None)
                 line = conn.makefile("rb").readline()
@@ -203,8 +288,17 @@ def serve(path: str, idle: float, max_invocations: int, max_rss_mb: float, keep_
                 if request.get("ping"):
                     writer.send({"pong": os.getpid(), "invocations": done, "rss_mb": round(_rss_mb(), 1)})
                     continue
-                _invoke(dbtRunner, request, writer, reuse)
+                finished = threading.Event()
+                watcher = threading.Thread(target=_watch_client, args=(conn, interrupt, finished), daemon=True)
+                watcher.start()
+                try:
+                    _invoke(dbtRunner, request, writer, reuse, interrupt)
+                finally:
+                    finished.set()
+                    watcher.join(timeout=1.0)
                 done += 1
+            if interrupt.requested:
+                break  # cancelled: this process's state is not trusted with another invocation
             if done >= max_invocations or _rss_mb() >= max_rss_mb:
                 break  # retire after serving: the next task starts a fresh process
     finally:
