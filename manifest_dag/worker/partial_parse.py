@@ -11,7 +11,8 @@ Reading its version needs only the file's header (``msgpack_dbt_version``).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+import itertools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import orjson
 
 from manifest_dag.core.errors import WorkspaceError
 from manifest_dag.core.files import create_private
+from manifest_dag.core.secrets import is_secret_name
 
 PARTIAL_PARSE = "partial_parse.msgpack"
 
@@ -145,3 +147,132 @@ def relocate_msgpack(source: Path, dest: Path, new_root: Path, project_name: str
     with create_private(dest) as out:
         out.write(moved)
     return old
+
+
+def msgpack_state_check(path: Path) -> dict[str, Any] | None:
+    """The ``state_check`` a msgpack records (dbt's hashes of vars and flags, profile, env vars and
+    each ``dbt_project.yml``), reading past the rest of the file without decoding it."""
+    try:
+        with path.open("rb") as fh:
+            unpacker = msgpack.Unpacker(fh, raw=False, strict_map_key=False)
+            for _ in range(unpacker.read_map_header()):
+                if unpacker.unpack() == "state_check":
+                    found = unpacker.unpack()
+                    return found if isinstance(found, dict) else None
+                unpacker.skip()
+    except (OSError, *_UNREADABLE):
+        return None
+    return None
+
+
+def dbt_vars_checksum(vars_json: str | None, profile: str | None, target: str | None, dbt_version: str) -> str:
+    """What dbt records as ``state_check.vars_hash``: the ``--vars``, ``--profile`` and ``--target``
+    it was given and its version (dbt-core's ``build_manifest_state_check``, 1.5-1.11)."""
+    import pprint
+
+    import yaml
+
+    try:
+        cli_vars = yaml.safe_load(vars_json) if vars_json else {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"--vars is not YAML: {exc}") from None
+    text = "\x00".join([pprint.pformat(cli_vars or {}), profile or "", target or "", dbt_version])
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedMsgpack:
+    """The msgpack a task gave dbt: where it came from, a file holding what was placed (dbt may
+    rewrite the copy in ``target/``), and whether this worker kept it for the same ``ParseState``."""
+
+    label: str
+    path: Path | None
+    kept: bool
+
+
+#: dbt's reasons (``Unable to do partial parsing because <reason>``) and what dbt compares for each
+_REASONS = (
+    ("version mismatch", "the dbt version (ParseState.dbt_version)"),
+    ("config vars, config profile, or config target", "--vars, --profile and --target"),
+    ("profile has changed", "the target's connection fields (ParseState.connection)"),
+    ("env vars used in dbt_project.yml", "the env vars dbt_project.yml reads (not in ParseState)"),
+    ("project dependency", "the installed packages (not in ParseState)"),
+    ("project config has changed", "dbt_project.yml of the project or a package (not in ParseState)"),
+)
+
+
+def explain_reparse(
+    reason: str,
+    *,
+    state: ParseState,
+    placed: PlacedMsgpack | None,
+    profile_args: Sequence[str] = (),
+    target_fields: Mapping[str, Any] | None = None,
+) -> str:
+    """Which of manifest-dag's ``ParseState`` fields differ from the msgpack's, where that can be
+    told, for dbt's reason of not reusing partial parsing; else what dbt compared and what to do.
+
+    The vars hash can be checked exactly: dbt hashes ``--vars``, ``--profile``, ``--target`` and its
+    version, so the msgpack's recorded hash is tried against this task's values with each of the
+    three left out, as a ``dbt parse`` without them would have written it. The profile hash covers
+    the adapter's connection fields, which only the adapter knows: the target's non-secret fields
+    are named (for DuckDB, ``path`` is the usual one), not compared.
+    """
+    compared = next((what for key, what in _REASONS if key in reason), "what dbt compares")
+    args = list(profile_args)
+    profile_flag = args[args.index("--profile") + 1] if "--profile" in args[:-1] else None
+    target_flag = args[args.index("--target") + 1] if "--target" in args[:-1] else None
+    source = f"the msgpack from {placed.label}" if placed else "the msgpack"
+    if placed is not None and placed.kept:
+        return (
+            f"{source} was kept for the same parse state (dbt {state.dbt_version}, profile "
+            f"{state.profile_name}, target {state.target_name}, the same vars and connection fields), "
+            f"so dbt's check of {compared} moved on something manifest-dag does not see (a value "
+            "dbt fills in or resolves itself, an env var only dbt reads); the worker keeps the new one"
+        )
+    if "config vars, config profile, or config target" in reason and placed is not None and placed.path:
+        differ = _vars_fields_that_differ(placed.path, state, profile_flag, target_flag)
+        if differ:
+            return f"{source} was written with {', '.join(differ)}; run the `dbt parse` that writes it with the same"
+    if "profile has changed" in reason:
+        names = sorted(str(k) for k in (target_fields or {}) if not is_secret_name(str(k)))
+        fields = f" ({', '.join(names)})" if names else ""
+        return (
+            f"{source} was written for another connection: dbt hashes the target's resolved fields{fields}, "
+            f"such as a DuckDB path; run the `dbt parse` that writes it with target {state.target_name}'s "
+            "values as the workers resolve them (the worker keeps its own copy after a good run)"
+        )
+    return f"{source} differs in {compared}: keep it the same as when the msgpack was written"
+
+
+def _vars_fields_that_differ(
+    path: Path, state: ParseState, profile_flag: str | None, target_flag: str | None
+) -> list[str]:
+    """The ParseState fields whose value at ``dbt parse`` time explains the msgpack's vars hash,
+    trying each of this task's ``--vars``/``--profile``/``--target`` left out; [] if none does."""
+    check = msgpack_state_check(path)
+    vars_hash = check.get("vars_hash") if check else None
+    recorded = vars_hash.get("checksum") if isinstance(vars_hash, dict) else None
+    if not recorded or not state.dbt_version:
+        return []
+    given = {"vars_json": state.vars_json or None, "profile_name": profile_flag, "target_name": target_flag}
+    options = [name for name, value in given.items() if value]
+    for size in range(1, len(options) + 1):
+        for left_out in itertools.combinations(options, size):
+            tried = {k: (None if k in left_out else v) for k, v in given.items()}
+            try:
+                checksum = dbt_vars_checksum(
+                    tried["vars_json"], tried["profile_name"], tried["target_name"], state.dbt_version
+                )
+            except ValueError:  # vars that are not YAML: nothing to compare
+                return []
+            if checksum == recorded:
+                return [_LEFT_OUT[k](given[k]) for k in left_out]
+    return []
+
+
+_LEFT_OUT = {
+    "vars_json": lambda _v: "no --vars (this task passes dbt_vars: ParseState.vars_json)",
+    "profile_name": lambda v: f"no --profile (this task passes --profile {v}: ParseState.profile_name)",
+    "target_name": lambda v: f"no --target (this task passes --target {v}: ParseState.target_name)",
+}

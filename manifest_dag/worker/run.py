@@ -26,7 +26,7 @@ from manifest_dag.core.specs import DbtInvocation
 from manifest_dag.worker import Log
 from manifest_dag.worker.duckdb_lock import duckdb_writer_lock
 from manifest_dag.worker.invokers import Invoker, default_invoker
-from manifest_dag.worker.partial_parse import ParseState, canonical_vars
+from manifest_dag.worker.partial_parse import ParseState, canonical_vars, explain_reparse
 from manifest_dag.worker.secret_vars import resolve_secret_vars
 from manifest_dag.worker.target import connection_fingerprint, profile_flags, target_output
 from manifest_dag.worker.venv import STATE_DIR, Venv, VenvCache, venv_dbt_version
@@ -163,12 +163,14 @@ def run_dbt(
             log(f"dbt parse: {note}")
         reparsed = _reparse_reason(lines)
         if reparsed:
-            log(
-                "partial parse was not reused: "
-                + reparsed
-                + " — keep dbt version, vars, profile and target the same as when the msgpack was "
-                "written (this worker keeps a fresh copy after each successful run)"
+            why = explain_reparse(
+                reparsed,
+                state=state,
+                placed=ws.placed,
+                profile_args=profile_args,
+                target_fields=target[2] if target else None,
             )
+            log(mask(f"partial parse was not reused: {reparsed} — {why}"))
         freshness = tuple(inv.command_args[:2]) == ("source", "freshness")
         results_path = ws.target / (FRESHNESS_RESULTS if freshness else "run_results.json")
         read_results = read_freshness_results if freshness else read_run_results

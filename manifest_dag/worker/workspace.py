@@ -51,7 +51,13 @@ from manifest_dag.core.dbt_project import PROJECT_FILE, project_field
 from manifest_dag.core.errors import WorkspaceError
 from manifest_dag.core.files import PRIVATE_FILE, create_private, make_private_dir, replaced_atomically
 from manifest_dag.worker import Log
-from manifest_dag.worker.partial_parse import PARTIAL_PARSE, ParseState, msgpack_dbt_version, relocate_msgpack
+from manifest_dag.worker.partial_parse import (
+    PARTIAL_PARSE,
+    ParseState,
+    PlacedMsgpack,
+    msgpack_dbt_version,
+    relocate_msgpack,
+)
 from manifest_dag.worker.profile_dirs import make_profile_dir
 from manifest_dag.worker.project_sync import SYNC_STATE, Layout, project_layout, remove_tree, sync_project
 from manifest_dag.worker.slots import take_free_slot
@@ -110,6 +116,8 @@ class Workspace:
         self.source = Path(project_dir)
         self.cache_root = Path(cache_root)
         self.state = state
+        #: the msgpack given to dbt this task (None: dbt parses from scratch), for the miss message
+        self.placed: PlacedMsgpack | None = None
         self.manifest_path = manifest_path
         self.partial_parse_path = partial_parse_path
         self.log = log
@@ -273,6 +281,8 @@ class Workspace:
             version = msgpack_dbt_version(dest)
             if not want or version == want:
                 self.log(f"partial parse: reusing this slot's copy (dbt {version}, in place)")
+                kept = self._slot_msgpack()  # what was placed; dbt may rewrite the one in target/
+                self.placed = PlacedMsgpack("this slot's copy", kept if kept.is_file() else None, kept=True)
                 return
         # not this parse state's, or touched since it was placed (a failed run may rewrite it)
         dest.unlink(missing_ok=True)
@@ -308,6 +318,7 @@ class Workspace:
             if path == self._worker_msgpack():
                 mark_source(path.parent, self.source)
             self._note_placed(_stat_tuple(dest))
+            self.placed = PlacedMsgpack(label, path, kept=path in (self._slot_msgpack(), self._worker_msgpack()))
             moved = "" if old == str(self.project) else f", paths moved from {old}"
             self.log(f"partial parse: reusing {label} (dbt {version}{moved})")
             return
