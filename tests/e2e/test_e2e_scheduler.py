@@ -11,7 +11,9 @@ waits for them; the tests then read what happened:
   are excluded here;
 - ``synth_pg``: a generated 200-model project (``tests/support/synth_project.py``) whose SQL runs on
   Postgres, its manifest made by ``dbt parse`` in the test. Its profile logs in as a role of its
-  own whose password (the second secret) comes from ``ProfileConfig.profile_args``;
+  own whose password (the second secret) comes from ``ProfileConfig.profile_args``; a secret dbt
+  var (the third secret, ``ProjectConfig.secret_vars`` read from a worker env var) is printed by
+  one model through dbt's ``log()``, so the real task log must show it masked;
 - ``shop_duckdb``: the full demo DAG (``examples/dags/shop_dag.py``, what ``make demo`` runs:
   every seed, snapshot, model and test of the shop on DuckDB, ``dbt-duckdb``), its DuckDB file
   under the test's root; its tasks run in parallel on one DuckDB file;
@@ -26,7 +28,7 @@ the parse built inside a task's parsing context (``E2E-PROBE``): the task-scoped
 
 After the runs, the task logs, every file under the test's root (AIRFLOW_HOME, the venv cache and
 its workspaces, ...), the files created or changed in ``/tmp`` meanwhile, the rendered templates,
-XCom and a dump of the whole metadata DB are searched for both secrets.
+XCom and a dump of the whole metadata DB are searched for the three secrets.
 
 ``make scheduler-test`` runs just this module; ``make test`` runs it with the other e2e tests.
 """
@@ -80,6 +82,11 @@ KILL_SQL = f"{{{{ config(materialized='table') }}}}\nselect 1 as id from pg_slee
 #: the synthetic DAG's own warehouse role; its password is the second secret
 SYNTH_ROLE = "synth_writer"
 TOKEN_ENV = "E2E_SYNTH_WAREHOUSE_TOKEN"
+#: the third secret: a secret dbt var of the synthetic DAG (ProjectConfig.secret_vars), read from
+#: this worker env var, which one model prints through dbt's log(): the task log must mask it
+API_KEY_ENV = "E2E_SYNTH_API_KEY"
+LOUD_MODEL = "m0000"
+LOUD_LINE = "{{ log('E2E-LOUD api_key=' ~ var('api_key', 'unset'), info=True) }}\n"
 
 #: appended to every DAG file: inside a task's parsing context, log what this parse built
 PROBE = '''
@@ -102,11 +109,12 @@ import os
 from datetime import timedelta
 
 import pendulum
-from manifest_dag import DbtDag, ProfileConfig, ProjectConfig, RenderConfig, VenvConfig
+from manifest_dag import DbtDag, ProfileConfig, ProjectConfig, RenderConfig, SecretVar, VenvConfig
 
 dag = DbtDag(
     dag_id={dag_id!r},
-    project_config=ProjectConfig(manifest_path={manifest!r}, project_dir={project!r}, install_deps={deps!r}),
+    project_config=ProjectConfig(manifest_path={manifest!r}, project_dir={project!r}, install_deps={deps!r},
+                                 secret_vars={secret_vars}),
     profile_config=ProfileConfig(profile_name={profile!r}, target_name="dev", conn_id="warehouse",
                                  profile_args={profile_args}),
     venv_config=VenvConfig(py_requirements={reqs!r}),
@@ -154,7 +162,7 @@ def parse_synth_manifest(project: Path) -> Path:
 def write_dags(env: SchedulerEnv, synth_manifest: Path) -> None:
     synth = synth_manifest.parent.parent
     env.dags.mkdir(parents=True, exist_ok=True)
-    common = dict(reqs=REQUIREMENTS, select=[], operator_args="{}")
+    common = dict(reqs=REQUIREMENTS, select=[], operator_args="{}", secret_vars="{}")
     (env.dags / "shop_pg_dag.py").write_text(DAG_FILE.format(
         doc="The demo shop project on Postgres", dag_id="shop_pg", manifest=str(SHOP_MANIFEST),
         project=str(REPO / "fixtures" / "shop"), deps=True, profile="shop",
@@ -164,12 +172,12 @@ def write_dags(env: SchedulerEnv, synth_manifest: Path) -> None:
         manifest=str(synth_manifest), project=str(synth), deps=False, profile="synth",
         # the second secret: read from the environment at parse time, never written in the file
         profile_args=f'{{"schema": "synth", "threads": 1, "user": {SYNTH_ROLE!r}, "password": os.environ[{TOKEN_ENV!r}]}}',
-        exclude=[KILL_MODEL], tests="none", **common))
+        exclude=[KILL_MODEL], tests="none", **{**common, "secret_vars": f'{{"api_key": SecretVar(env_var={API_KEY_ENV!r})}}'}))
     (env.dags / "kill_pg_dag.py").write_text(DAG_FILE.format(
         doc="One slow model whose worker the test kills mid-run", dag_id="kill_pg",
         manifest=str(synth_manifest), project=str(synth), deps=False, profile="synth",
         profile_args=repr({"schema": "kill", "threads": 1}), exclude=[], tests="none",
-        reqs=REQUIREMENTS, select=[KILL_MODEL],
+        reqs=REQUIREMENTS, select=[KILL_MODEL], secret_vars="{}",
         operator_args='{"retries": 1, "retry_delay": timedelta(seconds=5)}'))
     (env.dags / "shop_duckdb_dag.py").write_text(demo_dag_file())
 
@@ -281,11 +289,14 @@ def deployment():
     root = make_root()
     env = SchedulerEnv(root, root / "dags")
     token = "tok-" + secrets.token_hex(16)
+    api_key = "ak-" + secrets.token_hex(16)
     killer: WorkerKiller | None = None
     try:
         synth = root / "synth"
         generate_project(synth, SYNTH_MODELS)
         (synth / "models" / f"{KILL_MODEL}.sql").write_text(KILL_SQL)
+        loud = synth / "models" / f"{LOUD_MODEL}.sql"
+        loud.write_text(LOUD_LINE + loud.read_text())
         synth_manifest = parse_synth_manifest(synth)
         write_dags(env, synth_manifest)
         (root / "demo").mkdir()
@@ -300,7 +311,7 @@ def deployment():
         env.extra_env.update(
             # the workers read the profile's Connection from the environment (AIRFLOW_CONN_<ID> JSON)
             AIRFLOW_CONN_WAREHOUSE=env.connection_json(),
-            **{TOKEN_ENV: token},
+            **{TOKEN_ENV: token, API_KEY_ENV: api_key},
             # the demo DAG's DuckDB file and venv cache (examples/dags/shop_dag.py reads both)
             MANIFEST_DAG_DEMO_DIR=str(root / "demo"),
             MANIFEST_DAG_VENV_CACHE=str(env.venv_cache),
@@ -323,11 +334,13 @@ def deployment():
             "group by 1, 2")}
         duck = duckdb_relations(env, root / "demo" / "shop.duckdb")
         scan_started = time.monotonic()
-        scan = scan_for_secrets(env, tmp_before, {"warehouse_password": env.warehouse_password, "profile_token": token})
+        scan = scan_for_secrets(
+            env, tmp_before, {"warehouse_password": env.warehouse_password, "profile_token": token, "secret_var": api_key}
+        )
         scan["seconds"] = round(time.monotonic() - scan_started, 1)
         yield dict(env=env, runs=runs, states=states, tis=tis, history=history, logs=logs, elapsed=elapsed,
                    synth_manifest=synth_manifest, kill=killer.report, kill_error=killer.error, owners=owners,
-                   duckdb=duck, scan=scan)
+                   duckdb=duck, scan=scan, api_key=api_key)
     except EnvError as exc:
         pytest.fail(f"the scheduler deployment failed: {exc}")
     finally:
@@ -473,18 +486,61 @@ def test_both_secrets_reached_dbt(deployment) -> None:
     assert set(owners) == {("shop", env.warehouse_user), ("synth", SYNTH_ROLE), ("kill", env.warehouse_user)}, owners
 
 
+def _owner_only(path: Path, top: Path) -> bool:
+    """Whether no other user can reach ``path``: ``top`` is this user's alone (0700, so nothing
+    below it can be entered by anyone else) and every folder from there down is this user's."""
+    st = top.stat()
+    if st.st_uid != os.getuid() or st.st_mode & 0o077:
+        return False
+    folder = path.parent
+    while folder != top:
+        if folder.stat().st_uid != os.getuid():
+            return False
+        folder = folder.parent
+    return True
+
+
 def test_no_secret_left_in_logs_files_or_the_metadata_db(deployment) -> None:
     scan = deployment["scan"]
-    # the scan sees a leak: both planted files were found, with both secrets
-    assert all(found == ["profile_token", "warehouse_password"] for found in scan["planted_found"].values()), scan["planted_found"]
+    # the scan sees a leak: both planted files were found, with every secret
+    assert all(
+        found == ["profile_token", "secret_var", "warehouse_password"] for found in scan["planted_found"].values()
+    ), scan["planted_found"]
     assert all(scan["content_seen"].values()), scan["content_seen"]  # the DB text read is the real thing
     assert scan["areas"]["task_logs"] > 250 and scan["areas"]["workspace_files"] > 0, scan["areas"]
     assert scan["rows"]["rendered_task_instance_fields"] > 250, scan["rows"]
     env: SchedulerEnv = deployment["env"]
     # too big to read: only other users' files in /tmp may be (ours never are)
     assert not [f for f in scan["skipped"] if f.startswith(str(env.root))], scan["skipped"]
-    assert not scan["file_hits"], f"secrets in files: {scan['file_hits']}"
+    # dbt's own files in the worker's private state tree may hold the secret var its project read
+    # (a kept partial_parse.msgpack records the env vars the parse read; the slot's dbt.log holds
+    # what a model printed, unmasked: dbt writes it): there, and only there
+    state = env.venv_cache / ".state"
+    dbt_kept = {
+        p
+        for p, found in scan["file_hits"].items()
+        if found == ["secret_var"]
+        and Path(p).is_relative_to(state)
+        and (Path(p).name.startswith("partial_parse.msgpack") or Path(p).name == "dbt.log")
+    }
+    assert all(_owner_only(Path(p), state) for p in dbt_kept), dbt_kept
+    leaks = {p: found for p, found in scan["file_hits"].items() if p not in dbt_kept}
+    assert not leaks, f"secrets in files: {leaks}"
     assert not scan["db_hits"], f"secrets in the metadata DB: {scan['db_hits']}"
+
+
+def test_a_secret_printed_by_dbt_is_masked_in_the_task_log_airflow_wrote(deployment) -> None:
+    """One synth model prints its secret var (``ProjectConfig.secret_vars``) through dbt's ``log()``:
+    dbt had the value (the line is there, and not the default), and the task log the real Airflow
+    wrote shows it masked. The scan above finds the value in no task log, rendered field or XCom."""
+    logs = _dag_logs(deployment["logs"], "synth_pg")
+    loud = [p for p in logs if f"task_id={LOUD_MODEL}_run/" in str(p)]
+    assert loud, [str(p) for p in logs][:5]
+    lines = _lines(loud, "E2E-LOUD api_key=")
+    assert lines, f"dbt printed no E2E-LOUD line in {loud}"
+    assert all("E2E-LOUD api_key=***" in line for line in lines), lines
+    assert not _lines(loud, "E2E-LOUD api_key=unset"), "dbt did not get the secret var"
+    assert not _lines(logs, deployment["api_key"])
 
 
 def test_no_profiles_yml_left_behind(deployment) -> None:
@@ -540,7 +596,7 @@ def test_report_figures(deployment) -> None:
         ) if kill else None,
     }
     figures["secrets_scanned"] = {
-        "secrets": 2,
+        "secrets": 3,
         "files": scan["files"], "megabytes": round(scan["bytes"] / 1e6, 1), "files_by_area": scan["areas"],
         "db_rows": scan["rows"], "leaks": len(scan["file_hits"]) + len(scan["db_hits"]),
         "profiles_yml_left": scan["profiles_left"],
