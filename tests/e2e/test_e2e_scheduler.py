@@ -371,7 +371,14 @@ def _shop_plan_size() -> int:
 def test_every_task_succeeded(deployment) -> None:
     tis = deployment["tis"]
     not_ok = {(t["dag_id"], t["task_id"]): t["state"] for t in tis if t["state"] != "success"}
-    assert not not_ok, f"tasks not successful: {not_ok}"
+    failed_logs = [
+        f"--- {p}\n" + "\n".join(p.read_text(errors="replace").splitlines()[-40:])
+        for (dag_id, task_id), state in not_ok.items()
+        if state == "failed"
+        for p in _dag_logs(deployment["logs"], dag_id)
+        if f"task_id={task_id}/" in str(p)
+    ]
+    assert not not_ok, f"tasks not successful: {not_ok}\n" + "\n".join(failed_logs)
     assert deployment["states"] == dict.fromkeys(DAG_IDS, "success")
     by_dag = {d: [t for t in tis if t["dag_id"] == d] for d in DAG_IDS}
     assert len(by_dag["synth_pg"]) == SYNTH_MODELS
