@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from manifest_dag.core.naming import DbtNaming
     from manifest_dag.operators import (
         DbtBuildOperator,
+        DbtRunOperationOperator,
         DbtRunOperator,
         DbtSeedOperator,
         DbtSnapshotOperator,
@@ -60,6 +61,7 @@ _LAZY = {
     "DbtTaskGroup": "manifest_dag.scheduler.dag",
     "DbtVenvOperator": "manifest_dag.operators",
     "DbtRunOperator": "manifest_dag.operators",
+    "DbtRunOperationOperator": "manifest_dag.operators",
     "DbtTestOperator": "manifest_dag.operators",
     "DbtSeedOperator": "manifest_dag.operators",
     "DbtSnapshotOperator": "manifest_dag.operators",
@@ -90,6 +92,7 @@ __all__ = [
     "DbtNaming",
     "DbtNode",
     "DbtRunError",
+    "DbtRunOperationOperator",
     "DbtRunOperator",
     "DbtSeedOperator",
     "DbtSnapshotOperator",

@@ -14,6 +14,7 @@ Each operator also works alone in a plain DAG::
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -31,7 +32,7 @@ from manifest_dag.core.config import (
     rendered_switch,
 )
 from manifest_dag.core.dbt import FULL_REFRESH_COMMANDS, FULL_REFRESH_FLAGS, check_dbt_flags, command_args
-from manifest_dag.core.errors import ConfigError, WorkspaceError
+from manifest_dag.core.errors import ConfigError, DbtRunError, WorkspaceError
 from manifest_dag.core.specs import DbtInvocation
 
 
@@ -52,8 +53,13 @@ class DbtVenvOperator(BaseOperator):
         "dbt_flags",
         "project_dir",
         "full_refresh",
+        "install_deps",
+        "compiled_sql",
     )
-    template_fields_renderers: ClassVar[dict[str, str]] = {"dbt_vars": "json", "env": "json"}
+    template_fields_renderers: ClassVar[dict[str, str]] = {"dbt_vars": "json", "env": "json", "compiled_sql": "sql"}
+    #: Airflow 3 stores the rendered fields again after ``execute`` (its task runner's
+    #: ``finalize``), so ``compiled_sql``, set as dbt finishes, shows in the task's rendered fields
+    overwrite_rtif_after_execution: bool = True
     ui_color = "#fde5dd"
     ui_fgcolor = "#000000"
     dbt_command: ClassVar[str] = ""
@@ -78,9 +84,11 @@ class DbtVenvOperator(BaseOperator):
         env: Mapping[str, str] | None = None,
         full_refresh: bool | str = False,
         dbt_flags: Sequence[str] = (),
-        install_deps: bool = False,
+        install_deps: bool | str = False,
         artifacts_callback: Callable[[Path, Any], None] | None = None,
         on_warning_callback: Callable[[Any, list[dict[str, Any]]], None] | None = None,
+        skip_exit_code: int | None = None,
+        append_env: bool = True,
         dbt_command: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -122,13 +130,25 @@ class DbtVenvOperator(BaseOperator):
         # True, False or a template rendered as the task runs ("{{ params.full_refresh }}")
         self.full_refresh = check_switch(full_refresh, f"{where}: full_refresh")
         self.dbt_flags = list(check_dbt_flags(dbt_flags, where, self.dbt_command))
-        self.install_deps = install_deps
+        self.install_deps = check_switch(install_deps, f"{where}: install_deps")
         self.artifacts_callback = artifacts_callback
         if on_warning_callback is not None and not callable(on_warning_callback):
             raise ConfigError(
                 f"{where}: on_warning_callback must be a callable (context, warnings), got {on_warning_callback!r}"
             )
         self.on_warning_callback = on_warning_callback
+        if skip_exit_code is not None and (
+            not isinstance(skip_exit_code, int) or isinstance(skip_exit_code, bool) or skip_exit_code <= 0
+        ):
+            raise ConfigError(
+                f"{where}: skip_exit_code must be a dbt exit code above 0 (or None), got {skip_exit_code!r}"
+            )
+        self.skip_exit_code = skip_exit_code
+        if not isinstance(append_env, bool):
+            raise ConfigError(f"{where}: append_env must be True or False, got {append_env!r}")
+        self.append_env = append_env
+        #: the SQL dbt compiled for the task's nodes, set as dbt finishes (a rendered field)
+        self.compiled_sql = ""
 
     @property
     def _where(self) -> str:
@@ -177,9 +197,10 @@ class DbtVenvOperator(BaseOperator):
             dbt_vars=self.dbt_vars,
             secret_vars=self.secret_vars,
             env={str(k): str(v) for k, v in (self.env or {}).items()},
-            install_deps=self.install_deps,
+            install_deps=rendered_switch(self.install_deps, f"{self._where}: install_deps"),
             warm_processes=self.venv_config.warm_processes,
             warm_scope=self.venv_config.warm_scope,
+            append_env=self.append_env,
         )
 
     def execute(self, context: Any) -> dict[str, Any]:
@@ -194,13 +215,25 @@ class DbtVenvOperator(BaseOperator):
             assert user_callback is not None
             user_callback(target, context)
 
+        def show_compiled(summary: Any) -> None:
+            self.compiled_sql = summary.compiled_sql()  # masked like the log; failed or not
+
         try:
             outcome = run_dbt(
                 self.invocation(),
                 log=self.log.info,
                 artifacts_callback=callback if user_callback is not None else None,
                 on_invoker=self._keep_invoker,
+                on_results=show_compiled,
             )
+        except DbtRunError as exc:
+            if self.skip_exit_code is not None and exc.exit_code == self.skip_exit_code:
+                from airflow.sdk.exceptions import AirflowSkipException
+
+                raise AirflowSkipException(
+                    f"dbt exited with {exc.exit_code}, this task's skip_exit_code: skipped. {exc}"
+                ) from exc
+            raise
         finally:
             self._invoker = None
         summary = outcome.summary
@@ -259,6 +292,50 @@ class DbtSourceFreshnessOperator(DbtVenvOperator):
     ui_color = "#e8f7f5"
 
 
+class DbtRunOperationOperator(DbtVenvOperator):
+    """``dbt run-operation <macro_name> --args <macro_args>``: one macro as a task (grants,
+    vacuums, a table to drop before a load).
+
+    ``macro_name`` and ``macro_args`` are templated; a mapping is sent as JSON (which is YAML, what
+    dbt reads), a string as is. Like ``--vars``, the args are on dbt's command line: put secrets in
+    ``secret_vars`` and read them with ``var()`` in the macro. There is no selection: the
+    ``select``, ``exclude``, ``selector`` and ``indirect_selection`` arguments are refused.
+    """
+
+    dbt_command = "run-operation"
+    template_fields: Sequence[str] = (*DbtVenvOperator.template_fields, "macro_name", "macro_args")
+    template_fields_renderers: ClassVar[dict[str, str]] = {
+        **DbtVenvOperator.template_fields_renderers,
+        "macro_args": "json",
+    }
+    ui_color = "#f3eedb"
+
+    def __init__(self, *, macro_name: str, macro_args: Mapping[str, Any] | str | None = None, **kwargs: Any) -> None:
+        where = f"{type(self).__name__}(task_id={kwargs.get('task_id')!r})"
+        given = [name for name in ("select", "exclude", "selector", "indirect_selection") if kwargs.get(name)]
+        if given:
+            raise ConfigError(f"{where}: dbt run-operation runs one macro and takes no {', '.join(given)}")
+        if kwargs.get("dbt_command", "run-operation") != "run-operation":
+            raise ConfigError(f"{where}: dbt_command is run-operation here")
+        kwargs.pop("dbt_command", None)
+        super().__init__(**kwargs)
+        if not isinstance(macro_name, str) or not macro_name.strip():
+            raise ConfigError(f"{where}: macro_name must name a macro (a non-empty string), got {macro_name!r}")
+        if macro_args is not None and not isinstance(macro_args, (Mapping, str)):
+            raise ConfigError(f"{where}: macro_args must be a dict or a YAML string, got {type(macro_args).__name__}")
+        self.macro_name = macro_name
+        self.macro_args = dict(macro_args) if isinstance(macro_args, Mapping) else macro_args
+
+    def dbt_args(self) -> list[str]:
+        """``run-operation <macro> [--args <json>]`` and the task's flags."""
+        args = ["run-operation", self.macro_name.strip()]
+        if isinstance(self.macro_args, Mapping) and self.macro_args:
+            args += ["--args", json.dumps(self.macro_args, sort_keys=True, default=str)]
+        elif isinstance(self.macro_args, str) and self.macro_args.strip():
+            args += ["--args", self.macro_args]
+        return args + self._rendered_flags()
+
+
 OPERATOR_FOR_COMMAND: Mapping[str, type[DbtVenvOperator]] = {
     cls.dbt_command: cls
     for cls in (
@@ -268,5 +345,6 @@ OPERATOR_FOR_COMMAND: Mapping[str, type[DbtVenvOperator]] = {
         DbtSnapshotOperator,
         DbtBuildOperator,
         DbtSourceFreshnessOperator,
+        DbtRunOperationOperator,
     )
 }

@@ -17,6 +17,7 @@ from manifest_dag.core.dbt import COMMAND_FOR_TYPE, FULL_REFRESH_COMMANDS
 from manifest_dag.operators import (
     OPERATOR_FOR_COMMAND,
     DbtBuildOperator,
+    DbtRunOperationOperator,
     DbtRunOperator,
     DbtSeedOperator,
     DbtSourceFreshnessOperator,
@@ -146,7 +147,8 @@ def test_invocation_cache_dir_precedence(monkeypatch: pytest.MonkeyPatch, tmp_pa
 
 def test_templated_fields_are_rendered() -> None:
     assert set(DbtVenvOperator.template_fields) == {
-        "select", "exclude", "dbt_vars", "env", "dbt_flags", "project_dir", "full_refresh",
+        "select", "exclude", "dbt_vars", "env", "dbt_flags", "project_dir", "full_refresh", "install_deps",
+        "compiled_sql",
     }  # fmt: skip
     op = run_op(
         project_dir="/srv/{{ params.env }}/dbt",
@@ -283,7 +285,7 @@ def test_execute_hands_the_invocation_over_and_forgets_the_invoker(monkeypatch: 
     seen: dict[str, Any] = {}
     invoker = FakeInvoker()
 
-    def fake_run_dbt(inv, *, log, artifacts_callback, on_invoker):
+    def fake_run_dbt(inv, *, log, artifacts_callback, on_invoker, on_results):
         seen["inv"] = inv
         on_invoker(invoker)
         seen["kept"] = op._invoker
@@ -315,7 +317,7 @@ def test_execute_hands_the_invocation_over_and_forgets_the_invoker(monkeypatch: 
 def test_execute_forgets_the_invoker_when_dbt_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     import manifest_dag.worker.run as worker_run
 
-    def failing(inv, *, log, artifacts_callback, on_invoker):
+    def failing(inv, *, log, artifacts_callback, on_invoker, on_results):
         on_invoker(FakeInvoker())
         raise RuntimeError("dbt failed")
 
@@ -360,7 +362,7 @@ def test_operator_args_refuses_config_keys_with_config_error(key: str) -> None:
 def _fake_run_with(monkeypatch: pytest.MonkeyPatch, summary: Any) -> None:
     import manifest_dag.worker.run as worker_run
 
-    def fake_run_dbt(inv, *, log, artifacts_callback, on_invoker):
+    def fake_run_dbt(inv, *, log, artifacts_callback, on_invoker, on_results):
         return SimpleNamespace(summary=summary, exit_code=0, duration=1.0, reparsed=None)
 
     monkeypatch.setattr(worker_run, "run_dbt", fake_run_dbt)
@@ -420,3 +422,177 @@ def test_the_warning_callback_must_be_callable() -> None:
         ConfigError, match=re.escape("DbtRunOperator(task_id='orders_run'): on_warning_callback must be a callable")
     ):
         run_op(on_warning_callback="notify")
+
+
+# -- issue 21 item 9: the smaller cosmos knobs ----------------------------------------------------------
+RESULTS = Path(__file__).resolve().parent / "worker" / "run_results"
+
+
+def _failing_run(monkeypatch: pytest.MonkeyPatch, code: int | None, summary: Any = None) -> None:
+    import manifest_dag.worker.run as worker_run
+    from manifest_dag import DbtRunError
+
+    def fake_run_dbt(inv, *, log, artifacts_callback, on_invoker, on_results):
+        if summary is not None:
+            on_results(summary)
+        raise DbtRunError(f"`dbt {' '.join(inv.command_args)}` failed (exit code {code}).", command="x", exit_code=code)
+
+    monkeypatch.setattr(worker_run, "run_dbt", fake_run_dbt)
+
+
+def test_skip_exit_code_makes_the_task_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from manifest_dag import DbtRunError
+
+    _failing_run(monkeypatch, 1)
+    with pytest.raises(AirflowSkipException, match="dbt exited with 1, this task's skip_exit_code: skipped"):
+        DbtSourceFreshnessOperator(task_id="t", project_dir="/x", py_requirements=REQS, skip_exit_code=1).execute({})
+    with pytest.raises(DbtRunError):  # another code fails as before
+        DbtSourceFreshnessOperator(task_id="t", project_dir="/x", py_requirements=REQS, skip_exit_code=2).execute({})
+    with pytest.raises(DbtRunError):
+        run_op().execute({})
+
+
+@pytest.mark.parametrize("value", [0, -1, True, "1", 1.0])
+def test_skip_exit_code_must_be_a_positive_exit_code(value: Any) -> None:
+    with pytest.raises(ConfigError, match="skip_exit_code must be a dbt exit code above 0"):
+        run_op(skip_exit_code=value)
+
+
+def test_append_env_reaches_the_invocation() -> None:
+    assert run_op().invocation().append_env is True
+    assert run_op(append_env=False).invocation().append_env is False
+    with pytest.raises(ConfigError, match="append_env must be True or False"):
+        run_op(append_env="no")
+
+
+def test_install_deps_may_be_a_template_decided_per_run() -> None:
+    op = run_op(install_deps="{{ params.deps }}")
+    assert "install_deps" in op.template_fields
+    assert rendered(op, deps=True).invocation().install_deps is True
+    assert rendered(run_op(install_deps="{{ params.deps }}"), deps=False).invocation().install_deps is False
+    with pytest.raises(
+        ConfigError,
+        match=re.escape("install_deps must be True, False or a template such as '{{ params.install_deps }}'"),
+    ):
+        run_op(install_deps="yes")
+    with pytest.raises(ConfigError, match="install_deps is a template not rendered yet"):
+        run_op(install_deps="{{ params.deps }}").invocation()
+
+
+def test_a_dags_templated_install_deps_reaches_its_operators() -> None:
+    from manifest_dag import DbtDag, ProjectConfig
+
+    manifest = Path(__file__).resolve().parent.parent / "fixtures" / "manifests" / "shop" / "manifest.json"
+    dag = DbtDag(
+        dag_id="deps",
+        project_config=ProjectConfig(manifest_path=manifest, project_dir="/srv/shop", install_deps="{{ params.deps }}"),
+        venv_config=VenvConfig(py_requirements=REQS),
+        params={"deps": False},
+        schedule=None,
+    )
+    task = next(t for t in dag.tasks if isinstance(t, DbtVenvOperator))
+    assert task.install_deps == "{{ params.deps }}"
+    assert rendered(task, deps=True).invocation().install_deps is True
+
+
+def test_compiled_sql_is_a_rendered_field_written_again_after_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Airflow 3's task runner sends the rendered fields again in ``finalize`` when
+    ``overwrite_rtif_after_execution`` is set (checked with real Airflow in test_e2e_run_flags)."""
+    from manifest_dag.worker.results import read_run_results
+
+    op = run_op()
+    assert op.overwrite_rtif_after_execution is True and "compiled_sql" in op.template_fields
+    assert op.template_fields_renderers["compiled_sql"] == "sql" and op.compiled_sql == ""
+    summary = read_run_results(RESULTS / "run_error_skip.json")
+    _failing_run(monkeypatch, 1, summary)
+    from manifest_dag import DbtRunError
+
+    with pytest.raises(DbtRunError):
+        op.execute({})
+    assert op.compiled_sql == summary.compiled_sql() and "-- model.rr.broken" in op.compiled_sql  # failed too
+
+
+def test_compiled_sql_of_one_node_and_of_several() -> None:
+    from manifest_dag.worker.results import NodeResult, RunSummary
+
+    def node(uid: str, code: str | None) -> NodeResult:
+        return NodeResult(uid, "success", None, 0.1, None, compiled_code=code)
+
+    one = RunSummary("run", True, 1.0, (node("model.p.a", "select 1"), node("seed.p.s", None)))
+    assert one.compiled_sql() == "select 1"
+    two = RunSummary("build", True, 1.0, (node("model.p.a", "select 1"), node("test.p.t", "select 2")))
+    assert two.compiled_sql() == "-- model.p.a\nselect 1\n\n-- test.p.t\nselect 2"
+    assert RunSummary("seed", True, 1.0, (node("seed.p.s", None),)).compiled_sql() == ""
+    secret = RunSummary("run", True, 1.0, (node("model.p.a", "select 'hunter2'"),)).masked(
+        lambda s: s.replace("hunter2", "***")
+    )
+    assert secret.compiled_sql() == "select '***'"
+
+
+def test_real_run_results_carry_the_compiled_sql() -> None:
+    from manifest_dag.worker.results import read_run_results
+
+    summary = read_run_results(RESULTS / "run_error_skip.json")
+    compiled = [r for r in summary.results if r.compiled_code]
+    assert compiled and all(r.unique_id.startswith("model.") for r in compiled)
+
+
+def run_operation(**kwargs: Any) -> DbtRunOperationOperator:
+    kwargs.setdefault("task_id", "grant")
+    kwargs.setdefault("project_dir", "/srv/dbt")
+    kwargs.setdefault("py_requirements", REQS)
+    return DbtRunOperationOperator(**kwargs)
+
+
+def test_run_operation_runs_a_macro_with_templated_args() -> None:
+    assert OPERATOR_FOR_COMMAND["run-operation"] is DbtRunOperationOperator
+    assert run_operation(macro_name="vacuum").dbt_args() == ["run-operation", "vacuum"]
+    op = run_operation(
+        macro_name="grant_{{ params.what }}",
+        macro_args={"role": "{{ params.role }}", "n": 2},
+        dbt_flags=["--threads", "1"],
+    )
+    assert {"macro_name", "macro_args"} <= set(op.template_fields)
+    inv = rendered(op, what="select", role="reporter").invocation()
+    assert inv.command_args == (
+        "run-operation",
+        "grant_select",
+        "--args",
+        '{"n": 2, "role": "reporter"}',
+        "--threads",
+        "1",
+    )
+    yaml_args = run_operation(macro_name="grant", macro_args="{role: reporter}")
+    assert yaml_args.dbt_args() == ["run-operation", "grant", "--args", "{role: reporter}"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"macro_name": ""}, "macro_name must name a macro"),
+        ({"macro_name": "m", "macro_args": ["a"]}, "macro_args must be a dict or a YAML string"),
+        ({"macro_name": "m", "select": ["orders"]}, "dbt run-operation runs one macro and takes no select"),
+        ({"macro_name": "m", "dbt_command": "run"}, "dbt_command is run-operation here"),
+        (
+            {"macro_name": "m", "dbt_flags": ["--args", "{}"]},
+            "dbt flag --args is not allowed in dbt_flags: use DbtRunOperationOperator",
+        ),
+        ({"macro_name": "m", "dbt_flags": ["--full-refresh"]}, "dbt run-operation takes no --full-refresh"),
+    ],
+)
+def test_run_operation_refuses_what_it_cannot_do(kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(match)):
+        run_operation(**kwargs)
+
+
+def test_args_in_the_generic_operators_flags_point_to_the_run_operation_operator() -> None:
+    with pytest.raises(ConfigError, match="use DbtRunOperationOperator"):
+        DbtVenvOperator(
+            task_id="t",
+            project_dir="/x",
+            py_requirements=REQS,
+            dbt_command="run-operation",
+            dbt_flags=["m", "--args", "{}"],
+        )

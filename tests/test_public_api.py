@@ -20,6 +20,7 @@ PUBLIC_NAMES = [
     "DbtNaming",
     "DbtNode",
     "DbtRunError",
+    "DbtRunOperationOperator",
     "DbtRunOperator",
     "DbtSeedOperator",
     "DbtSnapshotOperator",

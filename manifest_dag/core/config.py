@@ -160,9 +160,8 @@ def check_switch(value: Any, where: str) -> bool | str:
     """
     if isinstance(value, bool) or (isinstance(value, str) and "{{" in value):
         return value
-    raise ConfigError(
-        f"{where} must be True, False or a template such as '{{{{ params.full_refresh }}}}', got {value!r}"
-    )
+    name = where.replace(":", " ").split()[-1].split(".")[-1]  # "X(task_id='t'): full_refresh" -> full_refresh
+    raise ConfigError(f"{where} must be True, False or a template such as '{{{{ params.{name} }}}}', got {value!r}")
 
 
 def rendered_switch(value: Any, where: str) -> bool:
@@ -347,8 +346,9 @@ class ProjectConfig:
     secret_vars: Mapping[str, SecretVar] = field(default_factory=dict)
     #: ``partial_parse.msgpack`` to reuse; default: the one beside the manifest, if any.
     partial_parse_path: str | Path | None = None
-    #: run ``dbt deps`` (once per worker per package spec) when the project has packages.
-    install_deps: bool = False
+    #: run ``dbt deps`` (once per worker per package spec) when the project has packages; a
+    #: template (``"{{ params.install_deps }}"``) decides per run.
+    install_deps: bool | str = False
     #: where parsed plans are cached (see ``manifest_dag.scheduler.plan_cache``); None: ``MANIFEST_DAG_PLAN_CACHE``
     #: or ``~/.cache/manifest-dag/plans``; False: no disk cache.
     plan_cache_dir: str | Path | bool | None = None
@@ -363,7 +363,7 @@ class ProjectConfig:
         _mapping(self, "dbt_vars")
         _mapping(self, "env_vars", str_values=True)
         _set(self, "secret_vars", check_secret_vars(self.secret_vars, "ProjectConfig.secret_vars", self.dbt_vars))
-        _bool(self, "install_deps")
+        _set(self, "install_deps", check_switch(self.install_deps, "ProjectConfig.install_deps"))
 
 
 @dataclass(frozen=True)

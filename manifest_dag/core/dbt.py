@@ -121,6 +121,7 @@ MANAGED_FLAGS: Mapping[str, str] = {
     "--selector": "use the selector argument",
     "--vars": "use the dbt_vars argument (templated)",
     "--indirect-selection": "use the indirect_selection argument",
+    "--args": "use DbtRunOperationOperator(macro_name=..., macro_args=...) (templated)",
 }
 #: ``--full-refresh`` and its short form: ``full_refresh=True`` or in ``dbt_flags`` (a per-run template)
 FULL_REFRESH_FLAGS = ("--full-refresh", "-f")

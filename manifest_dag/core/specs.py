@@ -112,6 +112,8 @@ class DbtInvocation:
     warm_scope: str | None = None
     #: secret vars: name -> where the worker reads the value (``core.config.SecretVar``)
     secret_vars: Mapping[str, SecretVar] = field(default_factory=dict)
+    #: dbt's environment starts from the worker's (True) or only from ``MINIMAL_ENV`` of it (False)
+    append_env: bool = True
 
     def __post_init__(self) -> None:
         from manifest_dag.core.config import check_secret_vars, vars_with_secret_references

@@ -49,6 +49,8 @@ class NodeResult:
     execution_time: float
     failures: int | None
     adapter_response: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    #: the SQL dbt ran for the node (models, tests, snapshots; None for seeds and sources)
+    compiled_code: str | None = None
 
     @property
     def one_line_message(self) -> str:
@@ -143,6 +145,14 @@ class RunSummary:
     def _counts_text(self) -> str:
         return " ".join(f"{k}={v}" for k, v in self.counts().items())
 
+    def compiled_sql(self) -> str:
+        """The compiled SQL of the nodes that have some, for the task's rendered fields: one node's
+        as is, several each under a ``-- <unique_id>`` line; ``""`` when none has any."""
+        compiled = [r for r in self.results if r.compiled_code]
+        if len(compiled) == 1:
+            return compiled[0].compiled_code or ""
+        return "\n\n".join(f"-- {r.unique_id}\n{r.compiled_code}" for r in compiled)
+
     def warned(self) -> list[dict[str, Any]]:
         """The nodes that ended in ``warn``, as plain data (the task's XCom and its
         ``on_warning_callback`` get this): ``unique_id``, dbt's message on one line (masked when
@@ -184,7 +194,7 @@ class RunSummary:
         return "\n".join(self.log_lines())
 
     def masked(self, mask: Callable[[str], str]) -> RunSummary:
-        """This summary with ``mask`` applied to dbt's text (node messages, adapter responses).
+        """This summary with ``mask`` applied to dbt's text (messages, adapter responses, compiled SQL).
 
         dbt's messages quote SQL, connection errors and compiled code, which can hold a secret;
         whatever logs, raises or returns a summary takes the masked one.
@@ -207,6 +217,7 @@ def _masked_node(result: NodeResult, mask: Callable[[str], str]) -> NodeResult:
         result,
         message=mask(result.message) if result.message else result.message,
         adapter_response=MappingProxyType({k: _masked_value(v, mask) for k, v in result.adapter_response.items()}),
+        compiled_code=mask(result.compiled_code) if result.compiled_code else result.compiled_code,
     )
 
 
@@ -237,6 +248,7 @@ def _node(path: Path, index: int, raw: Any) -> NodeResult:
     if not isinstance(unique_id, str) or not isinstance(status, str):
         raise DbtRunError(f"{path}: results[{index}] has no unique_id/status; is this dbt's {path.name}?")
     message = raw.get("message")
+    compiled = raw.get("compiled_code")
     failures = raw.get("failures")
     response = raw.get("adapter_response")
     try:
@@ -250,6 +262,7 @@ def _node(path: Path, index: int, raw: Any) -> NodeResult:
         execution_time=execution_time,
         failures=failures if isinstance(failures, int) and not isinstance(failures, bool) else None,
         adapter_response=MappingProxyType(dict(response)) if isinstance(response, Mapping) else MappingProxyType({}),
+        compiled_code=compiled if isinstance(compiled, str) else None,
     )
 
 

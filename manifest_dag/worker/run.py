@@ -11,6 +11,7 @@ error raised when dbt fails.
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -40,6 +41,13 @@ _PARSE_NOTES = ("Partial parsing enabled", "skipping parsing", "Unable to do par
 NODE_COMMANDS = frozenset({"run", "seed", "snapshot", "build", "test"})
 #: how many of dbt's last lines an error quotes when there are no run results to explain it
 _TAIL = 15
+#: what dbt keeps of the worker's environment with ``append_env=False`` (the rest is the task's
+#: own ``env``, the profile's and secret vars' variables, and what manifest-dag sets): finding
+#: programs (git for ``dbt deps``), the home folder, the user, locale and time zone, the temp
+#: folder, and the TLS roots a proxy or private CA needs
+MINIMAL_ENV = (
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SSL_CERT_FILE", "SSL_CERT_DIR",
+)  # fmt: skip
 
 
 @dataclass
@@ -62,10 +70,13 @@ def run_dbt(
     artifacts_callback: Callable[[Path], None] | None = None,
     venv_cache: VenvCache | None = None,
     on_invoker: Callable[[Invoker], None] | None = None,
+    on_results: Callable[[Any], None] | None = None,
 ) -> InvocationOutcome:
     """Run one dbt command as ``inv`` says; raise ``DbtRunError`` when dbt fails.
 
-    ``on_invoker`` receives the invoker before dbt starts (the operator keeps it for on_kill).
+    ``on_invoker`` receives the invoker before dbt starts (the operator keeps it for on_kill);
+    ``on_results`` the masked ``RunSummary`` once dbt wrote one, failed or not (the operator
+    shows the compiled SQL in the task's rendered fields).
     """
     from manifest_dag.worker.profiles import RenderedProfile, resolve_profile, write_profile
     from manifest_dag.worker.results import FRESHNESS_RESULTS, read_freshness_results, read_run_results
@@ -85,7 +96,8 @@ def run_dbt(
     mask = Masker([*(profile.secrets if isinstance(profile, RenderedProfile) else ()), *secret_env.values()])
     vars_json = canonical_vars(inv.dbt_vars)
     pc = inv.profile_config
-    env = venv.environ()
+    # the worker's environment, or with append_env=False only what dbt needs of it
+    env = venv.environ() if inv.append_env else venv.environ({k: v for k, v in os.environ.items() if k in MINIMAL_ENV})
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     env.update(inv.env)
     if isinstance(profile, RenderedProfile):
@@ -180,6 +192,8 @@ def run_dbt(
         if summary is not None:
             for line in summary.log_lines():
                 log(line)
+            if on_results is not None:
+                on_results(summary)
         if artifacts_callback is not None:
             artifacts_callback(ws.target)
         outcome = InvocationOutcome(code, summary, duration, reparsed, venv, lines)

@@ -186,14 +186,29 @@ def test_to_spec_carries_every_venv_field() -> None:
 @pytest.mark.parametrize(
     ("build", "where"),
     [
-        (lambda: ProjectConfig(manifest_path="m.json", project_dir="dbt/shop"), "ProjectConfig.project_dir: must be an absolute path"),
-        (lambda: ProjectConfig(manifest_path="https://x.example/manifest.json"), "ProjectConfig.manifest_path: must be a local file"),
-        (lambda: ProjectConfig(manifest_path="s3://bucket/manifest.json"), "ProjectConfig.manifest_path: must be a local file"),
+        (
+            lambda: ProjectConfig(manifest_path="m.json", project_dir="dbt/shop"),
+            "ProjectConfig.project_dir: must be an absolute path",
+        ),
+        (
+            lambda: ProjectConfig(manifest_path="https://x.example/manifest.json"),
+            "ProjectConfig.manifest_path: must be a local file",
+        ),
+        (
+            lambda: ProjectConfig(manifest_path="s3://bucket/manifest.json"),
+            "ProjectConfig.manifest_path: must be a local file",
+        ),
         (lambda: VenvConfig(py_requirements=REQS, index_url=""), "VenvConfig.index_url: must be a URL"),
-        (lambda: VenvConfig(py_requirements=REQS, index_url="pypi.example/simple"), "VenvConfig.index_url: must be a URL"),
+        (
+            lambda: VenvConfig(py_requirements=REQS, index_url="pypi.example/simple"),
+            "VenvConfig.index_url: must be a URL",
+        ),
         (lambda: VenvConfig(py_requirements=REQS, extra_index_urls=[""]), "VenvConfig.extra_index_urls: must be a URL"),
         (lambda: VenvConfig(py_requirements=REQS, constraints=""), "VenvConfig.constraints"),
-        (lambda: VenvConfig(py_requirements=REQS, constraints="constraints.txt"), "VenvConfig.constraints: must be an absolute path"),
+        (
+            lambda: VenvConfig(py_requirements=REQS, constraints="constraints.txt"),
+            "VenvConfig.constraints: must be an absolute path",
+        ),
     ],
 )
 def test_mistakes_that_would_only_fail_inside_the_task_fail_at_import(build: Callable[[], Any], where: str) -> None:
@@ -208,8 +223,50 @@ def test_what_lives_only_on_workers_is_not_checked_for_existence(tmp_path: Path)
     project = ProjectConfig(manifest_path="m.json", project_dir="/srv/dbt/does-not-exist-here")
     assert project.project_dir == Path("/srv/dbt/does-not-exist-here")
     venv = VenvConfig(
-        py_requirements=REQS, index_url="https://pypi.example/simple", constraints="/etc/worker/constraints.txt",
+        py_requirements=REQS,
+        index_url="https://pypi.example/simple",
+        constraints="/etc/worker/constraints.txt",
         extra_index_urls=["file:///wheels/simple"],
     )
     assert venv.to_spec().constraints == "/etc/worker/constraints.txt"
-    assert VenvConfig(py_requirements=REQS, constraints="https://x.example/c.txt").constraints == "https://x.example/c.txt"
+    assert (
+        VenvConfig(py_requirements=REQS, constraints="https://x.example/c.txt").constraints == "https://x.example/c.txt"
+    )
+
+
+# -- yes/no settings decided per run (issue 21 items 2 and 9) --------------------------------------------
+def test_a_switch_is_a_bool_or_a_template() -> None:
+    from manifest_dag.core.config import check_switch
+
+    assert check_switch(True, "x.full_refresh") is True and check_switch("{{ params.fr }}", "x") == "{{ params.fr }}"
+    for bad in ("yes", "", None, 1):
+        with pytest.raises(
+            ConfigError,
+            match=re.escape("x.full_refresh must be True, False or a template such as '{{ params.full_refresh }}'"),
+        ):
+            check_switch(bad, "x.full_refresh")
+
+
+@pytest.mark.parametrize(
+    ("value", "wanted"),
+    [(True, True), (False, False), ("True", True), (" yes ", True), ("ON", True), ("1", True), ("False", False),
+     ("no", False), ("off", False), ("0", False), ("", False), ("None", False), (None, False), (1, True), (0, False)],
+)  # fmt: skip
+def test_a_rendered_switch_says_true_or_false(value: Any, wanted: bool) -> None:
+    from manifest_dag.core.config import rendered_switch
+
+    assert rendered_switch(value, "here") is wanted
+
+
+@pytest.mark.parametrize("value", ["maybe", 2, [True], "{{ params.x }}"])
+def test_a_rendered_switch_that_says_neither_is_refused(value: Any) -> None:
+    from manifest_dag.core.config import rendered_switch
+
+    with pytest.raises(ConfigError, match="here"):
+        rendered_switch(value, "here")
+
+
+def test_project_install_deps_may_be_a_template() -> None:
+    assert ProjectConfig(manifest_path="/m.json", install_deps="{{ params.deps }}").install_deps == "{{ params.deps }}"
+    with pytest.raises(ConfigError, match=re.escape("ProjectConfig.install_deps must be True, False or a template")):
+        ProjectConfig(manifest_path="/m.json", install_deps="yes")

@@ -4,7 +4,13 @@ One incremental model appends a row per run: ``batch`` comes from a templated db
 (``ProjectConfig.dbt_vars``), ``mark`` from a templated env var (``ProjectConfig.env_vars``), both
 from the run's ``params``; the ``DbtDag``'s ``operator_args`` make ``full_refresh`` the template
 ``{{ params.full_refresh }}``. Three runs: two append, the third, with ``full_refresh: true`` in
-its conf, rebuilds the table from that run's row alone (issue 21 item 2).
+its conf, rebuilds the table from that run's row alone (issue 21 item 2); each run's compiled
+SQL is in the task's rendered fields after the run.
+
+A second DAG on the same project has the smaller knobs (issue 21 item 9): a macro run with
+templated ``--args`` (``DbtRunOperationOperator``), with and without the worker's environment
+(``append_env=False``), and a macro that fails with dbt's exit code 1, the task's
+``skip_exit_code``: skipped, and its downstream task with it.
 """
 
 from __future__ import annotations
@@ -57,6 +63,14 @@ def make_project(root: Path) -> Path:
         "      path: \"{{ env_var('RUNFLAGS_DB') }}\"\n      threads: 1\n"
     )
     (root / "models").mkdir()
+    (root / "macros").mkdir()
+    (root / "macros" / "knobs.sql").write_text(
+        "{% macro note(batch) %}\n"
+        "  {% do log('NOTE batch=' ~ batch ~ ' worker=' ~ env_var('WORKER_ONLY_SETTING', 'absent')"
+        " ~ ' mark=' ~ env_var('RUN_MARK', 'none'), info=True) %}\n"
+        "{% endmacro %}\n"
+        "{% macro gate() %}\n  {{ exceptions.raise_compiler_error('GATE: nothing new to load') }}\n{% endmacro %}\n"
+    )
     (root / "models" / "batches.sql").write_text(
         "{{ config(materialized='incremental') }}\n"
         "select cast({{ var('batch', 0) }} as integer) as batch, '{{ env_var('RUN_MARK', 'none') }}' as mark\n"
@@ -119,9 +133,55 @@ def test_a_templated_full_refresh_rebuilds_an_incremental_model(tmp_path: Path) 
         text = log.read_text()
         assert ("--full-refresh" in text.split("running: dbt run", 1)[1].splitlines()[0]) is (n == 3), text[-3000:]
         assert task["rendered"]["full_refresh"] == str(conf.get("full_refresh", False))
+        # set as dbt finished and stored again after execute (overwrite_rtif_after_execution)
+        assert f"cast({conf['batch']} as integer) as batch" in task["rendered"]["compiled_sql"], task["rendered"]
         seen.append(duckdb_rows(db, "select batch, mark from main.batches order by batch"))
     assert seen == [
         [[1, "mark-1"]],
         [[1, "mark-1"], [2, "mark-2"]],  # incremental: appended
         [[3, "mark-3"]],  # --full-refresh: rebuilt from this run's row alone
     ]
+
+
+KNOBS_DAG = '''
+"""An Airflow DAG of run-operation tasks: templated args, append_env, skip_exit_code (manifest-dag e2e test)."""
+import pendulum
+from airflow.sdk import DAG
+from manifest_dag import DbtRunOperationOperator, DbtRunOperator, ProfileConfig
+
+common = dict(
+    project_dir="{project}",
+    py_requirements={reqs!r},
+    profile_config=ProfileConfig(profile_name="runflags", profiles_yml_path="{project}/profiles.yml"),
+    env={{"RUNFLAGS_DB": "{db}", "RUN_MARK": "m-{{{{ params.batch }}}}"}},
+)
+with DAG("knobs", schedule=None, start_date=pendulum.datetime(2024, 1, 1, tz="UTC"), params={{"batch": 5}}) as dag:
+    DbtRunOperationOperator(task_id="note_min", macro_name="note", macro_args={{"batch": "{{{{ params.batch }}}}"}},
+                            append_env=False, **common)
+    DbtRunOperationOperator(task_id="note_all", macro_name="note", macro_args={{"batch": "{{{{ params.batch }}}}"}},
+                            **common)
+    gate = DbtRunOperationOperator(task_id="gate", macro_name="gate", skip_exit_code=1, **common)
+    gate >> DbtRunOperator(task_id="after_gate", select=["batches"], **common)
+'''
+
+
+def test_run_operation_append_env_and_skip_exit_code(tmp_path: Path) -> None:
+    home = tmp_path / "airflow"
+    home.mkdir()
+    migrate(home)
+    project = make_project(tmp_path / "runflags")
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    db = tmp_path / "knobs.duckdb"
+    (dags / "knobs_dag.py").write_text(KNOBS_DAG.format(project=project, db=db, reqs=VENV_REQUIREMENTS))
+    log = tmp_path / "knobs.log"
+    result = dag_test(home, dags, "knobs", log, {"batch": 7}, WORKER_ONLY_SETTING="present")
+    states = {task: info["state"] for task, info in result["tasks"].items()}
+    text = log.read_text()
+    assert states == {"note_min": "success", "note_all": "success", "gate": "skipped", "after_gate": "skipped"}, (
+        f"{states}; log: {text[-4000:]}"
+    )
+    assert "NOTE batch=7 worker=absent mark=m-7" in text  # append_env=False: only what dbt needs, and env
+    assert "NOTE batch=7 worker=present mark=m-7" in text
+    assert 'running: dbt run-operation note --args {"batch": "7"}' in text
+    assert "GATE: nothing new to load" in text and "skip_exit_code: skipped" in text

@@ -7,6 +7,7 @@ dbt itself is run by the e2e tests; here a small fake ``Invoker`` stands in for 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ import pytest
 
 from manifest_dag import DbtRunError, ProfileConfig
 from manifest_dag.core.specs import DbtInvocation, VenvSpec
-from manifest_dag.worker.run import run_dbt
+from manifest_dag.worker.run import MINIMAL_ENV, run_dbt
+from manifest_dag.worker.venv import venv_environ
 
 SECRET = "pg-s3cr3t-Zq9/x"
 
@@ -30,8 +32,8 @@ class FakeVenv:
     def executable(self, name: str) -> Path:
         return self.path / "bin" / name
 
-    def environ(self) -> dict[str, str]:
-        return {}
+    def environ(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        return {} if base is None else venv_environ(self.path, base)
 
 
 class FakeCache:
@@ -55,6 +57,7 @@ class FakeDbt:
         self.results, self.code, self.lines, self.artifact = results, code, lines, artifact
 
     def invoke(self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], on_line: Any) -> int:
+        self.env = dict(env)
         for line in self.lines:
             on_line(line)
         if self.results is not None:
@@ -187,3 +190,35 @@ def test_dbt_messages_in_run_results_are_masked_in_the_log_and_the_error(
     assert info.value.failed_nodes == ("model.shop.orders", "model.shop.items")
     assert logged and not [line for line in logged if SECRET in line]
     assert any("model.shop.orders [ERROR]" in line and "***" in line for line in logged)
+
+
+# -- issue 21 item 9: append_env=False, run-operation ---------------------------------------------------
+def test_append_env_false_gives_dbt_only_what_it_needs_of_the_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WORKER_ONLY_SETTING", "leaks")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TZ", "Europe/Paris")
+    dbt = FakeDbt([_node("model.shop.orders")])
+    _run(tmp_path / "a", ["run", "--select", "shop.orders"], dbt, env={"RUN_MARK": "m1"}, append_env=False)
+    worker_keys = set(dbt.env) - {"RUN_MARK", "VIRTUAL_ENV", "DBT_SEND_ANONYMOUS_USAGE_STATS"}
+    assert worker_keys <= set(MINIMAL_ENV), worker_keys - set(MINIMAL_ENV)
+    assert "WORKER_ONLY_SETTING" not in dbt.env
+    assert dbt.env["RUN_MARK"] == "m1" and dbt.env["HOME"] == str(tmp_path / "home") and dbt.env["TZ"] == "Europe/Paris"
+    assert dbt.env["PATH"].split(os.pathsep)[0].endswith("bin")  # the venv's first
+    assert dbt.env["DBT_SEND_ANONYMOUS_USAGE_STATS"] == "false"
+    # the profile's and secret vars' variables still reach dbt
+    monkeypatch.setenv("AIRFLOW_VAR_RUN_KEY", "k-123")
+    from manifest_dag import SecretVar
+
+    dbt = FakeDbt([_node("model.shop.orders")])
+    _run(tmp_path / "b", ["run"], dbt, append_env=False, secret_vars={"key": SecretVar(airflow_variable="run_key")})
+    assert dbt.env["MANIFEST_DAG_SECRET_VAR_KEY"] == "k-123" and "AIRFLOW_VAR_RUN_KEY" not in dbt.env
+
+
+def test_run_operation_results_are_read(tmp_path: Path) -> None:
+    dbt = FakeDbt([_node("macro.shop.grant_select")])
+    outcome, logged = _run(tmp_path, ["run-operation", "grant_select", "--args", "{role: r}"], dbt)
+    assert outcome.summary.counts()["PASS"] == 1 and any(
+        "running: dbt run-operation grant_select" in line for line in logged
+    )
