@@ -156,8 +156,8 @@ def run_dbt(
                 ws.install_deps(run_deps)
 
         prefer_slot = getattr(invoker, "prefer_slot", None)
-        if prefer_slot is not None and ws.slot is not None and ws.slot.name.isdigit():
-            prefer_slot(int(ws.slot.name))  # the warm process that holds this slot's project parsed
+        if prefer_slot is not None and ws.slot_number is not None:
+            prefer_slot(ws.slot_number)  # the warm process that holds this slot's project parsed
         argv = dbt_argv(list(inv.command_args), ws.project, ws.target, ws.logs)
         shown = mask(" ".join(inv.command_args))
         log(f"running: dbt {shown}  (dbt {dbt_version}, venv {venv.key})")

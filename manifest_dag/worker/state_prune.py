@@ -135,19 +135,9 @@ class _Held:
 
 def _stop_warm_pool(pool: Path) -> int:
     """Stop the processes of one warm pool (its slot locks are held: none is serving a task)."""
-    from manifest_dag.worker.warm import _is_our_server, _kill
+    from manifest_dag.worker.warm import stop_pool
 
-    stopped = 0
-    for pid_file in pool.glob("*.pid"):
-        try:
-            pid = int(pid_file.read_text().strip())
-        except (OSError, ValueError):
-            continue
-        if _is_our_server(pid):
-            _kill(pid)
-            stopped += 1
-        pid_file.unlink(missing_ok=True)
-    return stopped
+    return stop_pool(pool)
 
 
 def _warm_socket_dir(pool: Path) -> Path | None:

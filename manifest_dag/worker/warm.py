@@ -362,10 +362,10 @@ def pool_status(pool_dir: Path, timeout: float = 0.5) -> list[dict]:
     return out
 
 
-def stop_pools(state_dir: Path) -> int:
-    """Stop every warm dbt process under ``<state>/warm`` (tests, ``venv prune``); returns how many."""
+def stop_pool(pool_dir: Path) -> int:
+    """Stop the warm dbt processes of one pool (by their pid files); returns how many."""
     stopped = 0
-    for pid_file in (state_dir / "warm").glob("*/*.pid"):
+    for pid_file in pool_dir.glob("*.pid"):
         try:
             pid = int(pid_file.read_text().strip())
         except (OSError, ValueError):
@@ -375,6 +375,11 @@ def stop_pools(state_dir: Path) -> int:
             stopped += 1
         pid_file.unlink(missing_ok=True)
     return stopped
+
+
+def stop_pools(state_dir: Path) -> int:
+    """Stop every warm dbt process under ``<state>/warm`` (tests, ``venv prune``); returns how many."""
+    return sum(stop_pool(pool) for pool in (state_dir / "warm").glob("*/") if pool.is_dir())
 
 
 #: dbt's console line when it starts a node (``12:00:01  1 of 5 START sql view model ...``)
