@@ -92,6 +92,10 @@ class DbtVenvOperator(BaseOperator):
         dbt_command: str | None = None,
         **kwargs: Any,
     ) -> None:
+        # route the task to the workers that carry its venv (VenvConfig.queue) unless the task names
+        # a queue itself (``queue=`` or DbtDag's operator_args); it wins over the DAG's default_args
+        if venv_config is not None and venv_config.queue is not None and kwargs.get("queue") is None:
+            kwargs["queue"] = venv_config.queue
         super().__init__(**kwargs)
         where = f"{type(self).__name__}(task_id={self.task_id!r})"
         if dbt_command is not None:

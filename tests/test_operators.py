@@ -37,6 +37,30 @@ def run_op(**kwargs: Any) -> DbtRunOperator:
 
 
 # -- construction ----------------------------------------------------------------------------------
+def test_venv_config_queue_routes_the_task_unless_the_task_names_one() -> None:
+    """VenvConfig.queue sends the task to the workers that carry its venv; a queue the task names
+    itself wins; it wins over the DAG's default_args; without it, Airflow's default queue."""
+    import pendulum
+    from airflow.sdk import DAG
+
+    routed = VenvConfig(py_requirements=["dbt-core~=1.10.0", "dbt-postgres~=1.10.0"], queue="dbt110")
+    default_queue = run_op().queue
+    assert run_op(venv_config=routed).queue == "dbt110"
+    assert run_op(venv_config=routed, queue="gpu").queue == "gpu"
+    assert run_op(venv_config=VenvConfig(py_requirements=REQS)).queue == default_queue
+    with DAG("q", schedule=None, start_date=pendulum.datetime(2024, 1, 1), default_args={"queue": "dag-wide"}):
+        assert run_op(task_id="a", venv_config=routed).queue == "dbt110"
+        assert run_op(task_id="b", venv_config=VenvConfig(py_requirements=REQS)).queue == "dag-wide"
+    # routing is not part of the venv's key: the same venv serves any queue
+    assert routed.to_spec() == VenvConfig(py_requirements=routed.py_requirements).to_spec()
+
+
+@pytest.mark.parametrize("queue", ["", "a,b", "a b", 7, "-x"])
+def test_a_bad_queue_name_is_refused_naming_the_field(queue: Any) -> None:
+    with pytest.raises(ConfigError, match=r"VenvConfig\.queue: must be a queue name"):
+        VenvConfig(py_requirements=REQS, queue=queue)
+
+
 def test_the_dbt_to_run_is_required_once() -> None:
     with pytest.raises(
         ConfigError, match=re.escape("DbtRunOperator(task_id='t'): give venv_config or py_requirements")

@@ -132,6 +132,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="also build every distinct venv the dbt tasks of these DAG files (a file or "
         "folder) use, with their own settings: the surest way to match the tasks' keys",
     )
+    b.add_argument(
+        "--queue",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="with --dags: only the venvs of tasks routed to this Airflow queue (repeatable; "
+        "VenvConfig.queue or the task's queue): what a worker listening on these queues runs",
+    )
     b.add_argument("--python", help="VenvConfig.python")
     b.add_argument("--index-url", help="VenvConfig.index_url")
     b.add_argument("--extra-index-url", action="append", default=[], metavar="URL")

@@ -12,7 +12,7 @@ import json
 import shlex
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -62,8 +62,10 @@ class _Progress:
         print(f"{time.monotonic() - self.started:6.1f}s  {text}", file=sys.stderr, flush=True)
 
 
-def _configs_from_dags(path: str) -> list[VenvConfig]:
-    """The distinct VenvConfigs of the dbt tasks in the DAG files at ``path`` (a file or folder)."""
+def _configs_from_dags(path: str, queues: Sequence[str] = ()) -> list[VenvConfig]:
+    """The distinct VenvConfigs of the dbt tasks in the DAG files at ``path`` (a file or folder);
+    with ``queues``, of those tasks routed to one of them only (a worker listening on those queues
+    runs no other task, so it needs no other venv)."""
     from manifest_dag.operators import DbtVenvOperator
     from manifest_dag.testing import load_dag_bag
 
@@ -80,11 +82,20 @@ def _configs_from_dags(path: str) -> list[VenvConfig]:
     except AssertionError as exc:
         raise CliError(f"--dags {path}: {exc}") from None
     found: dict[Any, VenvConfig] = {}
+    seen_queues: set[str] = set()
     for dag in bag.dags.values():
         for task in dag.tasks:
             if isinstance(task, DbtVenvOperator):
+                seen_queues.add(str(task.queue))
+                if queues and task.queue not in queues:
+                    continue
                 cfg = task.venv_config
                 found.setdefault((cfg.to_spec(), str(cfg.cache_dir or "")), cfg)
+    if not found and queues:
+        raise CliError(
+            f"--dags {path} --queue {','.join(queues)}: no dbt task there is routed to these queues "
+            f"(the dbt tasks use {', '.join(sorted(seen_queues)) or 'none'})"
+        )
     if not found:
         raise CliError(f"--dags {path}: the DAG files there have no dbt tasks ({len(bag.dags)} DAGs loaded)")
     return list(found.values())
@@ -119,7 +130,9 @@ def build(args: argparse.Namespace) -> int:
             )
         )
     if args.dags:
-        configs += _configs_from_dags(args.dags)
+        configs += _configs_from_dags(args.dags, args.queue)
+    elif args.queue:
+        raise CliError("--queue picks among the tasks of --dags: give --dags too")
     if not configs:
         raise CliError("name the requirements (e.g. dbt-core~=1.11.0 dbt-duckdb~=1.11.0), or give --manifest or --dags")
     for config in configs:

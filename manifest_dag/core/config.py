@@ -58,6 +58,8 @@ def _path(obj: object, name: str, required: bool = False) -> None:
 
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+#: a Celery queue name as a worker lists it in ``--queues a,b`` (no comma, no space)
+_QUEUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$")
 
 
 def _local_path(obj: object, name: str, *, absolute: bool = False) -> None:
@@ -420,6 +422,13 @@ class VenvConfig:
     #: where venvs are cached; default, in order: ``MANIFEST_DAG_VENV_CACHE``, Airflow's
     #: ``[manifest_dag] venv_cache_dir``, else ``~/.cache/manifest-dag/venvs``.
     cache_dir: str | Path | None = None
+    #: the Airflow queue (a Celery queue) this venv's tasks go to, so that only workers that carry
+    #: the venv (pre-built there with ``manifest-dag venv build --dags ... --queue NAME``) run them:
+    #: say ``dbt110`` for the DAGs still on dbt 1.10. Sets each task's ``queue`` (over the DAG's
+    #: ``default_args``) unless the task names one itself (``queue=``, or DbtDag's ``operator_args``);
+    #: ``None``: Airflow's default queue. Not part of
+    #: the venv's key: the same venv may serve several queues.
+    queue: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("py_requirements", "extra_index_urls", "find_links", "pip_args"):
@@ -430,6 +439,10 @@ class VenvConfig:
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
                 raise _fail(type(self), name, f"must be a string, got {value!r}")
+        if self.queue is not None and (not isinstance(self.queue, str) or not _QUEUE.match(self.queue)):
+            raise _fail(
+                type(self), "queue", f"must be a queue name (letters, digits, '.', '_', ':', '-'), got {self.queue!r}"
+            )
         if self.index_url is not None:
             _url(self, "index_url", self.index_url)
         for url in self.extra_index_urls:

@@ -288,7 +288,7 @@ class WarmInvoker:
                 return self._connect(sock_path)
             except OSError as exc:
                 self.log(f"warm dbt: slot {i} has a stale socket ({exc.strerror}); replacing its process")
-        self.log(f"warm dbt: starting a warm dbt process for this venv (slot {i})")
+        self.log(f"warm dbt: starting a warm dbt process for this venv (slot {i} of {self.settings.processes})")
         self._start(i)
         try:
             return self._connect(sock_path)
@@ -302,7 +302,7 @@ class WarmInvoker:
             started = time.monotonic()
             sock = self._session(i)
             self._current_pid = self._pid(i)
-            self.log(f"warm dbt: running in warm process {self._current_pid} (slot {i})")
+            self.log(f"warm dbt: running in warm process {self._current_pid} (slot {i} of {self.settings.processes})")
             with sock:
                 request = {"args": list(argv[1:]), "cwd": str(cwd), "env": dict(env)}
                 try:

@@ -397,3 +397,52 @@ def test_venv_build_from_dag_files(monkeypatch: pytest.MonkeyPatch, capsys: pyte
 
     code, _, err = run(capsys, "venv", "build", "--dags", tmp_path / "nothing-here")
     assert code == 2 and "no such file or folder" in err
+
+
+QUEUED_DAGS = '''
+"""Two dbt versions on two queues: an Airflow DAG file for the venv build --queue test."""
+import pendulum
+from airflow.sdk import DAG
+from manifest_dag import VenvConfig
+from manifest_dag.operators import DbtRunOperator
+
+with DAG("queued", start_date=pendulum.datetime(2024, 1, 1), schedule=None):
+    DbtRunOperator(task_id="old", project_dir="/p", venv_config=VenvConfig(
+        py_requirements=["dbt-core~=1.10.0", "dbt-postgres~=1.10.0"], queue="dbt110", cache_dir={cache!r}))
+    DbtRunOperator(task_id="new", project_dir="/p", venv_config=VenvConfig(
+        py_requirements=["dbt-core~=1.11.0", "dbt-postgres~=1.10.0"], queue="dbt111", cache_dir={cache!r}))
+    DbtRunOperator(task_id="plain", project_dir="/p", venv_config=VenvConfig(
+        py_requirements=["dbt-core~=1.9.0", "dbt-postgres~=1.9.0"], cache_dir={cache!r}))
+'''
+
+
+def test_venv_build_for_the_queues_a_worker_listens_on(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """``--queue`` builds only the venvs of the tasks routed to those queues (VenvConfig.queue, or
+    Airflow's default queue for the rest): what a worker listening on them will run."""
+    from manifest_dag.worker.venv import Venv
+
+    seen: list = []
+
+    def ensure(self, spec):  # noqa: ANN001, ANN202
+        seen.append(spec.requirements[0])
+        return Venv(key="0" * 16, path=self.root / ("0" * 16), python=Path("python"), bin_dir=Path("bin"), built=False)
+
+    monkeypatch.setattr("manifest_dag.worker.venv.VenvCache.ensure", ensure)
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "queued_dag.py").write_text(QUEUED_DAGS.format(cache=str(tmp_path / "venvs")))
+    for queues, expected in (
+        (["dbt110"], ["dbt-core~=1.10.0"]),
+        (["default", "dbt111"], ["dbt-core~=1.11.0", "dbt-core~=1.9.0"]),
+        ([], ["dbt-core~=1.10.0", "dbt-core~=1.11.0", "dbt-core~=1.9.0"]),
+    ):
+        seen.clear()
+        code, _, err = run(capsys, "venv", "build", "--dags", str(dags), *[f"--queue={q}" for q in queues])
+        assert code == 0, err
+        assert seen == expected, (queues, seen)
+    code, _, err = run(capsys, "venv", "build", "--dags", str(dags), "--queue", "dbt19")
+    assert code == 2 and "no dbt task there is routed to these queues" in err and "dbt110, dbt111, default" in err
+    code, _, err = run(capsys, "venv", "build", "dbt-core", "--queue", "dbt110")
+    assert code == 2 and "give --dags too" in err
