@@ -68,15 +68,23 @@ def _secret_values(case: dict[str, Any]) -> list[str]:
         elif isinstance(node, list):  # DuckDB's secrets, filesystems and attach are lists of dicts
             for v in node:
                 walk(v, key)
-        elif isinstance(node, str) and (
+        elif isinstance(node, str) and not key.endswith(("_file", "_path")) and (  # a key file's path is no secret
             any(w in key.lower() for w in ("secret", "private_key", "token", "keyfile", "password"))
-            or key in ("connection_string", "encryption_key", "api_key")
+            or key in ("connection_string", "encryption_key", "api_key", "dsn")
             or "password=" in node  # a libpq connection string (DuckDB attach of a postgres database)
         ):
             values.append(node)
 
     walk(case.get("extra", {}))
     return values
+
+
+def _inside_json(value: str, text: str) -> bool:
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(parsed, dict) and value in parsed.values()
 
 
 def _same_json(a: str, b: str) -> bool:
@@ -87,8 +95,14 @@ def _same_json(a: str, b: str) -> bool:
 
 
 def test_golden_cases_cover_every_adapter() -> None:
-    covered = {ADAPTERS[_case(p)["conn_type"]].dbt_type for p in CASES}
-    assert covered >= {"duckdb", "postgres", "redshift", "snowflake", "bigquery", "trino"}
+    """Every registered conn_type has a golden pair (a new mapping without one fails here)."""
+    covered = {_case(p)["conn_type"] for p in CASES}
+    assert set(ADAPTERS) - covered <= {"postgresql", "gcpbigquery", "bigquery"}, set(ADAPTERS) - covered
+    dbt_types = {ADAPTERS[_case(p)["conn_type"]].dbt_type for p in CASES}
+    assert dbt_types >= {
+        "duckdb", "postgres", "redshift", "snowflake", "bigquery", "trino", "databricks", "spark", "athena",
+        "clickhouse", "sqlserver", "mysql", "oracle", "exasol", "vertica", "teradata",
+    }
     for path in CASES:
         assert path.with_suffix(".yml").is_file(), f"{path.name} has no golden .yml beside it"
 
@@ -101,8 +115,8 @@ def test_golden_pair(path: Path) -> None:
     parsed = yaml.safe_load(profile.profiles_yml)
     target = parsed[case.get("profile_name", "shop")]["outputs"][case.get("target_name", "dev")]
     assert parsed[case.get("profile_name", "shop")]["target"] == case.get("target_name", "dev")
-    if "port" in target:
-        assert type(target["port"]) is int
+    if "port" in target:  # dbt-teradata alone wants its port as text
+        assert type(target["port"]) is (str if target["type"] == "teradata" else int)
     if "threads" in target:
         assert type(target["threads"]) is int
 
@@ -123,8 +137,9 @@ def test_secrets_only_in_env(path: Path) -> None:
         assert f"env_var('{name}')" in profile.profiles_yml
         assert value in profile.secrets
     # every clear-text secret is carried by the env (as is, or inside the key-file JSON)
-    for secret in secrets:
-        assert any(secret == v or _same_json(secret, v) for v in profile.env.values())
+    for secret in secrets:  # a key file given as a mapping: its private_key inside the JSON, masked on its own
+        assert any(secret == v or _same_json(secret, v) or _inside_json(secret, v) for v in profile.env.values())
+        assert secret in profile.secrets or any(_same_json(secret, s) for s in profile.secrets)
     assert not profile.env or "env_var" in repr(profile)  # the repr shows the YAML...
     for secret in profile.secrets:
         assert secret not in repr(profile)  # ...but no secret
@@ -219,8 +234,8 @@ def test_duckdb_needs_a_database_file(host: str | None) -> None:
 
 
 def test_unsupported_conn_type_lists_the_supported_ones() -> None:
-    conn = SimpleNamespace(conn_id="m", conn_type="mysql", host="h", port=None, login=None, password=None, schema=None, extra_dejson={})
-    with pytest.raises(ProfileError, match=r"'m'.*'mysql'.*duckdb.*postgres.*snowflake") as info:
+    conn = SimpleNamespace(conn_id="m", conn_type="sqlite", host="h", port=None, login=None, password=None, schema=None, extra_dejson={})
+    with pytest.raises(ProfileError, match=r"'m'.*'sqlite'.*duckdb.*postgres.*snowflake") as info:
         profile_from_connection(conn, "shop", "dev", {})
     assert "google_cloud_platform" in str(info.value) and "trino" in str(info.value)
 
@@ -349,3 +364,90 @@ def test_nested_secrets_in_profile_args_go_through_env_and_the_masker() -> None:
     assert "{{ env_var('MY_S3_KEY') }}" in profile.profiles_yml
     masked = Masker(profile.secrets)("connecting with args-s3-secret-1 to postgres://reader:args-pg-pass-2@pg/crm")
     assert "args-s3-secret-1" not in masked and "args-pg-pass-2" not in masked
+
+
+# --- the mappings added for issue 22 --------------------------------------------------------------
+
+
+def _conn(conn_type: str, conn_id: str = "c", **fields: Any) -> SimpleNamespace:
+    base = {"host": "h.example", "port": None, "login": "u", "password": None, "schema": "s", "extra_dejson": {}}
+    base.update(fields)
+    return SimpleNamespace(conn_id=conn_id, conn_type=conn_type, **base)
+
+
+def _target(profile: RenderedProfile) -> dict[str, Any]:
+    return yaml.safe_load(profile.profiles_yml)["shop"]["outputs"]["dev"]
+
+
+def test_spark_http_needs_a_cluster_and_thrift_a_user() -> None:
+    with pytest.raises(ProfileError, match=r"'c'.*method http.*extra 'cluster'"):
+        profile_from_connection(_conn("spark", password="tok-123456", extra_dejson={"method": "http"}), "shop", "dev")
+    with pytest.raises(ProfileError, match=r"'c'.*method thrift.*no login"):
+        profile_from_connection(_conn("hiveserver2", login=None), "shop", "dev")
+    with pytest.raises(ProfileError, match=r"extra 'method' is 'odbc'"):
+        profile_from_connection(_conn("spark", extra_dejson={"method": "odbc"}), "shop", "dev")
+    # no password: no auth; a password alone means LDAP (PyHive sends a password only then)
+    assert "auth" not in _target(profile_from_connection(_conn("hiveserver2"), "shop", "dev"))
+    assert _target(profile_from_connection(_conn("hiveserver2", password="pw-123456"), "shop", "dev"))["auth"] == "LDAP"
+
+
+def test_bigquery_impersonation_chain_of_several_accounts_is_refused() -> None:
+    conn = _conn("google_cloud_platform", extra_dejson={"project": "p", "impersonation_chain": ["a@x", "b@x"]})
+    with pytest.raises(ProfileError, match=r"'c'.*impersonation_chain.*2 accounts"):
+        profile_from_connection(conn, "shop", "dev")
+
+
+def test_snowflake_needs_a_user_but_with_oauth() -> None:
+    extra = {"account": "acct", "database": "DB"}
+    with pytest.raises(ProfileError, match=r"'c' \(snowflake\).*user"):
+        profile_from_connection(_conn("snowflake", login=None, password="pw-123456", extra_dejson=extra), "shop", "dev")
+    token_only = _conn("snowflake", login=None, extra_dejson={**extra, "authenticator": "oauth", "token": "access-tok-1"})
+    profile = profile_from_connection(token_only, "shop", "dev")
+    target = _target(profile)
+    assert target["authenticator"] == "oauth" and "user" not in target and "oauth_client_id" not in target
+    assert profile.env == {"MANIFEST_DAG_C_TOKEN": "access-tok-1"}
+
+
+def test_teradata_port_is_text_and_mysql_type_variants() -> None:
+    assert _target(profile_from_connection(_conn("teradata", port=1025), "shop", "dev"))["port"] == "1025"
+    assert _target(profile_from_connection(_conn("teradata", port=None), "shop", "dev", {"port": 1025}))["port"] == "1025"
+    mysql = _conn("mysql")
+    assert _target(profile_from_connection(mysql, "shop", "dev", {"type": "mariadb"}))["type"] == "mariadb"
+    assert _target(profile_from_connection(mysql, "shop", "dev", {"type": "postgres"}))["type"] == "mysql"
+
+
+def test_athena_and_databricks_name_what_is_missing() -> None:
+    with pytest.raises(ProfileError, match=r"'c' \(aws\).*region_name, s3_staging_dir.*extra 'region_name'"):
+        profile_from_connection(_conn("aws", schema=None, extra_dejson={"schema": "x"}), "shop", "dev")
+    with pytest.raises(ProfileError, match=r"'c' \(databricks\).*http_path.*extra 'http_path'"):
+        profile_from_connection(_conn("databricks", password="dapi-123456"), "shop", "dev")
+
+
+def test_oracle_sid_becomes_a_connection_string_in_env() -> None:
+    profile = profile_from_connection(_conn("oracle", password="pw-123456", port=1522, extra_dejson={"sid": "ORCL"}), "shop", "dev")
+    target = _target(profile)
+    assert "host" not in target and target["database"] == "ORCL"
+    assert profile.env["MANIFEST_DAG_C_CONNECTION_STRING"] == (
+        "(DESCRIPTION=(ADDRESS=(PROTOCOL=TCP)(HOST=h.example)(PORT=1522))(CONNECT_DATA=(SID=ORCL)))"
+    )
+
+
+def test_register_adapter_adds_a_users_mapping(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user teaches manifest-dag a conn_type from their DAG file, without forking."""
+    from manifest_dag.worker.profiles import AdapterMapping, ConnectionView, register_adapter
+    from manifest_dag.worker.profiles import registry
+
+    monkeypatch.setattr(registry, "ADAPTERS", dict(ADAPTERS))  # the test's own table
+    monkeypatch.setattr("manifest_dag.worker.profiles.from_connection.ADAPTERS", registry.ADAPTERS)
+
+    def build(c: ConnectionView) -> dict[str, Any]:
+        return {"host": c.host, "user": c.login, "password": c.secret("password", c.password), "schema": c.schema}
+
+    register_adapter(("sqlite_http", "my_warehouse"), AdapterMapping("mywh", build, required={"schema": "the connection's schema"}))
+    profile = profile_from_connection(_conn("my_warehouse", password="custom-pw-9"), "shop", "dev")
+    assert _target(profile) == {
+        "host": "h.example", "user": "u", "password": "{{ env_var('MANIFEST_DAG_C_PASSWORD') }}", "schema": "s", "type": "mywh"
+    }
+    assert profile.env == {"MANIFEST_DAG_C_PASSWORD": "custom-pw-9"} and "custom-pw-9" not in profile.profiles_yml
+    with pytest.raises(ProfileError, match="lacks what a dbt mywh target needs: schema"):
+        profile_from_connection(_conn("my_warehouse", schema=None), "shop", "dev")

@@ -24,6 +24,19 @@ INT_FIELDS = frozenset(
         "job_retries",
         "job_retry_deadline_seconds",
         "maximum_bytes_billed",
+        "num_retries",
+        "num_boto3_retries",
+        "num_iceberg_retries",
+        "send_receive_timeout",
+        "sync_request_timeout",
+        "login_timeout",
+        "query_timeout",
+        "query_retries",
+        "retry_count",
+        "retry_delay",
+        "connection_timeout",
+        "socket_timeout",
+        "assume_role_duration_seconds",
     }
 )
 BOOL_FIELDS = frozenset(
@@ -40,13 +53,33 @@ BOOL_FIELDS = frozenset(
         "keep_open",
         "prepared_statements_enabled",
         "use_credential_provider",
+        "secure",
+        "verify",
+        "encrypt",
+        "trust_cert",
+        "windows_login",
+        "use_ssl",
+        "ssl_disabled",
+        "encryption",
+        "validate_server_certificate",
+        "connection_load_balance",
+        "is_serverless",
+        "skip_workgroup_check",
+        "debug_query_state",
+        "use_lw_deletes",
+        "check_exchange",
+        "compression",
     }
 )
 
 
-def coerce_fields(conn_id: str, fields: dict[str, Any]) -> None:
-    """Turn the number and boolean fields of ``fields`` into ints and bools, in place."""
-    for name in INT_FIELDS.intersection(fields):
+def coerce_fields(conn_id: str, fields: dict[str, Any], text_fields: frozenset[str] = frozenset()) -> None:
+    """Turn the number and boolean fields of ``fields`` into ints and bools, in place; ``text_fields``
+    (an adapter's fields that others hold as numbers, such as dbt-teradata's ``port``) into strings."""
+    for name in text_fields.intersection(fields):
+        if not isinstance(fields[name], (EnvRef, str)):
+            fields[name] = str(fields[name])
+    for name in (INT_FIELDS - text_fields).intersection(fields):
         value = fields[name]
         if isinstance(value, EnvRef) or (isinstance(value, int) and not isinstance(value, bool)):
             continue

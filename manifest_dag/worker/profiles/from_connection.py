@@ -66,8 +66,8 @@ def profile_from_connection(
         else:  # a mapping or list (DuckDB's settings, secrets, attach ...): its nested secrets too
             fields[key] = view.hide_secrets(key, value)
     fields = {k: v for k, v in fields.items() if v is not None and v != ""}
-    fields["type"] = mapping.dbt_type
-    coerce_fields(conn_id, fields)
+    fields["type"] = fields["type"] if fields.get("type") in mapping.type_variants else mapping.dbt_type
+    coerce_fields(conn_id, fields, mapping.text_fields)
     if mapping.check is not None:
         mapping.check(view, fields)
     missing = [name for name in mapping.required if name not in fields]

@@ -27,6 +27,11 @@ class AdapterMapping:
     aliases: Mapping[str, str] = field(default_factory=dict)
     #: target fields holding secrets: given in ``profile_args`` they go through env vars too.
     secret_fields: frozenset[str] = frozenset({"password"})
+    #: other dbt ``type``s the same fields serve (dbt-mysql's ``mariadb``), picked with
+    #: ``profile_args={"type": ...}``; any other ``type`` is replaced by ``dbt_type``.
+    type_variants: frozenset[str] = frozenset()
+    #: fields this adapter wants as text where others want numbers (dbt-teradata's ``port``).
+    text_fields: frozenset[str] = frozenset()
     #: a last check of the merged target (raise ProfileError), beyond ``required``.
     check: Callable[[ConnectionView, dict[str, Any]], None] | None = None
 

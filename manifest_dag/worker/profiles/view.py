@@ -78,6 +78,11 @@ class ConnectionView:
                 return value
         return default
 
+    def flag(self, *names: str) -> bool:
+        """Whether the first of ``names`` set in ``extra`` is true (``true``, ``"true"``, ``"1"``, ``"yes"``)."""
+        value = self.get(*names)
+        return value is True or str(value).strip().lower() in ("true", "1", "yes")
+
     def passthrough(self, fields: dict[str, Any], names: tuple[str, ...]) -> None:
         """Copy the ``extra`` keys dbt knows for this adapter into ``fields``, nested secrets hidden.
 

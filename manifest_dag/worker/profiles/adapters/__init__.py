@@ -7,6 +7,40 @@ table is the same in every process and a stray module cannot join it.
 
 from __future__ import annotations
 
-from manifest_dag.worker.profiles.adapters import bigquery, duckdb, postgres, redshift, snowflake, trino
+from manifest_dag.worker.profiles.adapters import (
+    athena,
+    bigquery,
+    clickhouse,
+    databricks,
+    duckdb,
+    exasol,
+    mysql,
+    oracle,
+    postgres,
+    redshift,
+    snowflake,
+    spark,
+    sqlserver,
+    teradata,
+    trino,
+    vertica,
+)
 
-__all__ = ["bigquery", "duckdb", "postgres", "redshift", "snowflake", "trino"]
+__all__ = [
+    "athena",
+    "bigquery",
+    "clickhouse",
+    "databricks",
+    "duckdb",
+    "exasol",
+    "mysql",
+    "oracle",
+    "postgres",
+    "redshift",
+    "snowflake",
+    "spark",
+    "sqlserver",
+    "teradata",
+    "trino",
+    "vertica",
+]

@@ -26,6 +26,9 @@ _EXTRA = (
     "iam_profile",
     "cluster_id",
     "access_key_id",
+    "is_serverless",
+    "serverless_work_group",
+    "serverless_acct_id",
 )
 
 
@@ -40,6 +43,9 @@ def build(c: ConnectionView) -> dict[str, Any]:
         profile = c.get("profile", "iam_profile")
         if profile:
             fields["iam_profile"] = profile
+        user = c.get("db_user")
+        if user:
+            fields["user"] = user  # the provider's IAM user for temporary credentials
     elif c.password:
         fields["password"] = c.secret("password", c.password)
     fields["dbname"] = c.schema or c.get("dbname", "database")

@@ -1,7 +1,11 @@
-"""Snowflake from a ``snowflake`` Connection: password, key-pair or OAuth token auth.
+"""Snowflake from a ``snowflake`` Connection: password, key-pair or OAuth auth.
 
-Airflow's provider stores a private key base64-encoded and uses the Connection's password as its
-passphrase; dbt-snowflake wants the PEM, so the key is decoded here before it goes to the env.
+Airflow's provider stores a private key base64-encoded (extra ``private_key_content``) or names a
+key file (extra ``private_key_file``), and uses the Connection's password as its passphrase;
+dbt-snowflake wants the PEM, so the key is decoded here before it goes to the env. With extra
+``authenticator: oauth`` the provider's login and password are the OAuth client's id and secret
+and extra ``refresh_token`` the token (dbt-snowflake's ``oauth_client_id``, ``oauth_client_secret``
+and ``token``); an access token alone (extra ``token``) is used as is.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from manifest_dag.core.errors import ProfileError
 from manifest_dag.worker.profiles.registry import AdapterMapping, register_adapter, required
 from manifest_dag.worker.profiles.view import ConnectionView
 
@@ -35,6 +40,33 @@ def build(c: ConnectionView) -> dict[str, Any]:
     if account and region and "." not in str(account):
         account = f"{account}.{region}"  # the Airflow hook adds the region the same way
     fields: dict[str, Any] = {"type": "snowflake", "account": account, "user": c.login}
+    if str(c.get("authenticator") or "").lower() == "oauth":
+        _oauth(c, fields)
+    else:
+        _password_or_key(c, fields)
+    schema = c.schema or c.get("schema")
+    if schema:
+        fields["schema"] = schema
+    c.passthrough(fields, _EXTRA)
+    return fields
+
+
+def _oauth(c: ConnectionView, fields: dict[str, Any]) -> None:
+    client_id = c.get("client_id", "oauth_client_id")
+    refresh = c.get("refresh_token")
+    if refresh or client_id:
+        # the provider's OAuth: login and password are the client's id and secret
+        fields["user"] = c.get("user")
+        fields["oauth_client_id"] = client_id or c.login
+        secret = c.get("client_secret", "oauth_client_secret") or c.password
+        if secret:
+            fields["oauth_client_secret"] = c.secret("oauth_client_secret", secret)
+    token = refresh or c.get("token")
+    if token:
+        fields["token"] = c.secret("token", token)
+
+
+def _password_or_key(c: ConnectionView, fields: dict[str, Any]) -> None:
     key_content = c.get("private_key_content")
     key_file = c.get("private_key_file")
     if key_content or key_file:
@@ -50,11 +82,15 @@ def build(c: ConnectionView) -> dict[str, Any]:
     token = c.get("token")
     if token:
         fields["token"] = c.secret("token", token)
-    schema = c.schema or c.get("schema")
-    if schema:
-        fields["schema"] = schema
-    c.passthrough(fields, _EXTRA)
-    return fields
+
+
+def check_user(c: ConnectionView, fields: dict[str, Any]) -> None:
+    """A user is needed but with OAuth, whose token names the user."""
+    if not fields.get("user") and str(fields.get("authenticator") or "").lower() != "oauth":
+        raise ProfileError(
+            f"Airflow connection {c.conn_id!r} (snowflake) lacks what a dbt snowflake target needs: user. "
+            "user: set the connection's login, or ProfileConfig(profile_args={'user': ...})"
+        )
 
 
 def _pem_text(content: str) -> str:
@@ -76,10 +112,10 @@ register_adapter(
         build,
         required=required(
             account="extra 'account'",
-            user="the connection's login",
             database="extra 'database'",
             schema="the connection's schema",
         ),
-        secret_fields=frozenset({"password", "private_key", "private_key_passphrase", "token"}),
+        secret_fields=frozenset({"password", "private_key", "private_key_passphrase", "token", "oauth_client_secret"}),
+        check=check_user,
     ),
 )
