@@ -70,6 +70,10 @@ _LAZY = {
     "RenderPlan": "manifest_dag.scheduler.plan",
     "TaskSpec": "manifest_dag.scheduler.plan",
     "select_nodes": "manifest_dag.scheduler.selection",
+    # profile mappings: teaching the workers a Connection type (loads only the profiles package)
+    "AdapterMapping": "manifest_dag.worker.profiles",
+    "ConnectionView": "manifest_dag.worker.profiles",
+    "register_adapter": "manifest_dag.worker.profiles",
 }
 
 
@@ -85,7 +89,9 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "AdapterMapping",
     "ConfigError",
+    "ConnectionView",
     "DbtBuildOperator",
     "DbtDag",
     "DbtGraph",
@@ -118,5 +124,6 @@ __all__ = [
     "VenvError",
     "WorkspaceError",
     "load_manifest",
+    "register_adapter",
     "select_nodes",
 ]

@@ -13,7 +13,9 @@ import sys
 import manifest_dag
 
 PUBLIC_NAMES = [
+    "AdapterMapping",
     "ConfigError",
+    "ConnectionView",
     "DbtBuildOperator",
     "DbtDag",
     "DbtGraph",
@@ -46,6 +48,7 @@ PUBLIC_NAMES = [
     "VenvError",
     "WorkspaceError",
     "load_manifest",
+    "register_adapter",
     "select_nodes",
 ]
 

@@ -434,11 +434,10 @@ def test_oracle_sid_becomes_a_connection_string_in_env() -> None:
 
 def test_register_adapter_adds_a_users_mapping(monkeypatch: pytest.MonkeyPatch) -> None:
     """A user teaches manifest-dag a conn_type from their DAG file, without forking."""
-    from manifest_dag.worker.profiles import AdapterMapping, ConnectionView, register_adapter
+    from manifest_dag import AdapterMapping, ConnectionView, register_adapter
     from manifest_dag.worker.profiles import registry
 
     monkeypatch.setattr(registry, "ADAPTERS", dict(ADAPTERS))  # the test's own table
-    monkeypatch.setattr("manifest_dag.worker.profiles.from_connection.ADAPTERS", registry.ADAPTERS)
 
     def build(c: ConnectionView) -> dict[str, Any]:
         return {"host": c.host, "user": c.login, "password": c.secret("password", c.password), "schema": c.schema}
@@ -451,3 +450,39 @@ def test_register_adapter_adds_a_users_mapping(monkeypatch: pytest.MonkeyPatch) 
     assert profile.env == {"MANIFEST_DAG_C_PASSWORD": "custom-pw-9"} and "custom-pw-9" not in profile.profiles_yml
     with pytest.raises(ProfileError, match="lacks what a dbt mywh target needs: schema"):
         profile_from_connection(_conn("my_warehouse", schema=None), "shop", "dev")
+
+
+ENTRY_POINT_MODULE = """
+from manifest_dag import AdapterMapping
+
+def build(c):
+    return {"host": c.host, "user": c.login, "password": c.secret("password", c.password), "schema": c.schema}
+
+MAPPING = AdapterMapping("acme", build, required={"host": "the connection's host"})
+NOT_A_MAPPING = object()
+"""
+
+
+def test_mapping_from_an_installed_packages_entry_point(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A package on the workers names its mapping in entry point group manifest_dag.profile_mappings;
+    no DAG file imports it. A registered mapping would win; a broken entry point names itself."""
+    from manifest_dag.worker.profiles import registry, supported_conn_types
+
+    (tmp_path / "acme_mappings.py").write_text(ENTRY_POINT_MODULE)
+    dist = tmp_path / "acme_mappings-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-mappings\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(
+        "[manifest_dag.profile_mappings]\nacme_db = acme_mappings:MAPPING\n"
+        "acme_bad = acme_mappings:NOT_A_MAPPING\nacme_gone = no_such_module_xyz:MAPPING\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(registry, "ADAPTERS", dict(ADAPTERS))
+    assert {"acme_db", "acme_bad"} <= set(supported_conn_types())
+    profile = profile_from_connection(_conn("acme_db", password="acme-pw-77"), "shop", "dev")
+    assert _target(profile)["type"] == "acme" and profile.env == {"MANIFEST_DAG_C_PASSWORD": "acme-pw-77"}
+    assert registry.ADAPTERS["acme_db"].dbt_type == "acme"  # loaded once, then kept
+    with pytest.raises(ProfileError, match=r"entry point 'acme_bad' = 'acme_mappings:NOT_A_MAPPING' is a object"):
+        profile_from_connection(_conn("acme_bad"), "shop", "dev")
+    with pytest.raises(ProfileError, match=r"entry point 'acme_gone'.*failed to load: ModuleNotFoundError"):
+        profile_from_connection(_conn("acme_gone"), "shop", "dev")

@@ -9,7 +9,8 @@ secret values are registered with Airflow's log masker.
 Adapters sit in one table, ``ADAPTERS`` (Airflow ``conn_type`` → :class:`AdapterMapping`); the
 built-in ones live in ``adapters/``, one module per warehouse, and are registered by importing
 that package here, so no module of ``profiles`` can be used before they are. Add one with
-:func:`register_adapter`. No Airflow import at module level (only :func:`fetch_connection`
+:func:`register_adapter` (also ``manifest_dag.register_adapter``), or from an installed package's
+entry point (group ``manifest_dag.profile_mappings``). No Airflow import at module level (only :func:`fetch_connection`
 imports ``airflow.sdk``), and no dbt import at all.
 
 This package's names are the ones other modules import; where each lives:
@@ -33,8 +34,10 @@ from manifest_dag.worker.profiles.files import PROFILES_FILE, write_profile
 from manifest_dag.worker.profiles.from_connection import profile_from_connection
 from manifest_dag.worker.profiles.registry import (
     ADAPTERS,
+    ENTRY_POINT_GROUP,
     AdapterMapping,
     Builder,
+    find_mapping,
     register_adapter,
     supported_conn_types,
 )
@@ -45,6 +48,7 @@ from manifest_dag.worker.profiles.yaml_text import EnvRef
 
 __all__ = [
     "ADAPTERS",
+    "ENTRY_POINT_GROUP",
     "ENV_PREFIX",
     "PROFILES_FILE",
     "AdapterMapping",
@@ -53,6 +57,7 @@ __all__ = [
     "EnvRef",
     "RenderedProfile",
     "fetch_connection",
+    "find_mapping",
     "profile_from_connection",
     "register_adapter",
     "resolve_profile",

@@ -15,7 +15,7 @@ from typing import Any
 from manifest_dag.core.errors import ProfileError
 from manifest_dag.core.secrets import register_with_airflow
 from manifest_dag.worker.profiles.coerce import coerce_fields
-from manifest_dag.worker.profiles.registry import ADAPTERS, supported_conn_types
+from manifest_dag.worker.profiles.registry import find_mapping, supported_conn_types
 from manifest_dag.worker.profiles.rendered import RenderedProfile
 from manifest_dag.worker.profiles.view import ConnectionView
 from manifest_dag.worker.profiles.yaml_text import EnvRef, dump_profiles_yml
@@ -33,13 +33,14 @@ def profile_from_connection(
     """
     conn_id = str(getattr(conn, "conn_id", None) or profile_name)
     conn_type = str(getattr(conn, "conn_type", None) or "").lower()
-    mapping = ADAPTERS.get(conn_type)
+    mapping = find_mapping(conn_type)
     if mapping is None:
         raise ProfileError(
             f"Airflow connection {conn_id!r} has conn_type {conn_type or None!r}, which manifest-dag cannot "
             f"turn into a dbt profile; supported conn_types: {', '.join(supported_conn_types())}. "
-            "Use ProfileConfig(profiles_yml_path=...) instead, or add a mapping with "
-            "manifest_dag.worker.profiles.register_adapter()"
+            "Use ProfileConfig(profiles_yml_path=...) instead, or add a mapping: manifest_dag.register_adapter() "
+            "in the DAG file, or an entry point in the group 'manifest_dag.profile_mappings' of a package "
+            "installed on the workers"
         )
     extra = _extra(conn, conn_id, conn_type)
     args = dict(profile_args or {})
