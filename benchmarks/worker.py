@@ -428,6 +428,12 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         help="the project size of the real-scheduler DAG, 0: none (default 500; --quick: 0)",
     )
+    scale.add_argument(
+        "--no-scale-paired",
+        dest="scale_paired",
+        action="store_false",
+        help="skip the interleaved md-warm run over all sizes (the one the size ratios are read from)",
+    )
     ap.add_argument("--report-only", action="store_true")
     args = ap.parse_args(argv)
     if args.quick:

@@ -409,6 +409,93 @@ def cosmos_tasks(n: int, project: Path, models: Sequence[str], db: Path, args: a
     return row
 
 
+# -- warm tasks of every size, interleaved ---------------------------------------------------------------
+def _proc_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a live process (``/proc/<pid>/stat``), 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _pool_cpu_s(pool: Path) -> dict[int, float]:
+    """CPU seconds so far of each warm process of a pool, by pid (from the pool's pid files)."""
+    out: dict[int, float] = {}
+    for pid_file in pool.glob("*.pid"):
+        try:
+            pid = int(pid_file.read_text().strip())
+        except (OSError, ValueError):
+            continue
+        out[pid] = _proc_cpu_s(pid)
+    return out
+
+
+def cpu_delta(before: Mapping[int, float], after: Mapping[int, float]) -> float:
+    """CPU seconds the pool's processes spent between two readings; a process that started in
+    between counts from zero (its whole life is inside the interval)."""
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+
+
+def summarize_paired(tasks: Sequence[Mapping]) -> dict:
+    """One size's interleaved warm tasks (the first warms up): medians of wall time, dbt overhead
+    and CPU seconds (our process + the warm dbt process) over the rest that succeeded."""
+    row = summarize_tasks(tasks)
+    rest = [t for t in tasks[1:] if t.get("state", "success") == "success" and t.get("cpu_s") is not None]
+    cpus = [t["cpu_s"] for t in rest]
+    row["cpu_median_s"] = statistics.median(cpus) if cpus else None
+    return row
+
+
+def paired_warm(sizes: Sequence[int], venv: Venv, args: argparse.Namespace, when: str) -> dict:
+    """md-warm tasks at every size in turn (size A's task i, size B's task i, ...), one warm pool
+    per project, so that every size sees the same machine load and the ratios between sizes do
+    not depend on what else ran while one size was measured. Each task also reports the CPU
+    seconds it cost (this process's, plus the warm dbt process's from ``/proc``), which load does
+    not inflate the way it inflates wall time."""
+    from manifest_dag.worker.invokers import warm_pool_dir
+
+    plan: dict[int, tuple[Path, list[str], Path]] = {}
+    for n in sizes:
+        project, _ = prepare(n, venv)
+        parents = model_parents(json.loads((project / "target" / "manifest.json").read_text()))
+        db = SCALE / f"n{n}" / "paired.duckdb"
+        for p in db.parent.glob("paired.duckdb*"):
+            p.unlink()
+        plan[n] = (project, task_models(parents, args.scale_tasks), db)
+    load = load_now()
+    log(f"[scale paired] md-warm at {sizes} interleaved, {args.scale_tasks} tasks each (load {load}) ...")
+    tasks: dict[int, list[dict]] = {n: [] for n in sizes}
+    for i in range(args.scale_tasks):
+        for n in sizes:
+            project, models, db = plan[n]
+            model = models[i % len(models)]
+            pool = warm_pool_dir(CACHE, venv.key, project)
+            cpu0, ours0 = _pool_cpu_s(pool), time.process_time()
+            t = md_task(project, model, db, 2)
+            t["cpu_s"] = round(cpu_delta(cpu0, _pool_cpu_s(pool)) + time.process_time() - ours0, 4)
+            tasks[n].append(t)
+            over = t["wall_s"] - t["node_s"] if t["wall_s"] is not None and t["node_s"] is not None else None
+            log(f"    {i + 1}/{args.scale_tasks} n{n} {model}: {fmt_s(t['wall_s'])} s, overhead {fmt_s(over)} s, CPU {fmt_s(t['cpu_s'])} s")
+    stop_warm(CACHE)
+    out = {
+        "sizes": {str(n): summarize_paired(tasks[n]) for n in sizes},
+        "load": load,
+        "load_end": round(os.getloadavg()[0], 2),
+        "code": provenance.code_version(),
+        "when": when,
+    }
+    for n in sizes:
+        r = out["sizes"][str(n)]
+        log(
+            f"  n{n}: overhead median {fmt_s(r['overhead_median_s'])} s, CPU median {fmt_s(r['cpu_median_s'])} s "
+            f"over {r['measured']} tasks"
+        )
+        for p in (SCALE / f"n{n}").glob("paired.duckdb*"):
+            p.unlink()
+    return out
+
+
 # -- one size ------------------------------------------------------------------------------------------
 def _row(tasks: list[dict], load: float, when: str) -> dict:
     row = summarize_tasks(tasks)
@@ -519,6 +606,10 @@ def bench_scale(results: dict, args: argparse.Namespace) -> None:
             save_results(RESULTS, results)
             write_doc(results)
             log(f"[scale {n}] done in {(time.monotonic() - t) / 60:.1f} min (estimated {est[f'n{n}'] / 60:.1f})")
+        if getattr(args, "scale_paired", True) and "md-warm" in tools and len(sizes) > 1:
+            scale["paired"] = paired_warm(sizes, venv, args, when)
+            save_results(RESULTS, results)
+            write_doc(results)
         if args.scale_sched_models:
             scale["sched"] = sched_dag(venv, args, when)
             save_results(RESULTS, results)

@@ -13,7 +13,7 @@ import ast
 import pytest
 
 from benchmarks import worker_scale as sc
-from benchmarks.worker_report import keep_unmeasured, render_report, scale_table, scale_targets
+from benchmarks.worker_report import keep_unmeasured, paired_table, render_report, scale_table, scale_targets
 from benchmarks.worker_setup import synth_dag
 
 
@@ -153,6 +153,50 @@ def test_scale_targets_are_ratios_of_the_rows() -> None:
     assert growth[1].startswith("2.00×") and "rows from different runs" in growth[1] and growth[2] == "not met"
     empty = scale_targets({})
     assert len(empty) == 4 and all(r[2] == "–" for r in empty)  # every target listed, none judged
+
+
+def test_cpu_delta_counts_a_process_started_in_between_from_zero() -> None:
+    assert sc.cpu_delta({1: 2.0, 2: 5.0}, {1: 2.5, 2: 5.0, 3: 0.75}) == pytest.approx(1.25)
+    assert sc.cpu_delta({1: 2.0}, {}) == 0  # a retired process: nothing of it is in the interval
+
+
+def test_paired_medians_leave_out_the_warm_up_and_failed_tasks() -> None:
+    tasks = [
+        {"wall_s": 9.0, "node_s": 0.1, "cpu_s": 5.0},
+        {"wall_s": 0.5, "node_s": 0.1, "cpu_s": 0.3},
+        {"wall_s": 0.7, "node_s": 0.1, "cpu_s": 0.5},
+        {"wall_s": 0.6, "node_s": None, "cpu_s": 9.0, "state": "failed"},
+        {"wall_s": 0.9, "node_s": 0.1, "cpu_s": 0.4},
+    ]
+    row = sc.summarize_paired(tasks)
+    assert row["cpu_median_s"] == pytest.approx(0.4)
+    assert row["overhead_median_s"] == pytest.approx(0.6)
+    assert row["measured"] == 3
+
+
+def paired(o20: float, o2000: float, cpu20: float, cpu2000: float) -> dict:
+    def size(o: float, cpu: float) -> dict:
+        return {"overhead_median_s": o, "cpu_median_s": cpu, "task_median_s": o + 0.05, "measured": 8,
+                "tasks": [{}] * 9}
+
+    return {"sizes": {"20": size(o20, cpu20), "2000": size(o2000, cpu2000)}, "load": 6.5, "load_end": 6.1,
+            "code": "abc1234", "when": "2026-12-07 09:00 UTC"}
+
+
+def test_the_overhead_targets_come_from_the_interleaved_run_when_there_is_one() -> None:
+    results = scale_results()  # per-size rows: 20 -> 0.3 s, 2,000 -> 0.4 s
+    results["scale"]["paired"] = paired(0.2, 0.45, 0.12, 0.15)
+    verdicts = {r[0]: (r[1], r[2]) for r in scale_targets(results)}
+    assert verdicts["warm per-task dbt overhead at 2,000 models ≤ 0.5 s (median)"] == ("0.450 s (CPU 0.150 s)", "met")
+    growth = verdicts["warm overhead at 2,000 models ≤ 1.5× the 20-model figure"]
+    assert growth == ("2.25× (0.450 s vs 0.200 s)", "not met")
+    # a size the interleaved run did not measure falls back to its own row
+    assert verdicts["warm per-task dbt overhead at 5,000 models ≤ 1.0 s (median)"][0].startswith("1.50 s")
+    text = "\n".join(paired_table(results))
+    line = next(ln for ln in text.splitlines() if ln.startswith("| 2,000 |"))
+    assert "| 0.450 | 2.25× |" in line and "| 0.150 | 1.25× |" in line
+    assert "Load (1 min) 6.5 → 6.1; commit abc1234" in text
+    assert paired_table({})[0].startswith("(not measured yet")
 
 
 def test_report_has_the_scale_section() -> None:
