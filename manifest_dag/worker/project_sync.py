@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import secrets
 import shutil
@@ -310,6 +311,10 @@ class SyncReport:
     skipped: tuple[str, ...]
     seconds: float
     fresh: bool  # there was no state to trust: every file was copied
+    #: a digest of what the copy holds after this sync (every file's record and every symlink's
+    #: text): equal after two syncs only when no file of the copy was written or touched in
+    #: between, so the warm dbt server may trust it instead of walking the copy again
+    fingerprint: str = ""
 
     def line(self, dest: Path, source: Path) -> str:
         how = "copied afresh" if self.fresh else "brought up to date"
@@ -396,6 +401,7 @@ def sync_project(
         skipped=tuple(run.skipped),
         seconds=time.monotonic() - started,
         fresh=old is None,
+        fingerprint=run.fingerprint(),
     )
 
 
@@ -423,9 +429,20 @@ class _Sync:
         self.keep = keep
         self.log = log
         self.new: dict[str, Any] = {}
+        self.links: dict[str, str] = {}  # the copy's symlinks and their text (they have no record)
         self.copied = self.removed = self.unchanged = self.linked = 0
         self.skipped: list[str] = []
         self.chain: set[str] = set()  # real paths of the folders being walked (loop guard)
+
+    def fingerprint(self) -> str:
+        """See ``SyncReport.fingerprint``. Sorted: the walk's order is the file system's."""
+        digest = hashlib.sha256(f"{self.root}\0".encode())
+        for key in sorted(self.new):
+            value = self.new[key]
+            digest.update(key.encode() + b"\0" + (value if isinstance(value, bytes) else repr(value).encode()) + b"\1")
+        for key in sorted(self.links):
+            digest.update(key.encode() + b"\0" + self.links[key].encode() + b"\2")
+        return digest.hexdigest()
 
     # -- what is wanted ---------------------------------------------------------------------------
     def _left_out(self, rel: Rel, node: _Node, is_dir: bool) -> bool:
@@ -535,12 +552,12 @@ class _Sync:
         real = os.path.realpath(path)
         inside = self._copied_rel(real)
         if inside is not None:  # stays a symlink, relative, aimed at the copy's own file
-            self._link(dst, os.path.relpath("/".join(inside), start="/".join(rel[:-1]) or "."), have)
+            self._link(dst, os.path.relpath("/".join(inside), start="/".join(rel[:-1]) or "."), have, rel)
         elif stat.S_ISDIR(st.st_mode):
             if node.follow:
                 self._into(real, dst, rel, node, have)
             else:  # dbt does not walk into it here: the same folder, by its absolute path
-                self._link(dst, real, have)
+                self._link(dst, real, have, rel)
         elif stat.S_ISREG(st.st_mode):
             self._file(real, st, dst, rel, have)
         else:
@@ -594,7 +611,8 @@ class _Sync:
         self.new[key] = sig + _dest_sig(written)
         self.copied += 1
 
-    def _link(self, dst: str, text: str, have: os.DirEntry[str] | None) -> None:
+    def _link(self, dst: str, text: str, have: os.DirEntry[str] | None, rel: Rel) -> None:
+        self.links["/".join(rel)] = text
         if have is not None and have.is_symlink():
             with contextlib.suppress(OSError):
                 if os.readlink(dst) == text:

@@ -158,6 +158,9 @@ def run_dbt(
         prefer_slot = getattr(invoker, "prefer_slot", None)
         if prefer_slot is not None and ws.slot_number is not None:
             prefer_slot(ws.slot_number)  # the warm process that holds this slot's project parsed
+        trust_sync = getattr(invoker, "trust_sync", None)
+        if trust_sync is not None:
+            trust_sync(ws.synced_files())  # the warm process checks the sync's record, not the files
         argv = dbt_argv(list(inv.command_args), ws.project, ws.target, ws.logs)
         shown = mask(" ".join(inv.command_args))
         log(f"running: dbt {shown}  (dbt {dbt_version}, venv {venv.key})")

@@ -201,6 +201,7 @@ class WarmInvoker:
         self._current_pid: int | None = None
         self._said_short = False
         self.affinity: int | None = None
+        self.synced: tuple[str, Sequence[str]] | None = None  # see trust_sync
 
     # -- slots -------------------------------------------------------------------------------
     def _paths(self, i: int) -> tuple[Path, Path, Path]:
@@ -212,6 +213,12 @@ class WarmInvoker:
                 f"({SOCKET_PATH_MAX} bytes); this pool's sockets live under {sock.parent} instead"
             )
         return self.pool_dir / f"{i}.lock", sock, self.pool_dir / f"{i}.pid"
+
+    def trust_sync(self, synced: tuple[str, Sequence[str]] | None) -> None:
+        """The workspace sync's fingerprint of the project copy, and the top-level entries it does
+        not cover, for the next request: the server compares the fingerprint instead of walking
+        the copy's files again (see ``in_venv/project_state.py``). None: it walks them."""
+        self.synced = synced
 
     def prefer_slot(self, slot: int) -> None:
         """Try slot ``slot`` first: the task's workspace slot, whose project the process that
@@ -304,7 +311,9 @@ class WarmInvoker:
             self._current_pid = self._pid(i)
             self.log(f"warm dbt: running in warm process {self._current_pid} (slot {i} of {self.settings.processes})")
             with sock:
-                request = {"args": list(argv[1:]), "cwd": str(cwd), "env": dict(env)}
+                request: dict = {"args": list(argv[1:]), "cwd": str(cwd), "env": dict(env)}
+                if self.synced is not None:
+                    request["synced"] = {"fingerprint": self.synced[0], "walk": list(self.synced[1])}
                 try:
                     sock.sendall(json.dumps(request).encode() + b"\n")
                     reader = sock.makefile("rb")
@@ -397,6 +406,9 @@ class FallbackInvoker:
 
     def prefer_slot(self, slot: int) -> None:
         self.warm.prefer_slot(slot)
+
+    def trust_sync(self, synced: tuple[str, Sequence[str]] | None) -> None:
+        self.warm.trust_sync(synced)
 
     def invoke(self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], on_line: Log) -> int:
         if argv[1:2] == ["deps"]:

@@ -125,6 +125,7 @@ class Workspace:
         #: the number of the slot this task holds (0, 1, ...), None outside ``with``: the warm
         #: pool picks the dbt process of the same number, which has parsed this very copy before
         self.slot_number: int | None = None
+        self._fingerprint = ""  # the last sync's (SyncReport.fingerprint)
         self._lock: FileLock | None = None
         self._private: Path | None = None
         self._layout: Layout | None = None
@@ -191,9 +192,20 @@ class Workspace:
             self._private = None
         self.slot = None
         self.slot_number = None
+        self._fingerprint = ""
         if self._lock is not None:
             self._lock.release()
             self._lock = None
+
+    def synced_files(self) -> tuple[str, tuple[str, ...]] | None:
+        """What the warm dbt server may check instead of walking the copy before it reuses a
+        parse: the sync's fingerprint of the copied files, and the top-level entries no sync
+        covers, which it must still walk (the link to the worker's ``dbt deps``, made after the
+        sync). Call it right before dbt starts: ``install_deps`` may have made that link since."""
+        if not self._fingerprint:
+            return None
+        packages = self.layout.packages_path
+        return self._fingerprint, ((packages,) if (self.project / packages).is_symlink() else ())
 
     def _take_slot(self) -> None:
         """The first free numbered slot for this project; held until ``cleanup``."""
@@ -220,6 +232,7 @@ class Workspace:
             self.source, self.project, layout=layout, state_file=self.slot / SYNC_STATE, keep=keep, log=self.log
         )
         self.log(report.line(self.project, self.source))
+        self._fingerprint = report.fingerprint
         if packages.is_symlink() and not (self.source / layout.packages_path).exists():
             want = self._deps_dir(self.deps_key()) / layout.packages_path
             if not self.needs_deps() or os.readlink(packages) != str(want):

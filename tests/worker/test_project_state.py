@@ -133,3 +133,29 @@ def test_option_reads_both_spellings_and_the_last_wins() -> None:
     assert option(["run", "--vars", "a", "--vars=b"], "--vars") == "b"
     assert option(["run", "-t", "prod"], "--target", "-t") == "prod"
     assert option(["run", "--vars"], "--vars") is None
+
+
+def test_with_the_syncs_fingerprint_the_copy_is_not_walked_but_what_it_does_not_cover_is(tmp_path: Path) -> None:
+    """The workspace sync has just checked every file it copied; the server trusts its digest
+    instead of a second walk (issue 18), and still walks the entries it names (the packages link)."""
+    root = _project(tmp_path / "p")
+    deps = tmp_path / "deps" / "dbt_packages"
+    (deps / "pkg" / "macros").mkdir(parents=True)
+    (deps / "pkg" / "macros" / "x.sql").write_text("{% macro x() %}1{% endmacro %}")
+    os.symlink(deps, root / "dbt_packages")
+
+    def read(fingerprint: str) -> ProjectState:
+        return ProjectState.read(_args(root), "/", {}, (), synced={"fingerprint": fingerprint, "walk": ["dbt_packages"]})
+
+    first = read("f1")
+    assert "models/a.sql" not in first.files  # not walked
+    assert "dbt_packages/pkg/macros/x.sql" in first.files
+    os.utime(root / "models" / "a.sql", ns=(1, 1))  # the sync's digest vouches for the copy
+    assert read("f1").change_from(first) is None
+    why = read("f2").change_from(first)
+    assert why is not None and "the files the workspace sync copied" in why
+    (deps / "pkg" / "macros" / "x.sql").write_text("{% macro x() %}2{% endmacro %}")
+    why = read("f1").change_from(first)
+    assert why is not None and "dbt_packages/pkg/macros/x.sql" in why
+    walked = _state(root)  # without a fingerprint: the walk, as before
+    assert "models/a.sql" in walked.files and walked.change_from(first) is not None

@@ -566,3 +566,57 @@ def test_the_packages_link_stays_as_it_is_and_follows_the_package_spec(tmp_path:
     (src / "packages.yml").unlink()
     with Workspace(src, **kw) as ws:
         assert not ws.needs_deps() and not os.path.lexists(link)
+
+
+def test_the_fingerprint_changes_exactly_when_the_copy_does(tmp_path: Path) -> None:
+    """The warm server compares this digest instead of walking the copy (issue 18): it must stay
+    the same while nothing is written, and change on any edit, touch, addition, removal or
+    re-aimed symlink."""
+    src = make_source(tmp_path)
+    (src / "models" / "shared").mkdir()
+    (src / "models" / "shared" / "c.sql").write_text("select 3 as c")
+    os.symlink("shared/c.sql", src / "models" / "c_link.sql")
+    dest = tmp_path / "slot" / "project"
+    seen = [sync(src, dest).fingerprint]
+    assert len(seen[0]) == 64
+    assert sync(src, dest).fingerprint == seen[0]  # unchanged: the same digest, nothing rewritten
+
+    def changed() -> str:
+        now = sync(src, dest).fingerprint
+        assert now != seen[-1]
+        seen.append(now)
+        return now
+
+    model = src / "models" / "a.sql"
+    st = model.stat()
+    model.write_text("select 9 as a")  # same size, old mtime: only the ctime tells
+    os.utime(model, ns=(st.st_atime_ns, st.st_mtime_ns))
+    changed()
+    os.utime(dest / "macros" / "m.sql")  # touched in the copy, not in the source
+    changed()
+    (src / "models" / "new.sql").write_text("select 4")
+    changed()
+    (src / "models" / "new.sql").unlink()
+    assert changed() == seen[-3]  # the same files as before it came: the same digest, rightly
+    (src / "models" / "c_link.sql").unlink()
+    os.symlink("a.sql", src / "models" / "c_link.sql")  # the same name, aimed elsewhere
+    changed()
+    assert sync(src, dest).fingerprint == seen[-1]
+
+
+def test_the_workspace_hands_the_fingerprint_and_the_packages_link_to_walk(tmp_path: Path) -> None:
+    src = make_source(tmp_path)
+    (src / "packages.yml").write_text("packages: []\n")
+
+    def fake_deps(where: Path) -> None:
+        (where / "dbt_packages").mkdir()
+
+    kw = dict(cache_root=tmp_path / "cache", state=STATE, log=lambda s: None)
+    with Workspace(src, **kw) as ws:
+        fingerprint, walk = ws.synced_files() or ("", ())
+        assert fingerprint and walk == ()  # no packages yet
+        ws.install_deps(fake_deps)
+        assert ws.synced_files() == (fingerprint, ("dbt_packages",))  # the link deps made: walked
+    with Workspace(src, **kw) as ws:
+        assert ws.synced_files() == (fingerprint, ("dbt_packages",))
+    assert ws.synced_files() is None  # a workspace that is closed vouches for nothing

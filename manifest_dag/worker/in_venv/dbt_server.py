@@ -5,7 +5,9 @@ standalone script using only the standard library and dbt. manifest-dag starts i
 (``manifest_dag/worker/warm.py``), in its own session so it outlives the task that started it, and talks
 to it over a Unix domain socket with one JSON object per line:
 
-    request   {"args": [...dbt argv without "dbt"...], "cwd": "...", "env": {...}}
+    request   {"args": [...dbt argv without "dbt"...], "cwd": "...", "env": {...},
+               "synced": {"fingerprint": "...", "walk": [...]}}   (optional: the workspace sync's
+              record of the project copy, checked instead of walking its files; see project_state.py)
     replies   {"log": "a dbt log line", "level": "info"}   (streamed while dbt runs)
               {"note": "what this process did, e.g. reused the parsed project"}
               {"exit": 0|1|2, "error": null|"..."}          (last line)
@@ -202,7 +204,7 @@ def _invoke(
         manifest = None
         if reuse is not None:
             reuse.note = lambda text: writer.send({"note": text})
-            manifest = reuse.before(args, os.getcwd(), env)
+            manifest = reuse.before(args, os.getcwd(), env, request.get("synced"))
         runner = (
             runner_cls(callbacks=[on_event])
             if manifest is None

@@ -222,8 +222,10 @@ class ManifestReuse:
         graph_cls.get_subset_graph = walked_subset
 
     # -- per invocation ---------------------------------------------------------------------------
-    def before(self, args: list[str], cwd: str, env: Mapping[str, str]) -> Any:
-        """The manifest this invocation should run on, or None (dbt parses). May edit ``args``."""
+    def before(self, args: list[str], cwd: str, env: Mapping[str, str], synced: Mapping[str, Any] | None = None) -> Any:
+        """The manifest this invocation should run on, or None (dbt parses). May edit ``args``.
+
+        ``synced``: the workspace sync's fingerprint of the project copy (``project_state``)."""
         self._active, self._parsed, self._state, self._capturing = None, [], None, False
         if not self.enabled:
             if self.why_off and not self._said_off:
@@ -238,7 +240,7 @@ class ManifestReuse:
         if _env_off(env, "DBT_PARTIAL_PARSE") or _env_on(env, "DBT_DEFER") or _env_on(env, "DBT_FAVOR_STATE"):
             return None
         kept = self.kept
-        state = ProjectState.read(args, cwd, env, kept.env_names() if kept else ())
+        state = ProjectState.read(args, cwd, env, kept.env_names() if kept else (), synced=synced)
         if os.path.isfile(os.path.join(state.root, "catalogs.yml")):
             self._drop("the project has catalogs.yml (dbt sets catalogs up only while parsing)")
             return None
