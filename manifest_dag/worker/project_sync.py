@@ -71,6 +71,8 @@ from manifest_dag.worker import Log
 #: the slot's record of what each copied file looked like (see the module docstring)
 SYNC_STATE = "sync-state.msgpack"
 _FORMAT = 2
+#: how many of a sync's written or removed paths its report names
+_CHANGED_SHOWN = 20
 #: temp files of an interrupted copy end so (and start with a dot: no dbt file pattern matches)
 _TEMP_SUFFIX = ".md-sync.tmp"
 
@@ -315,6 +317,9 @@ class SyncReport:
     #: text): equal after two syncs only when no file of the copy was written or touched in
     #: between, so the warm dbt server may trust it instead of walking the copy again
     fingerprint: str = ""
+    #: the copy's paths this sync changed, added or removed, as (how, path): a few, for the
+    #: warm server's note on why it parses again
+    changed: tuple[tuple[str, str], ...] = ()
 
     def line(self, dest: Path, source: Path) -> str:
         how = "copied afresh" if self.fresh else "brought up to date"
@@ -402,6 +407,7 @@ def sync_project(
         seconds=time.monotonic() - started,
         fresh=old is None,
         fingerprint=run.fingerprint(),
+        changed=tuple(run.changed[:_CHANGED_SHOWN]),
     )
 
 
@@ -430,6 +436,8 @@ class _Sync:
         self.log = log
         self.new: dict[str, Any] = {}
         self.links: dict[str, str] = {}  # the copy's symlinks and their text (they have no record)
+        self.changed: list[tuple[str, str]] = []  # what this sync changed, added or removed in the copy
+        self.dest = ""
         self.copied = self.removed = self.unchanged = self.linked = 0
         self.skipped: list[str] = []
         self.chain: set[str] = set()  # real paths of the folders being walked (loop guard)
@@ -479,6 +487,7 @@ class _Sync:
 
     # -- the walk ---------------------------------------------------------------------------------
     def tree(self, dest: str) -> None:
+        self.dest = dest
         self.chain.add(self.root)
         self._folder(self.root, dest, (), self.layout.tree)
 
@@ -514,6 +523,7 @@ class _Sync:
         else:
             os.unlink(have.path)
         self.removed += 1
+        self.changed.append(("removed", os.path.relpath(have.path, self.dest)))
 
     def _entry(self, entry: os.DirEntry[str], dst: str, rel: Rel, node: _Node, have: os.DirEntry[str] | None) -> None:
         if entry.is_symlink():
@@ -600,6 +610,7 @@ class _Sync:
                 return
         if have is not None and have.is_dir(follow_symlinks=False):
             self._remove(have)
+            have = None
         try:
             written = _write_copy(src, dst)
         except FileNotFoundError:  # removed from the source while we walk it
@@ -610,6 +621,7 @@ class _Sync:
             raise WorkspaceError(f"cannot copy {src} into the workspace: {exc.strerror or exc}") from None
         self.new[key] = sig + _dest_sig(written)
         self.copied += 1
+        self.changed.append(("changed" if have is not None else "added", key))
 
     def _link(self, dst: str, text: str, have: os.DirEntry[str] | None, rel: Rel) -> None:
         self.links["/".join(rel)] = text
@@ -617,6 +629,7 @@ class _Sync:
             with contextlib.suppress(OSError):
                 if os.readlink(dst) == text:
                     return
+        how = "changed" if have is not None and have.is_symlink() else "added"
         if have is not None and have.is_dir(follow_symlinks=False):
             self._remove(have)
         tmp = _temp_name(dst)
@@ -628,6 +641,7 @@ class _Sync:
                 os.unlink(tmp)
             raise
         self.linked += 1
+        self.changed.append((how, "/".join(rel)))
 
 
 def _is_dir(entry: os.DirEntry[str]) -> bool:

@@ -38,7 +38,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock
 
@@ -201,7 +201,7 @@ class WarmInvoker:
         self._current_pid: int | None = None
         self._said_short = False
         self.affinity: int | None = None
-        self.synced: tuple[str, Sequence[str]] | None = None  # see trust_sync
+        self.synced: Mapping[str, Any] | None = None  # see trust_sync
 
     # -- slots -------------------------------------------------------------------------------
     def _paths(self, i: int) -> tuple[Path, Path, Path]:
@@ -214,10 +214,10 @@ class WarmInvoker:
             )
         return self.pool_dir / f"{i}.lock", sock, self.pool_dir / f"{i}.pid"
 
-    def trust_sync(self, synced: tuple[str, Sequence[str]] | None) -> None:
-        """The workspace sync's fingerprint of the project copy, and the top-level entries it does
-        not cover, for the next request: the server compares the fingerprint instead of walking
-        the copy's files again (see ``in_venv/project_state.py``). None: it walks them."""
+    def trust_sync(self, synced: Mapping[str, Any] | None) -> None:
+        """The workspace sync's record of the project copy (``Workspace.synced_files``) for the
+        next request: the server compares its fingerprint instead of walking the copy's files
+        again (see ``in_venv/project_state.py``). None: it walks them."""
         self.synced = synced
 
     def prefer_slot(self, slot: int) -> None:
@@ -313,7 +313,7 @@ class WarmInvoker:
             with sock:
                 request: dict = {"args": list(argv[1:]), "cwd": str(cwd), "env": dict(env)}
                 if self.synced is not None:
-                    request["synced"] = {"fingerprint": self.synced[0], "walk": list(self.synced[1])}
+                    request["synced"] = dict(self.synced)
                 try:
                     sock.sendall(json.dumps(request).encode() + b"\n")
                     reader = sock.makefile("rb")
@@ -407,7 +407,7 @@ class FallbackInvoker:
     def prefer_slot(self, slot: int) -> None:
         self.warm.prefer_slot(slot)
 
-    def trust_sync(self, synced: tuple[str, Sequence[str]] | None) -> None:
+    def trust_sync(self, synced: Mapping[str, Any] | None) -> None:
         self.warm.trust_sync(synced)
 
     def invoke(self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], on_line: Log) -> int:

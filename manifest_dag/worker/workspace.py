@@ -42,6 +42,7 @@ import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import msgpack
 import orjson
@@ -59,7 +60,7 @@ from manifest_dag.worker.partial_parse import (
     relocate_msgpack,
 )
 from manifest_dag.worker.profile_dirs import make_profile_dir
-from manifest_dag.worker.project_sync import SYNC_STATE, Layout, project_layout, remove_tree, sync_project
+from manifest_dag.worker.project_sync import SYNC_STATE, Layout, SyncReport, project_layout, remove_tree, sync_project
 from manifest_dag.worker.slots import take_free_slot
 from manifest_dag.worker.state_marks import mark_source
 
@@ -125,7 +126,7 @@ class Workspace:
         #: the number of the slot this task holds (0, 1, ...), None outside ``with``: the warm
         #: pool picks the dbt process of the same number, which has parsed this very copy before
         self.slot_number: int | None = None
-        self._fingerprint = ""  # the last sync's (SyncReport.fingerprint)
+        self._synced: SyncReport | None = None  # this task's sync (fingerprint, what it changed)
         self._lock: FileLock | None = None
         self._private: Path | None = None
         self._layout: Layout | None = None
@@ -192,20 +193,25 @@ class Workspace:
             self._private = None
         self.slot = None
         self.slot_number = None
-        self._fingerprint = ""
+        self._synced = None
         if self._lock is not None:
             self._lock.release()
             self._lock = None
 
-    def synced_files(self) -> tuple[str, tuple[str, ...]] | None:
+    def synced_files(self) -> dict[str, Any] | None:
         """What the warm dbt server may check instead of walking the copy before it reuses a
-        parse: the sync's fingerprint of the copied files, and the top-level entries no sync
-        covers, which it must still walk (the link to the worker's ``dbt deps``, made after the
-        sync). Call it right before dbt starts: ``install_deps`` may have made that link since."""
-        if not self._fingerprint:
+        parse: the sync's fingerprint of the copied files; the top-level entries no sync covers,
+        which it must still walk (the link to the worker's ``dbt deps``, made after the sync);
+        and the paths this sync changed, for its note. Call it right before dbt starts:
+        ``install_deps`` may have made that link since."""
+        if self._synced is None or not self._synced.fingerprint:
             return None
         packages = self.layout.packages_path
-        return self._fingerprint, ((packages,) if (self.project / packages).is_symlink() else ())
+        return {
+            "fingerprint": self._synced.fingerprint,
+            "walk": [packages] if (self.project / packages).is_symlink() else [],
+            "changed": [list(c) for c in self._synced.changed],
+        }
 
     def _take_slot(self) -> None:
         """The first free numbered slot for this project; held until ``cleanup``."""
@@ -232,7 +238,7 @@ class Workspace:
             self.source, self.project, layout=layout, state_file=self.slot / SYNC_STATE, keep=keep, log=self.log
         )
         self.log(report.line(self.project, self.source))
-        self._fingerprint = report.fingerprint
+        self._synced = report
         if packages.is_symlink() and not (self.source / layout.packages_path).exists():
             want = self._deps_dir(self.deps_key()) / layout.packages_path
             if not self.needs_deps() or os.readlink(packages) != str(want):

@@ -144,8 +144,9 @@ def test_with_the_syncs_fingerprint_the_copy_is_not_walked_but_what_it_does_not_
     (deps / "pkg" / "macros" / "x.sql").write_text("{% macro x() %}1{% endmacro %}")
     os.symlink(deps, root / "dbt_packages")
 
-    def read(fingerprint: str) -> ProjectState:
-        return ProjectState.read(_args(root), "/", {}, (), synced={"fingerprint": fingerprint, "walk": ["dbt_packages"]})
+    def read(fingerprint: str, changed: tuple[tuple[str, str], ...] = ()) -> ProjectState:
+        synced = {"fingerprint": fingerprint, "walk": ["dbt_packages"], "changed": list(changed)}
+        return ProjectState.read(_args(root), "/", {}, (), synced=synced)
 
     first = read("f1")
     assert "models/a.sql" not in first.files  # not walked
@@ -154,6 +155,8 @@ def test_with_the_syncs_fingerprint_the_copy_is_not_walked_but_what_it_does_not_
     assert read("f1").change_from(first) is None
     why = read("f2").change_from(first)
     assert why is not None and "the files the workspace sync copied" in why
+    why = read("f2", (("changed", "models/a.sql"), ("removed", "models/b.sql"))).change_from(first)
+    assert why == "project files changed models/a.sql, removed models/b.sql"  # as the walk says it
     (deps / "pkg" / "macros" / "x.sql").write_text("{% macro x() %}2{% endmacro %}")
     why = read("f1").change_from(first)
     assert why is not None and "dbt_packages/pkg/macros/x.sql" in why

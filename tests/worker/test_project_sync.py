@@ -597,7 +597,9 @@ def test_the_fingerprint_changes_exactly_when_the_copy_does(tmp_path: Path) -> N
     (src / "models" / "new.sql").write_text("select 4")
     changed()
     (src / "models" / "new.sql").unlink()
-    assert changed() == seen[-3]  # the same files as before it came: the same digest, rightly
+    assert sync(src, dest).changed == (("removed", "models/new.sql"),)
+    seen.append(sync(src, dest).fingerprint)
+    assert seen[-1] == seen[-3]  # the same files as before it came: the same digest, rightly
     (src / "models" / "c_link.sql").unlink()
     os.symlink("a.sql", src / "models" / "c_link.sql")  # the same name, aimed elsewhere
     changed()
@@ -613,10 +615,14 @@ def test_the_workspace_hands_the_fingerprint_and_the_packages_link_to_walk(tmp_p
 
     kw = dict(cache_root=tmp_path / "cache", state=STATE, log=lambda s: None)
     with Workspace(src, **kw) as ws:
-        fingerprint, walk = ws.synced_files() or ("", ())
-        assert fingerprint and walk == ()  # no packages yet
+        first = ws.synced_files()
+        assert first is not None and len(first["fingerprint"]) == 64 and first["walk"] == []  # no packages yet
+        assert ["added", "models/a.sql"] in first["changed"]  # a fresh copy wrote every file
         ws.install_deps(fake_deps)
-        assert ws.synced_files() == (fingerprint, ("dbt_packages",))  # the link deps made: walked
+        assert ws.synced_files() == {**first, "walk": ["dbt_packages"]}  # the link deps made: walked
+    (src / "models" / "a.sql").write_text("select 5 as a")
     with Workspace(src, **kw) as ws:
-        assert ws.synced_files() == (fingerprint, ("dbt_packages",))
+        again = ws.synced_files()
+        assert again is not None and again["fingerprint"] != first["fingerprint"]
+        assert again["walk"] == ["dbt_packages"] and again["changed"] == [["changed", "models/a.sql"]]
     assert ws.synced_files() is None  # a workspace that is closed vouches for nothing

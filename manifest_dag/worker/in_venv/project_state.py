@@ -224,6 +224,9 @@ class ProjectState:
     profile: str
     options: tuple[str | None, ...]
     env: tuple[tuple[str, str | None], ...]
+    #: the copy's paths the task's workspace sync changed, added or removed, as (how, path)
+    #: (only to say why, never compared)
+    sync_changed: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     @classmethod
     def read(
@@ -242,7 +245,12 @@ class ProjectState:
             entries = [w for w in walk_only if isinstance(w, str)] if isinstance(walk_only, list) else []
             files = walk(root, outputs, entries) if entries else {}
             files[SYNCED_KEY] = (0, 0, 0, 0, fingerprint)
+            changed = synced.get("changed") if synced else None
+            sync_changed = tuple(
+                (str(c[0]), str(c[1])) for c in (changed if isinstance(changed, list) else ()) if len(c) == 2
+            )
         else:
+            sync_changed = ()
             files = walk(root, outputs, read_paths(root))
         names = set(env_names) | {
             k for k in env if k.startswith("DBT_") and k not in _RUNTIME_ONLY and not k.startswith(_SECRET_PREFIX)
@@ -253,13 +261,16 @@ class ProjectState:
             profile=_digest(_profiles_file(args, cwd, env, root)),
             options=tuple(option(args, *names) for names in _PARSE_OPTIONS),
             env=tuple(sorted((n, env.get(n)) for n in names if not n.startswith(_SECRET_PREFIX))),
+            sync_changed=sync_changed,
         )
 
     def with_env_names(self, env: Mapping[str, str], names: Iterable[str]) -> ProjectState:
         """The same state, also keyed by ``names`` (the env vars the parse turned out to read)."""
         merged = dict(self.env)
         merged.update((n, env.get(n)) for n in names if not n.startswith(_SECRET_PREFIX))
-        return ProjectState(self.root, self.files, self.profile, self.options, tuple(sorted(merged.items())))
+        return ProjectState(
+            self.root, self.files, self.profile, self.options, tuple(sorted(merged.items())), self.sync_changed
+        )
 
     def env_names(self) -> list[str]:
         return [n for n, _ in self.env]
@@ -285,6 +296,10 @@ class ProjectState:
             added = sorted(self.files.keys() - old.files.keys())
             removed = sorted(old.files.keys() - self.files.keys())
             changed = sorted(k for k in self.files.keys() & old.files.keys() if self.files[k] != old.files[k])
+            if SYNCED_KEY in changed and self.sync_changed:  # name the files, as the walk would
+                changed.remove(SYNCED_KEY)
+                for how, names in (("changed", changed), ("added", added), ("removed", removed)):
+                    names.extend(sorted(path for h, path in self.sync_changed if h == how))
             parts = [
                 f"{label} {_some(names)}"
                 for label, names in (("changed", changed), ("added", added), ("removed", removed))
