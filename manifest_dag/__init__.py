@@ -28,6 +28,7 @@ from manifest_dag.core.errors import (
     VenvError,
     WorkspaceError,
 )
+from manifest_dag.core.task_settings import NodeSettingsError
 
 __version__ = "0.1.0"
 
@@ -110,6 +111,7 @@ __all__ = [
     "Manifest",
     "ManifestDagError",
     "ManifestError",
+    "NodeSettingsError",
     "ProfileConfig",
     "ProfileError",
     "ProjectConfig",

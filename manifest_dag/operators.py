@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from airflow.sdk.bases.operator import BaseOperator
 from airflow.sdk.definitions._internal.templater import LiteralValue
@@ -34,6 +34,10 @@ from manifest_dag.core.config import (
 from manifest_dag.core.dbt import FULL_REFRESH_COMMANDS, FULL_REFRESH_FLAGS, check_dbt_flags, command_args
 from manifest_dag.core.errors import ConfigError, DbtRunError, WorkspaceError
 from manifest_dag.core.specs import DbtInvocation
+
+if TYPE_CHECKING:
+    import jinja2
+    from airflow.sdk.definitions.context import Context
 
 
 class Killable(Protocol):
@@ -126,14 +130,22 @@ class DbtVenvOperator(BaseOperator):
         self.venv_config = venv_config
         self.manifest_path = str(manifest_path) if manifest_path else None
         self.partial_parse_path = str(partial_parse_path) if partial_parse_path else None
+        # a LiteralValue item of dbt_vars, env or dbt_flags is passed to dbt as is, never rendered
+        # (the renderer gives a node's meta settings so): kept apart, added once rendered
+        dbt_vars, self._literal_vars = _literal_items(dbt_vars)
+        env, self._literal_env = _literal_items(env)
+        dbt_flags, self._literal_flags = _literal_list(dbt_flags)
+        self._literals_merged = False
         self.dbt_vars = dict(dbt_vars) if isinstance(dbt_vars, Mapping) else dbt_vars
         # not a template field: a secret's value is read on the worker as the task runs, so Airflow
         # never renders, stores or shows it (see SecretVar)
-        self.secret_vars = dict(check_secret_vars(secret_vars, where, dbt_vars))
+        all_vars = {**dbt_vars, **self._literal_vars} if isinstance(dbt_vars, Mapping) else dbt_vars
+        self.secret_vars = dict(check_secret_vars(secret_vars, where, all_vars))
         self.env = dict(env or {})
         # True, False or a template rendered as the task runs ("{{ params.full_refresh }}")
         self.full_refresh = check_switch(full_refresh, f"{where}: full_refresh")
         self.dbt_flags = list(check_dbt_flags(dbt_flags, where, self.dbt_command))
+        check_dbt_flags(self._literal_flags, where, self.dbt_command)
         self.install_deps = check_switch(install_deps, f"{where}: install_deps")
         self.artifacts_callback = artifacts_callback
         if on_warning_callback is not None and not callable(on_warning_callback):
@@ -158,12 +170,29 @@ class DbtVenvOperator(BaseOperator):
     def _where(self) -> str:
         return f"{type(self).__name__}(task_id={self.task_id!r})"
 
+    def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
+        """Airflow's rendering, then the literal (never rendered) vars, env and flags added, so the
+        rendered fields Airflow stores show what dbt got."""
+        super().render_template_fields(context, jinja_env)
+        if not self._literals_merged:
+            self.dbt_vars, self.env, self.dbt_flags = self._with_literals()
+            self._literals_merged = True
+
+    def _with_literals(self) -> tuple[Any, dict[str, Any], list[Any]]:
+        """dbt_vars, env and dbt_flags with the literal items added (over the templated ones)."""
+        if self._literals_merged:
+            return self.dbt_vars, self.env, self.dbt_flags
+        dbt_vars = self.dbt_vars
+        if self._literal_vars:
+            dbt_vars = {**(dbt_vars if isinstance(dbt_vars, Mapping) else {}), **self._literal_vars}
+        return dbt_vars, {**(self.env or {}), **self._literal_env}, [*self.dbt_flags, *self._literal_flags]
+
     def _rendered_flags(self) -> list[str]:
         """``dbt_flags`` as rendered: an item a template left empty is dropped (a flag chosen per
         run: ``"{{ '--full-refresh' if params.full_refresh else '' }}"``), a list a native template
         gave is spread, and the result is checked again, since rendering may have made a flag."""
         flags: list[str] = []
-        for item in self.dbt_flags:
+        for item in self._with_literals()[2]:
             for value in item if isinstance(item, (list, tuple)) else (item,):
                 text = value if isinstance(value, str) else str(value)
                 if text.strip():
@@ -190,6 +219,7 @@ class DbtVenvOperator(BaseOperator):
     def invocation(self) -> DbtInvocation:
         """The dbt call this task's (rendered) arguments describe: all the worker side needs."""
         rendered_switch(self.full_refresh, f"{self._where}: full_refresh")  # a template left unrendered fails here
+        dbt_vars, env, _flags = self._with_literals()
         return DbtInvocation(
             command_args=tuple(self.dbt_args()),
             project_dir=Path(self.project_dir),
@@ -198,9 +228,9 @@ class DbtVenvOperator(BaseOperator):
             manifest_path=Path(self.manifest_path) if self.manifest_path else None,
             partial_parse_path=Path(self.partial_parse_path) if self.partial_parse_path else None,
             cache_dir=settings.venv_cache_dir(self.venv_config.cache_dir, airflow_config=True),
-            dbt_vars=self.dbt_vars,
+            dbt_vars=dbt_vars,
             secret_vars=self.secret_vars,
-            env={str(k): str(v) for k, v in (self.env or {}).items()},
+            env={str(k): str(v) for k, v in env.items()},
             install_deps=rendered_switch(self.install_deps, f"{self._where}: install_deps"),
             warm_processes=self.venv_config.warm_processes,
             warm_scope=self.venv_config.warm_scope,
@@ -264,6 +294,21 @@ class DbtVenvOperator(BaseOperator):
         invoker = self._invoker
         if invoker is not None:
             invoker.kill()
+
+
+def _literal_items(value: Any) -> tuple[Any, dict[str, Any]]:
+    """A mapping's LiteralValue items taken out (unwrapped); anything else as it is."""
+    if not isinstance(value, Mapping) or not any(isinstance(v, LiteralValue) for v in value.values()):
+        return value, {}
+    plain = {k: v for k, v in value.items() if not isinstance(v, LiteralValue)}
+    return plain, {k: v.value for k, v in value.items() if isinstance(v, LiteralValue)}
+
+
+def _literal_list(value: Any) -> tuple[Any, list[str]]:
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        return value, []
+    literal = [v.value for v in value if isinstance(v, LiteralValue)]
+    return ([v for v in value if not isinstance(v, LiteralValue)] if literal else value), literal
 
 
 class DbtRunOperator(DbtVenvOperator):

@@ -70,3 +70,18 @@ def test_example_selector_dag(example_bag) -> None:
     assert_dag_matches_manifest(dag, SHOP, selector="nightly_finance")
     assert {t.task_id for t in dag.tasks} >= {"fct_orders_build", "fct_revenue_monthly_build"}
     assert all(t.dbt_command in ("build", "test") for t in dag.tasks)
+
+
+def test_example_node_settings_dag(example_bag) -> None:
+    """Owners from the shop's model meta, the DAG's defaults elsewhere, tests without retries."""
+    from datetime import timedelta
+
+    dag = example_bag.dags["shop_node_settings"]
+    assert_dag_matches_manifest(dag, SHOP, select=["+fct_orders"])
+    plan = dag.dbt_plan
+    runs = {spec.node_ids[0]: dag.task_dict[spec.task_id] for spec in plan.tasks if spec.command == "run"}
+    assert runs["model.shop.fct_orders"].owner == "finance-team"  # meta.owner
+    assert runs["model.shop.stg_orders"].owner == "data-platform"  # default_args
+    tests = [dag.task_dict[spec.task_id] for spec in plan.tasks if spec.command == "test"]
+    assert tests and all(t.retries == 0 and t.execution_timeout == timedelta(minutes=15) for t in tests)
+    assert all(t.retries == 2 for t in runs.values())

@@ -34,6 +34,7 @@ PUBLIC_NAMES = [
     "Manifest",
     "ManifestDagError",
     "ManifestError",
+    "NodeSettingsError",
     "ProfileConfig",
     "ProfileError",
     "ProjectConfig",

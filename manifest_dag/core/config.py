@@ -521,6 +521,12 @@ class RenderConfig:
     tests_gate_downstream: bool = True
     #: a source that names a seed's table is read after that seed is loaded (dbt does not order it).
     order_sources_after_seeds: bool = True
+    #: settings for every test task (``retries``, ``pool`` ...: the keys of a node's
+    #: ``meta.manifest_dag``), over what the tested node sets; a test's own meta wins over these.
+    test_task_args: Mapping[str, Any] = field(default_factory=dict)
+    #: callbacks a node's meta may name (``on_failure_callback: page_team``): name -> a callable
+    #: or a list of callables. A manifest is data: it names code, the DAG file holds it.
+    callbacks: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _str_tuple(self, "select")
@@ -548,3 +554,29 @@ class RenderConfig:
             from manifest_dag.core.naming import DbtNaming
 
             _set(self, "naming", DbtNaming())
+        _set(self, "callbacks", _callbacks(self.callbacks))
+        from manifest_dag.core.task_settings import check_settings
+
+        tests = check_settings(
+            self.test_task_args if self.test_task_args is not None else {},
+            "RenderConfig.test_task_args",
+            prefix="",
+            callbacks=self.callbacks,
+            command="test",
+        )
+        _set(self, "test_task_args", FrozenMap(tests))
+
+
+def _callbacks(value: Any) -> FrozenMap:
+    """``RenderConfig.callbacks`` checked: names to a callable or a list of callables."""
+    if value is None:
+        value = {}
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) and k for k in value):
+        raise _fail(RenderConfig, "callbacks", f"must be a dict of names to callables, got {value!r}")
+    out: dict[str, Any] = {}
+    for name, fn in value.items():
+        fns = list(fn) if isinstance(fn, (list, tuple)) else [fn]
+        if not fns or not all(callable(f) for f in fns):
+            raise _fail(RenderConfig, "callbacks", f"{name!r} must be a callable or a list of callables, got {fn!r}")
+        out[name] = fn if callable(fn) else tuple(fns)
+    return FrozenMap(out)

@@ -6,8 +6,10 @@ Nothing here runs dbt or imports it: this is what the DAG processor executes eve
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +21,7 @@ from manifest_dag.core import settings
 from manifest_dag.core.config import ProfileConfig, ProjectConfig, RenderConfig, VenvConfig
 from manifest_dag.core.errors import ConfigError
 from manifest_dag.core.gc import paused_gc
+from manifest_dag.core.task_settings import CALLBACK_KEYS, DURATION_KEYS, NodeSettingsError
 from manifest_dag.operators import OPERATOR_FOR_COMMAND
 from manifest_dag.scheduler.plan import RenderPlan, TaskSpec
 from manifest_dag.scheduler.plan_cache import PlannedManifest, cached_plan
@@ -82,6 +85,7 @@ class _OperatorFactory:
         profile_config: ProfileConfig | None,
         venv_config: VenvConfig,
         operator_args: Mapping[str, Any],
+        callbacks: Mapping[str, Any] | None = None,
     ) -> None:
         bad = _RESERVED.intersection(operator_args)
         if bad:
@@ -98,9 +102,53 @@ class _OperatorFactory:
             "install_deps": project_config.install_deps,
             **operator_args,
         }
+        self.callbacks = callbacks or {}
+
+    def settings_kwargs(self, spec: TaskSpec) -> dict[str, Any]:
+        """The operator arguments a task's planned settings (its nodes' meta) make.
+
+        Over ``operator_args`` (and so over the DAG's ``default_args``); the dbt values are added
+        to the DAG-wide vars, env and flags as ``LiteralValue``: a manifest is never a template.
+        """
+        out: dict[str, Any] = {}
+        for key, value in (spec.settings or {}).items():
+            if key in DURATION_KEYS:
+                out[key] = timedelta(seconds=value)
+            elif key in CALLBACK_KEYS:
+                fns: list[Any] = []
+                for name in value:
+                    fn = self.callbacks[name]
+                    fns.extend(fn if isinstance(fn, tuple) else (fn,))
+                out[key] = fns[0] if len(fns) == 1 else fns
+            elif key in ("dbt_vars", "env"):
+                base = self.common.get(key) or {}
+                out[key] = {**base, **{k: LiteralValue(v) for k, v in value.items()}}
+            elif key == "dbt_flags":
+                out[key] = [*(self.common.get("dbt_flags") or ()), *(LiteralValue(f) for f in value)]
+            elif key == "profile":
+                out["profile_config"] = self._profile(spec, value)
+            else:
+                out[key] = value
+        return out
+
+    def _profile(self, spec: TaskSpec, fields: Mapping[str, Any]) -> ProfileConfig:
+        base: ProfileConfig | None = self.common.get("profile_config")
+        where = spec.node_ids[0] if spec.node_ids else spec.task_id
+        try:
+            if base is None:
+                return ProfileConfig(**fields)
+            changes = dict(fields)
+            if "conn_id" in changes:  # one or the other, as in ProfileConfig
+                changes.setdefault("profiles_yml_path", None)
+            elif "profiles_yml_path" in changes:
+                changes.setdefault("conn_id", None)
+            return dataclasses.replace(base, **changes)
+        except (ConfigError, TypeError) as exc:
+            raise NodeSettingsError(where, "profile", f"does not make a profile: {exc}") from None
 
     def __call__(self, spec: TaskSpec, group: TaskGroup | None, dag: DAG) -> BaseOperator:
         cls = OPERATOR_FOR_COMMAND[spec.command]
+        kwargs = {**self.common, **self.settings_kwargs(spec)} if spec.settings else self.common
         return cls(
             task_id=spec.local_id,
             task_group=group,
@@ -112,7 +160,7 @@ class _OperatorFactory:
             indirect_selection=spec.indirect_selection,
             doc_md=spec.doc_md,
             outlets=asset_outlets(spec.outlet_uri),
-            **self.common,
+            **kwargs,
         )
 
 
@@ -194,7 +242,9 @@ def build_into(
                 "venv_config=VenvConfig(py_requirements=[...]) naming the dbt to run"
             )
         venv_config = VenvConfig.for_manifest(planned.dbt_version, planned.adapter_type)
-    factory = _OperatorFactory(project_config, profile_config, venv_config, operator_args or {})
+    factory = _OperatorFactory(
+        project_config, profile_config, venv_config, operator_args or {}, render_config.callbacks
+    )
     scope = _task_scope(dag, parent_group, planned, render_config.task_scoped)
     if scope is True:
         with paused_gc():  # thousands of live operators: collecting while creating them finds nothing

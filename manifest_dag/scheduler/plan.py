@@ -20,14 +20,15 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from manifest_dag.core.config import RenderConfig, SourceRendering, TestBehavior
+from manifest_dag.core.config import FrozenMap, RenderConfig, SourceRendering, TestBehavior
 from manifest_dag.core.dbt import COMMAND_FOR_TYPE, EXECUTABLE_TYPES, NODE_TYPES, TEST_TYPES, command_args
 from manifest_dag.core.errors import ConfigError
 from manifest_dag.core.naming import AIRFLOW_MAX_ID, fit_id
+from manifest_dag.core.task_settings import OWN_COMMAND_KEYS, NodeSettingsError, node_settings
 
 if TYPE_CHECKING:  # planning needs them; reading a cached plan (a task's parse) does not
     from manifest_dag.scheduler.graph import DbtGraph
@@ -51,6 +52,9 @@ class TaskSpec:
     upstream: tuple[str, ...] = ()
     doc_md: str | None = None
     outlet_uri: str | None = None
+    #: Airflow and dbt settings from the nodes' meta and ``RenderConfig.test_task_args``, checked
+    #: and plain (``manifest_dag.core.task_settings``); None when there are none
+    settings: Mapping[str, Any] | None = None
 
     @property
     def local_id(self) -> str:
@@ -76,6 +80,7 @@ class TaskSpec:
             self.upstream,
             self.doc_md,
             self.outlet_uri,
+            self.settings,
         )
 
 
@@ -184,6 +189,47 @@ class _Planner:
         self.used_ids: set[str] = set()
         self.max_id = AIRFLOW_MAX_ID  # for a plan id, the DbtTaskGroup prefix taken off
         self.extra_parents: dict[str, tuple[str, ...]] = {}  # source -> seeds whose table it names
+        self._node_settings: dict[str, dict[str, Any]] = {}  # node id -> its checked meta settings
+
+    # -- per-node settings (meta) ----------------------------------------------------------------
+    def _settings(self, uid: str, command: str) -> dict[str, Any]:
+        """A node's checked settings from its meta (``core.task_settings``), read once per node;
+        ``command`` is the one its own task runs (its dbt_flags are checked against it)."""
+        found = self._node_settings.get(uid)
+        if found is None:
+            node = self.nodes[uid]
+            found = self._node_settings[uid] = node_settings(
+                node.meta, node.config.get("meta"), uid, callbacks=self.config.callbacks, command=command
+            )
+        return found
+
+    def _own_settings(self, uid: str, command: str) -> FrozenMap | None:
+        found = self._settings(uid, command)
+        return FrozenMap(found) if found else None
+
+    def _test_settings(self, tests: Iterable[str], tested: str | None, task_id: str) -> FrozenMap | None:
+        """A test task's settings: the tested node's (but its own dbt flags and full refresh),
+        then ``RenderConfig.test_task_args``, then the tests' own meta, which must agree when
+        several tests share the task."""
+        merged: dict[str, Any] = {}
+        if tested is not None:
+            base = self._node_settings.get(tested) or {}
+            _overlay(merged, {k: v for k, v in base.items() if k not in OWN_COMMAND_KEYS})
+        _overlay(merged, self.config.test_task_args)
+        own: dict[str, tuple[str, Any]] = {}
+        for t in tests:
+            for key, value in self._settings(t, "test").items():
+                if key in own and own[key][1] != value:
+                    raise NodeSettingsError(
+                        t,
+                        key,
+                        f"is {value!r} in this test's meta but {own[key][1]!r} in {own[key][0]}'s; both run "
+                        f"in the task {task_id}, so they must agree (or set it on the tested node, or in "
+                        "RenderConfig.test_task_args)",
+                    )
+                own[key] = (t, value)
+        _overlay(merged, {k: v for k, (_t, v) in own.items()})
+        return FrozenMap(merged) if merged else None
 
     # -- what gets a task --------------------------------------------------------------------------
     def _keeps_package(self, node: DbtNode) -> bool:
@@ -344,6 +390,7 @@ class _Planner:
                 node_ids=(uid, *tests),
                 doc_md=doc,
                 outlet_uri=outlet,
+                settings=self._own_settings(uid, "build"),
             )
             self.entry[uid] = self.exit[uid] = tid
             return
@@ -365,6 +412,7 @@ class _Planner:
             node_ids=(uid,),
             doc_md=doc,
             outlet_uri=outlet,
+            settings=self._own_settings(uid, command),
         )
         self.entry[uid] = self.exit[uid] = tid
         if tests:
@@ -383,6 +431,7 @@ class _Planner:
                 node_ids=tests,
                 doc_md=f"Tests of `{node.unique_id}`",
                 upstream={tid},
+                settings=self._test_settings(tests, uid, test_id),
             )
             self.exit[uid] = test_tid
 
@@ -403,6 +452,7 @@ class _Planner:
             indirect_selection="cautious" if tests else "empty",
             node_ids=(uid, *tests),
             doc_md=doc,
+            settings=self._own_settings(uid, "build"),
         )
         self.entry[uid] = self.exit[uid] = tid
 
@@ -417,7 +467,10 @@ class _Planner:
                 select=select,
                 node_ids=(uid,),
                 doc_md=doc,
+                settings=self._own_settings(uid, "source freshness"),
             )
+        else:
+            self._settings(uid, "source freshness")  # its tests' task inherits them
         last: str | None
         if tests:
             last = self._task(
@@ -427,6 +480,7 @@ class _Planner:
                 node_ids=tests,
                 doc_md=f"Tests of `{uid}`",
                 upstream={first} if first else set(),
+                settings=self._test_settings(tests, uid, f"{name}_test"),
             )
         else:
             last = first
@@ -447,13 +501,15 @@ class _Planner:
         for p in parents:
             after.update((p,) if p in rendered else waits[p])
         test_nodes = [nodes[t] for t in tests]
+        task_id = naming.tests_task_id([nodes[p] for p in parents], test_nodes)
         return self._task(
-            naming.tests_task_id([nodes[p] for p in parents], test_nodes),
+            task_id,
             command="test",
             select=tuple(naming.dbt_selector(t) for t in test_nodes),
             node_ids=tuple(tests),
             doc_md="Tests of " + ", ".join(f"`{p}`" for p in parents) if parents else "Tests",
             upstream={self.exit[u] for u in after},
+            settings=self._test_settings(tests, None, task_id),
         )
 
     def _gate_on_tests(self, loose: list[tuple[tuple[str, ...], str]], rendered: set[str]) -> None:
@@ -509,6 +565,7 @@ class _Planner:
         if not config.include_packages:
             project = self.graph.manifest.project_name
             exclude += sorted({f"package:{n.package_name}" for n in self.nodes.values() if n.package_name != project})
+        tests = tuple(u for u in self.selected if self.nodes[u].resource_type in self.test_types)
         self._task(
             "dbt_test",
             command="test",
@@ -516,9 +573,10 @@ class _Planner:
             exclude=tuple(exclude),
             selector=config.selector,
             indirect_selection=config.indirect_selection if config.indirect_selection != "eager" else None,
-            node_ids=tuple(u for u in self.selected if self.nodes[u].resource_type in self.test_types),
+            node_ids=tests,
             doc_md="All selected dbt tests, after every model.",
             upstream=leaves,
+            settings=self._test_settings(sorted(tests), None, "dbt_test"),
         )
 
     def _finish(self) -> RenderPlan:
@@ -527,3 +585,15 @@ class _Planner:
             kwargs["upstream"] = tuple(sorted(kwargs["upstream"]))
             specs.append(TaskSpec(**kwargs))
         return RenderPlan(tasks=tuple(specs), groups=tuple(self.groups))
+
+
+#: settings merged key by key when both sides set them (a test task's vars add to its node's)
+_MERGED_KEYS = frozenset({"dbt_vars", "env", "profile"})
+
+
+def _overlay(base: dict[str, Any], top: Mapping[str, Any]) -> None:
+    for key, value in top.items():
+        if key in _MERGED_KEYS and isinstance(base.get(key), Mapping):
+            base[key] = {**base[key], **value}
+        else:
+            base[key] = value

@@ -39,13 +39,18 @@ with create_session() as session:
                 value = json.loads(value)
             except ValueError:
                 pass
-        tasks[ti.task_id] = {"state": str(ti.state), "rendered": row.rendered_fields if row else None, "xcom": value}
+        tasks[ti.task_id] = {
+            "state": str(ti.state), "rendered": row.rendered_fields if row else None, "xcom": value,
+            "try_number": ti.try_number, "max_tries": ti.max_tries, "pool": ti.pool, "queue": ti.queue,
+            "priority_weight": ti.priority_weight,
+        }
 json.dump({"state": str(run.state), "tasks": tasks}, open(out, "w"), default=str)
 """
 
 
 def dag_test(home: Path, dags: Path, dag_id: str, log: Path, conf: dict[str, Any] | None = None, **env: str) -> dict:
-    """Run ``dag_id`` once with ``conf``; {"state", "tasks": {task_id: {"state", "rendered", "xcom"}}}.
+    """Run ``dag_id`` once with ``conf``; {"state", "tasks": {task_id: {"state", "rendered", "xcom",
+    "try_number", "max_tries", "pool", "queue", "priority_weight"}}}.
 
     Airflow's and dbt's log lines go to ``log``.
     """
