@@ -176,6 +176,28 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--dry-run", action="store_true", help="only say what would be removed")
     pr.set_defaults(handler="venv_commands:prune")
 
+    prep = sub.add_parser(
+        "prepare",
+        help="at image build time: venvs, dbt deps, parsed projects and plans for read-only use by tasks",
+        description="For pod-per-task executors (Kubernetes): load the DAG files, build every venv their dbt "
+        "tasks use (compiled to bytecode), run dbt deps and dbt parse once per project, profile, target, vars "
+        "and environment, keeping the partial_parse.msgpack and packages under <cache>/.prepared, and write "
+        "the DAGs' plans to the plan cache. Tasks then use the cache read-only (their own state goes under "
+        "the temp dir, or MANIFEST_DAG_STATE_DIR). Run it as the user the tasks run as, with the environment "
+        "they get (the values dbt's parse reads).",
+    )
+    prep.add_argument("--dags", required=True, metavar="PATH", help="the DAG files (a file or folder)")
+    prep.add_argument(
+        "--cache-dir", metavar="DIR", help="the venv cache root the tasks will use (default: as a task finds it)"
+    )
+    prep.add_argument(
+        "--plan-cache",
+        metavar="DIR",
+        help="where the plans go (default: <cache-dir>/plans); tasks read it from MANIFEST_DAG_PLAN_CACHE",
+    )
+    prep.add_argument("-q", "--quiet", action="store_true", help="only the summary lines")
+    prep.set_defaults(handler="prepare:run")
+
     demo = sub.add_parser("demo", help="run the bundled shop dbt project end to end on DuckDB through Airflow")
     demo.set_defaults(handler="demo:run")
     return parser

@@ -62,10 +62,9 @@ class _Progress:
         print(f"{time.monotonic() - self.started:6.1f}s  {text}", file=sys.stderr, flush=True)
 
 
-def _configs_from_dags(path: str, queues: Sequence[str] = ()) -> list[VenvConfig]:
-    """The distinct VenvConfigs of the dbt tasks in the DAG files at ``path`` (a file or folder);
-    with ``queues``, of those tasks routed to one of them only (a worker listening on those queues
-    runs no other task, so it needs no other venv)."""
+def load_dbt_tasks(path: str) -> list[Any]:
+    """The dbt tasks (``DbtVenvOperator``) of the DAG files at ``path`` (a file or folder), loaded
+    as Airflow's DAG processor loads them (dbt blocked); ``CliError`` on an import error or none."""
     from manifest_dag.operators import DbtVenvOperator
     from manifest_dag.testing import load_dag_bag
 
@@ -81,23 +80,29 @@ def _configs_from_dags(path: str, queues: Sequence[str] = ()) -> list[VenvConfig
         bag = load_dag_bag(path)
     except AssertionError as exc:
         raise CliError(f"--dags {path}: {exc}") from None
+    tasks = [task for dag in bag.dags.values() for task in dag.tasks if isinstance(task, DbtVenvOperator)]
+    if not tasks:
+        raise CliError(f"--dags {path}: the DAG files there have no dbt tasks ({len(bag.dags)} DAGs loaded)")
+    return tasks
+
+
+def _configs_from_dags(path: str, queues: Sequence[str] = ()) -> list[VenvConfig]:
+    """The distinct VenvConfigs of the dbt tasks in the DAG files at ``path`` (a file or folder);
+    with ``queues``, of those tasks routed to one of them only (a worker listening on those queues
+    runs no other task, so it needs no other venv)."""
     found: dict[Any, VenvConfig] = {}
     seen_queues: set[str] = set()
-    for dag in bag.dags.values():
-        for task in dag.tasks:
-            if isinstance(task, DbtVenvOperator):
-                seen_queues.add(str(task.queue))
-                if queues and task.queue not in queues:
-                    continue
-                cfg = task.venv_config
-                found.setdefault((cfg.to_spec(), str(cfg.cache_dir or "")), cfg)
+    for task in load_dbt_tasks(path):
+        seen_queues.add(str(task.queue))
+        if queues and task.queue not in queues:
+            continue
+        cfg = task.venv_config
+        found.setdefault((cfg.to_spec(), str(cfg.cache_dir or "")), cfg)
     if not found and queues:
         raise CliError(
             f"--dags {path} --queue {','.join(queues)}: no dbt task there is routed to these queues "
             f"(the dbt tasks use {', '.join(sorted(seen_queues)) or 'none'})"
         )
-    if not found:
-        raise CliError(f"--dags {path}: the DAG files there have no dbt tasks ({len(bag.dags)} DAGs loaded)")
     return list(found.values())
 
 
@@ -141,6 +146,11 @@ def build(args: argparse.Namespace) -> int:
             spec = dataclasses.replace(spec, verify_command=tuple(shlex.split(args.verify)))
         progress = _Progress(args.quiet)
         cache = _cache(args, progress, config)
+        if spec.external:
+            venv = cache.ensure(spec)  # checked, never built or written
+            warm = "warm processes with its Python" if venv.python else f"no warm processes: {venv.no_python}"
+            out(f"dbt brought along at {venv.dbt} ({spec.external}): usable, nothing to build ({warm})")
+            continue
         progress._print(f"venv cache {cache.root}; requirements: {', '.join(spec.requirements)}")
         venv = cache.ensure(spec)
         state = f"built in {time.monotonic() - progress.started:.1f} s" if venv.built else "already built"

@@ -395,13 +395,26 @@ class ProfileConfig:
         _mapping(self, "profile_args")
 
 
+#: the VenvConfig fields that say how manifest-dag builds a venv: meaningless for a dbt it did not build
+_INSTALL_FIELDS = (
+    "python", "index_url", "extra_index_urls", "find_links", "constraints", "py_system_site_packages", "pip_args",
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class VenvConfig:
-    """The worker virtualenv that runs dbt: what goes in it and where it is cached."""
+    """The worker virtualenv that runs dbt: what goes in it and where it is cached.
+
+    Either manifest-dag builds it (``py_requirements``, cached per worker), or the team brings its
+    own dbt, baked into the worker image: ``existing_venv`` (a virtualenv folder holding dbt) or
+    ``dbt_executable_path`` (a ``dbt`` program, a venv's or not, dbt Fusion's binary too). A dbt
+    brought along is used as is and never written to; workspaces, profiles, partial parsing and
+    the warm processes (where its Python allows them) work as for a built venv.
+    """
 
     #: e.g. ``["dbt-core~=1.11.0", "dbt-duckdb~=1.11.0"]``. ``DbtDag`` without a VenvConfig pins
     #: the dbt-core version and adapter that wrote the manifest (see ``VenvConfig.for_manifest``).
-    py_requirements: Sequence[str]
+    py_requirements: Sequence[str] = ()
     #: interpreter for the venv; default: the worker's own Python.
     python: str | None = None
     index_url: str | None = None
@@ -429,12 +442,43 @@ class VenvConfig:
     #: ``None``: Airflow's default queue. Not part of
     #: the venv's key: the same venv may serve several queues.
     queue: str | None = None
+    #: a virtualenv built outside manifest-dag that holds dbt and its adapter (absolute path on the
+    #: workers, e.g. baked into the image): used read-only, never installed into or changed
+    existing_venv: str | Path | None = None
+    #: a ``dbt`` executable built outside manifest-dag (absolute path on the workers): a venv's
+    #: ``bin/dbt``, a system install's, or dbt Fusion's binary (no warm processes: not Python)
+    dbt_executable_path: str | Path | None = None
 
     def __post_init__(self) -> None:
         for name in ("py_requirements", "extra_index_urls", "find_links", "pip_args"):
             _str_tuple(self, name)
-        if not self.py_requirements:
-            raise _fail(type(self), "py_requirements", "must name at least dbt-core and an adapter")
+        _local_path(self, "existing_venv", absolute=True)
+        _local_path(self, "dbt_executable_path", absolute=True)
+        brought = [n for n in ("existing_venv", "dbt_executable_path") if getattr(self, n) is not None]
+        if len(brought) > 1:
+            raise _fail(type(self), "existing_venv", "give existing_venv or dbt_executable_path, not both")
+        if brought:
+            if self.py_requirements:
+                raise _fail(
+                    type(self),
+                    "py_requirements",
+                    f"give py_requirements (a venv manifest-dag builds) or {brought[0]} (a dbt you built), not both",
+                )
+            defaults = {f.name: f.default for f in fields(self)}
+            ignored = [n for n in _INSTALL_FIELDS if getattr(self, n) != defaults[n]]
+            if ignored:
+                raise _fail(
+                    type(self),
+                    ignored[0],
+                    f"only shapes a venv manifest-dag builds; with {brought[0]} nothing is installed "
+                    f"(remove {', '.join(ignored)})",
+                )
+        elif not self.py_requirements:
+            raise _fail(
+                type(self),
+                "py_requirements",
+                "must name at least dbt-core and an adapter (or give existing_venv or dbt_executable_path)",
+            )
         for name in ("python", "index_url"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
@@ -492,6 +536,8 @@ class VenvConfig:
             constraints=str(self.constraints) if self.constraints else None,
             system_site_packages=self.py_system_site_packages,
             pip_args=tuple(self.pip_args),
+            existing_venv=str(self.existing_venv) if self.existing_venv else None,
+            dbt_executable=str(self.dbt_executable_path) if self.dbt_executable_path else None,
         )
 
 

@@ -118,3 +118,14 @@ def make_private_dir(path: Path, *, within: Path | None = None) -> Path:
     for directory in chain:
         _private_dir(directory)
     return path
+
+
+def read_only_dir(path: Path) -> bool:
+    """Whether ``path`` (an existing folder) is one we must not write to: this user may not, or
+    its modes give nobody write access (``chmod -R a-w`` on a cache baked into an image: root
+    could still write there, and must not)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return True
+    return not (st.st_mode & 0o222) or not os.access(path, os.W_OK | os.X_OK)

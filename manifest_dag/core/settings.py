@@ -21,6 +21,9 @@ TASK_SCOPED = "MANIFEST_DAG_TASK_SCOPED"
 VENV_CACHE = "MANIFEST_DAG_VENV_CACHE"
 #: Airflow's config-as-env for ``[manifest_dag] venv_cache_dir``, read without importing Airflow.
 AIRFLOW_VENV_CACHE = "AIRFLOW__MANIFEST_DAG__VENV_CACHE_DIR"
+#: The worker's writable state (workspaces, kept msgpacks, deps, warm pools, locks); default
+#: ``<venv cache>/.state``, or a folder under the temp dir when the venv cache is read-only.
+STATE_DIR = "MANIFEST_DAG_STATE_DIR"
 #: ``off``: DuckDB targets do not take turns (for example with a read-only target).
 DUCKDB_LOCK = "MANIFEST_DAG_DUCKDB_LOCK"
 #: Warm dbt processes per venv (``0``: off), and when one retires.

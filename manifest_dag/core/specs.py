@@ -64,12 +64,18 @@ class VenvSpec:
     system_site_packages: bool = False
     pip_args: tuple[str, ...] = ()
     verify_command: tuple[str, ...] = ("dbt", "--version")
+    #: a venv built outside manifest-dag (``VenvConfig.existing_venv``): used as is, never written
+    existing_venv: str | None = None
+    #: a dbt executable built outside manifest-dag (``VenvConfig.dbt_executable_path``)
+    dbt_executable: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("requirements", "extra_index_urls", "find_links", "pip_args", "verify_command"):
             object.__setattr__(self, name, _as_str_tuple(f"VenvSpec.{name}", getattr(self, name)))
-        for name in ("python", "index_url", "constraints"):
+        for name in ("python", "index_url", "constraints", "existing_venv", "dbt_executable"):
             object.__setattr__(self, name, _as_optional_str(f"VenvSpec.{name}", getattr(self, name)))
+        if self.existing_venv is not None and self.dbt_executable is not None:
+            raise ConfigError("VenvSpec: give existing_venv or dbt_executable, not both")
         if not isinstance(self.system_site_packages, bool):
             raise ConfigError(f"VenvSpec.system_site_packages must be True or False, got {self.system_site_packages!r}")
         if self.verify_command and not self.verify_command[0].strip():
@@ -82,8 +88,16 @@ class VenvSpec:
             f"requirements={self.requirements!r}, python={self.python!r}, index_url={self.index_url!r}, "
             f"extra_index_urls={self.extra_index_urls!r}, find_links={self.find_links!r}, "
             f"constraints={self.constraints!r}, system_site_packages={self.system_site_packages!r}, "
-            f"pip_args={self.pip_args!r}, verify_command={self.verify_command!r})"
+            f"pip_args={self.pip_args!r}, verify_command={self.verify_command!r}"
+            + (f", existing_venv={self.existing_venv!r}" if self.existing_venv else "")
+            + (f", dbt_executable={self.dbt_executable!r}" if self.dbt_executable else "")
+            + ")"
         )
+
+    @property
+    def external(self) -> str | None:
+        """The path of a dbt that manifest-dag did not build (a venv or an executable), or None."""
+        return self.existing_venv or self.dbt_executable
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ from types import CodeType
 from typing import Any
 
 from manifest_dag.core import settings
-from manifest_dag.core.files import create_private, make_private_dir, replaced_atomically
+from manifest_dag.core.files import create_private, make_private_dir, read_only_dir, replaced_atomically
 from manifest_dag.core.gc import paused_gc
 from manifest_dag.scheduler.plan import GroupSpec, RenderPlan, TaskSpec
 
@@ -164,16 +164,25 @@ def _usable_dir(directory: Path) -> bytes | None:
         if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
             return _refuse(directory, f"it is writable by group or others (mode {stat.S_IMODE(st.st_mode):o})")
     try:
-        make_private_dir(directory)
+        if st is None:
+            make_private_dir(directory)
+        elif read_only_dir(directory):
+            # baked into an image and made read-only (``manifest-dag prepare``): read as is, its
+            # modes untouched; a missing key then means there is nothing here to trust
+            return _key(directory / _KEY_FILE, create=False)
+        else:
+            make_private_dir(directory)
         return _key(directory / _KEY_FILE)
     except (OSError, ValueError) as exc:
         return _refuse(directory, str(exc))
 
 
-def _key(path: Path) -> bytes:
+def _key(path: Path, create: bool = True) -> bytes:
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except FileNotFoundError:
+        if not create:
+            raise ValueError(f"it is read-only and has no key file {path.name}") from None
         key = secrets.token_bytes(32)
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
         with create_private(tmp) as fh:
@@ -374,8 +383,8 @@ def _known_digest(directory: Path, ident: tuple[Any, ...]) -> str | None:
 
 def _remember_digest(directory: Path, ident: tuple[Any, ...], digest: str) -> None:
     path = _ident_file(directory, ident)
-    if path.is_file():
-        return
+    if path.is_file() or read_only_dir(directory):
+        return  # known, or a read-only cache (prepared in an image): hashing again is the cost
     try:
         make_private_dir(path.parent)
         with replaced_atomically(path, private=True, durable=False) as fh:
@@ -473,7 +482,7 @@ def cached_plan(
     def build_and_store() -> PlannedManifest:
         manifest, plan = build()
         built = PlannedManifest(digest, manifest.dbt_version, manifest.adapter_type, manifest.project_name, plan)
-        if entry is not None and key is not None:
+        if entry is not None and key is not None and not read_only_dir(entry.parent):
             _write_entry(entry, key, built)
         return built
 

@@ -30,7 +30,7 @@ from manifest_dag.worker.invokers import Invoker, default_invoker
 from manifest_dag.worker.partial_parse import ParseState, canonical_vars, explain_reparse
 from manifest_dag.worker.secret_vars import resolve_secret_vars
 from manifest_dag.worker.target import connection_fingerprint, profile_flags, target_output
-from manifest_dag.worker.venv import STATE_DIR, Venv, VenvCache, venv_dbt_version
+from manifest_dag.worker.venv import Venv, VenvCache, venv_dbt_version
 from manifest_dag.worker.workspace import Workspace
 
 #: dbt's words when it cannot reuse partial_parse.msgpack, and what we tell the user about it.
@@ -83,6 +83,8 @@ def run_dbt(
 
     cache = venv_cache or VenvCache(inv.cache_dir, log)
     venv = cache.ensure(inv.venv_spec)
+    if cache.state_note:
+        log(cache.state_note)
     invoker = invoker or default_invoker(
         venv, cache, inv.warm_processes, log, project_dir=inv.project_dir, warm_scope=inv.warm_scope
     )
@@ -114,10 +116,11 @@ def run_dbt(
 
     with Workspace(
         inv.project_dir,
-        cache_root=cache.root / STATE_DIR,
+        cache_root=cache.state_dir,
         state=state,
         manifest_path=inv.manifest_path,
         partial_parse_path=inv.partial_parse_path,
+        prepared_root=cache.prepared_dir,
         log=log,
     ) as ws:
         profile_args: list[str] = []
@@ -163,7 +166,8 @@ def run_dbt(
             trust_sync(ws.synced_files())  # the warm process checks the sync's record, not the files
         argv = dbt_argv(list(inv.command_args), ws.project, ws.target, ws.logs)
         shown = mask(" ".join(inv.command_args))
-        log(f"running: dbt {shown}  (dbt {dbt_version}, venv {venv.key})")
+        where = f"dbt at {venv.dbt}" if venv.external else f"venv {venv.key}"
+        log(f"running: dbt {shown}  (dbt {dbt_version or 'of unknown version'}, {where})")
         lines: list[str] = []
         run_env = env
         if artifacts_callback is not None and "DBT_WRITE_JSON" not in env:
@@ -171,7 +175,7 @@ def run_dbt(
             # whoever reads the target folder gets every artifact dbt writes (dbt's own default)
             run_env = {**env, "DBT_WRITE_JSON": "true"}
         started = time.monotonic()
-        with duckdb_writer_lock(cache.root / STATE_DIR, inv.project_dir, target, env, log):
+        with duckdb_writer_lock(cache.state_dir, inv.project_dir, target, env, log):
             code = invoker.invoke(argv, cwd=inv.project_dir, env=run_env, on_line=_collect(lines, mask, log))
         duration = time.monotonic() - started
         for note in _parse_notes(ws.logs / "dbt.log"):

@@ -36,6 +36,7 @@ from filelock import FileLock, Timeout
 
 from manifest_dag.core.dbt_project import PROJECT_FILE
 from manifest_dag.worker.state_marks import last_used, read_source
+from manifest_dag.worker.venv_external import KEY_PREFIX as EXTERNAL_KEY_PREFIX
 
 #: the folders of the state tree, in the order they are looked at (workspaces first: a busy one
 #: keeps its project's kept msgpacks too)
@@ -226,7 +227,11 @@ def prune_state(
             why = ""
             if _gone(source):
                 why = f"project {source} is gone"
-            elif kind == "warm" and not (venv_root / folder.name.rsplit("-", 1)[0]).is_dir():
+            elif (
+                kind == "warm"
+                and not folder.name.startswith(EXTERNAL_KEY_PREFIX)  # a dbt brought along: not in the cache
+                and not (venv_root / folder.name.rsplit("-", 1)[0]).is_dir()
+            ):
                 why = "its venv is no longer in the cache"
             elif used < cutoff:
                 why = f"last used {(time.time() - used) / 86400.0:.1f} days ago"

@@ -48,6 +48,7 @@ import secrets
 import shlex
 import shutil
 import signal
+import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -60,6 +61,7 @@ from filelock import FileLock, Timeout
 
 from manifest_dag.core import settings
 from manifest_dag.core.errors import ConfigError, VenvError
+from manifest_dag.core.files import make_private_dir, read_only_dir
 from manifest_dag.core.requirements import normalise_requirements
 from manifest_dag.core.secrets import mask_url_credentials as mask_secrets
 from manifest_dag.core.specs import VenvSpec
@@ -78,6 +80,7 @@ from manifest_dag.worker.venv_layout import BIN, MARKER_NAME, read_marker, venv_
 
 __all__ = [
     "MARKER_NAME",
+    "PREPARED_DIR",
     "STATE_DIR",
     "Venv",
     "VenvCache",
@@ -97,6 +100,8 @@ logger = logging.getLogger("manifest_dag.worker.venv")
 LAST_USED_NAME = ".last-used"
 #: Under the cache root, beside the venvs: kept msgpacks, dbt deps, warm pools, locks.
 STATE_DIR = ".state"
+#: Under the cache root: what ``manifest-dag prepare`` baked in (a state tree tasks only read).
+PREPARED_DIR = ".prepared"
 _TAIL_LINES = 40
 _VERIFY_TIMEOUT = 300.0
 
@@ -126,16 +131,29 @@ def venv_environ(venv_path: Path, base: Mapping[str, str] | None = None) -> dict
 
 @dataclass(frozen=True, slots=True)
 class Venv:
-    """A ready venv. ``built`` is True only for the call that built it (for logs and tests)."""
+    """A ready venv. ``built`` is True only for the call that built it (for logs and tests).
+
+    ``external`` for a dbt manifest-dag did not build (``worker.venv_external``): ``dbt`` is its
+    executable, ``python`` the Python that imports it (None: not a Python program, no warm
+    processes), ``env`` what keeps Python from writing into it.
+    """
 
     key: str
     path: Path
-    python: Path
+    python: Path | None
     bin_dir: Path
     built: bool
+    dbt: Path | None = None
+    external: bool = False
+    is_venv: bool = True
+    env: tuple[tuple[str, str], ...] = ()
+    #: why a dbt brought along has no Python to run warm processes with (for the log)
+    no_python: str | None = None
 
     def executable(self, name: str) -> Path:
         """``bin_dir / name``, checked, so a missing ``dbt`` fails here with a message, not later."""
+        if name == "dbt" and self.dbt is not None:
+            return self.dbt
         path = self.bin_dir / name
         if not (path.is_file() and os.access(path, os.X_OK)):
             raise VenvError(
@@ -146,7 +164,12 @@ class Venv:
 
     def environ(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
         """Environment for subprocesses run from this venv (see :func:`venv_environ`)."""
-        return venv_environ(self.path, base)
+        env = venv_environ(self.path, base)
+        if not self.is_venv:  # a dbt outside any venv: its own folder first on PATH, no VIRTUAL_ENV
+            env.pop("VIRTUAL_ENV", None)
+            env["PATH"] = os.pathsep.join(p for p in (str(self.bin_dir), (base or os.environ).get("PATH", "")) if p)
+        env.update(self.env)
+        return env
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +215,16 @@ def _parse_iso(value: Any) -> datetime | None:
         return None
 
 
+def _writable_dir(path: Path) -> bool:
+    """Whether ``path`` is (or can be made) a folder we may write to (``core.files.read_only_dir``)."""
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            return False
+        probe = probe.parent
+    return probe.is_dir() and not read_only_dir(probe)
+
+
 def _default_log(line: str) -> None:
     logger.info("%s", line)
 
@@ -212,6 +245,7 @@ class VenvCache:
         lock_timeout: float = 3600.0,
         install_timeout: float | None = 3600.0,
         installer: Literal["auto", "uv", "pip"] = "auto",
+        state_dir: Path | str | None = None,
     ) -> None:
         if installer not in ("auto", "uv", "pip"):
             raise ConfigError(f"VenvCache installer must be 'auto', 'uv' or 'pip', got {installer!r}")
@@ -221,6 +255,45 @@ class VenvCache:
         self._lock_timeout = lock_timeout
         self._install_timeout = install_timeout
         self._installer = installer
+        self._state_dir = Path(state_dir) if state_dir is not None else None
+        self._state_note: str | None = None
+
+    @property
+    def state_dir(self) -> Path:
+        """The worker's writable state: workspaces, kept msgpacks, deps, warm pools, locks.
+
+        ``MANIFEST_DAG_STATE_DIR`` when set, else ``<root>/.state``; when that cannot be written
+        (a cache baked read-only into an image, see ``manifest-dag prepare``), a private folder
+        under the temp dir, said once in ``state_note``. Decided on first use.
+        """
+        if self._state_dir is None:
+            configured = settings.text(settings.STATE_DIR)
+            if configured:
+                self._state_dir = Path(os.path.abspath(Path(configured).expanduser()))
+            else:
+                own = self.root / STATE_DIR
+                if _writable_dir(own):
+                    self._state_dir = own
+                else:
+                    self._state_dir = Path(tempfile.gettempdir()) / f"manifest-dag-{os.getuid()}" / "state"
+                    self._state_note = (
+                        f"venv cache {self.root} is read-only here: this task keeps its state under "
+                        f"{self._state_dir} (set {settings.STATE_DIR} to choose)"
+                    )
+        return self._state_dir
+
+    @property
+    def state_note(self) -> str | None:
+        """Why the state is not beside the venvs (a read-only cache), for the task log; else None."""
+        self.state_dir  # noqa: B018 - decides it
+        return self._state_note
+
+    @property
+    def prepared_dir(self) -> Path | None:
+        """The state ``manifest-dag prepare`` baked in beside the venvs (read only, never
+        written by a task): partial-parse msgpacks and ``dbt deps`` output; None when absent."""
+        prepared = self.root / PREPARED_DIR
+        return prepared if prepared.is_dir() else None
 
     def __repr__(self) -> str:
         return f"VenvCache(root={str(self.root)!r})"
@@ -231,11 +304,15 @@ class VenvCache:
         """Return a healthy venv for ``spec``, building it first if needed (once per key, worker-wide)."""
         if not isinstance(spec, VenvSpec):
             raise ConfigError(f"VenvCache.ensure needs a VenvSpec, got {type(spec).__name__}")
+        if spec.external:
+            return self._external(spec)
         interp = resolve_interpreter(spec.python)
         reqs = normalise_requirements(spec.requirements)
         key = key_for(spec, interp, reqs)
         path = self.root / key
         if self._problem(path, key, spec.verify_command) is None:
+            if read_only_dir(path):  # baked read-only into an image: Python must not write there either
+                return self._venv(key, path, built=False, env=(("PYTHONDONTWRITEBYTECODE", "1"),))
             self._touch(path)
             return self._venv(key, path, built=False)
         return self._ensure_locked(spec, interp, reqs, key, path)
@@ -323,6 +400,31 @@ class VenvCache:
             finally:
                 lock.release()
         return removed
+
+    def _external(self, spec: VenvSpec) -> Venv:
+        """A dbt brought along: checked, never built or written to (``worker.venv_external``)."""
+        from manifest_dag.worker.venv_external import bytecode_env, external_dbt
+
+        ext = external_dbt(spec)
+        pycache = self.state_dir / "pycache" / ext.key
+        env = bytecode_env(ext, pycache)
+        if "PYTHONPYCACHEPREFIX" in env:
+            try:
+                make_private_dir(pycache, within=self.state_dir)
+            except OSError:
+                env = {"PYTHONDONTWRITEBYTECODE": "1"}  # no room for a cache: compile in memory
+        return Venv(
+            key=ext.key,
+            path=ext.path,
+            python=ext.python,
+            bin_dir=ext.dbt.parent,
+            built=False,
+            dbt=ext.dbt,
+            external=True,
+            is_venv=ext.is_venv,
+            env=tuple(sorted(env.items())),
+            no_python=ext.no_python,
+        )
 
     # -- health ---------------------------------------------------------------------------------
 
@@ -521,8 +623,8 @@ class VenvCache:
     def _emit(self, line: str) -> None:
         self._log(mask_secrets(line))
 
-    def _venv(self, key: str, path: Path, *, built: bool) -> Venv:
-        return Venv(key=key, path=path, python=path / BIN / "python", bin_dir=path / BIN, built=built)
+    def _venv(self, key: str, path: Path, *, built: bool, env: tuple[tuple[str, str], ...] = ()) -> Venv:
+        return Venv(key=key, path=path, python=path / BIN / "python", bin_dir=path / BIN, built=built, env=env)
 
     def _touch(self, path: Path) -> None:
         with contextlib.suppress(OSError):  # a read-only cache is still usable

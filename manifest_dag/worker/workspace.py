@@ -112,10 +112,13 @@ class Workspace:
         state: ParseState,
         manifest_path: Path | None = None,
         partial_parse_path: Path | None = None,
+        prepared_root: Path | None = None,
         log: Log = print,
     ) -> None:
         self.source = Path(project_dir)
         self.cache_root = Path(cache_root)
+        #: a state tree ``manifest-dag prepare`` baked in (read only): its msgpacks and deps
+        self.prepared_root = Path(prepared_root) if prepared_root is not None else None
         self.state = state
         #: the msgpack given to dbt this task (None: dbt parses from scratch), for the miss message
         self.placed: PlacedMsgpack | None = None
@@ -240,8 +243,11 @@ class Workspace:
         self.log(report.line(self.project, self.source))
         self._synced = report
         if packages.is_symlink() and not (self.source / layout.packages_path).exists():
-            want = self._deps_dir(self.deps_key()) / layout.packages_path
-            if not self.needs_deps() or os.readlink(packages) != str(want):
+            key = self.deps_key()
+            wants = {str(self._deps_dir(key) / layout.packages_path)}
+            if self.prepared_root is not None:
+                wants.add(str(self.prepared_root / "deps" / key / layout.packages_path))
+            if not self.needs_deps() or os.readlink(packages) not in wants:
                 packages.unlink()  # another package spec's (install_deps links the right one)
         _empty_folder(self.target, keep=frozenset({PARTIAL_PARSE}))
         _empty_folder(self.logs)
@@ -310,6 +316,9 @@ class Workspace:
             ("this slot's copy", self._slot_msgpack()),
             ("this worker's newest good copy", self._worker_msgpack()),
         ]
+        if self.prepared_root is not None:
+            prepared = self.prepared_root / "partial_parse" / self._state_key() / PARTIAL_PARSE
+            candidates.append((f"the prepared copy {prepared}", prepared))
         given = self.partial_parse_path or (
             self.manifest_path.parent / PARTIAL_PARSE if self.manifest_path is not None else None
         )
@@ -412,6 +421,11 @@ class Workspace:
         """
         key = self.deps_key()
         packages = self.layout.packages_path
+        prepared = self.prepared_root / "deps" / key if self.prepared_root is not None else None
+        if prepared is not None and (prepared / _DEPS_DONE).is_file() and (prepared / packages).is_dir():
+            self.log(f"dbt deps: using the packages prepared in {prepared} (spec {key})")
+            self._link_packages(prepared / packages)
+            return
         with self._deps_lock(key) as stable:
             done = stable / _DEPS_DONE
             if not done.is_file():
@@ -429,8 +443,12 @@ class Workspace:
             for name in _SKIP_FILES:  # copied there by earlier versions
                 (stable / name).unlink(missing_ok=True)
             mark_source(stable, self.source)
-        link = self.project / packages
-        want = str(stable / packages)
+        self._link_packages(stable / packages)
+
+    def _link_packages(self, target: Path) -> None:
+        """The slot's packages folder as a link to ``target`` (left alone when it already is)."""
+        link = self.project / self.layout.packages_path
+        want = str(target)
         if link.is_symlink() and os.readlink(link) == want:
             return
         if os.path.lexists(link):

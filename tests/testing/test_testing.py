@@ -459,6 +459,7 @@ def test_plan_task_argv_is_what_run_dbt_runs(tmp_path: Path) -> None:
 
     class FakeVenv:
         key = "fake"
+        external = False
         path = tmp_path / "venv"
 
         def executable(self, name: str) -> Path:
@@ -469,6 +470,9 @@ def test_plan_task_argv_is_what_run_dbt_runs(tmp_path: Path) -> None:
 
     class FakeCache:
         root = tmp_path / "cache"
+        state_dir = root / ".state"
+        state_note = None
+        prepared_dir = None
 
         def ensure(self, spec: Any) -> FakeVenv:
             return FakeVenv()

@@ -25,6 +25,7 @@ SECRET = "pg-s3cr3t-Zq9/x"
 
 class FakeVenv:
     key = "fake"
+    external = False
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -37,8 +38,12 @@ class FakeVenv:
 
 
 class FakeCache:
+    state_note = None
+    prepared_dir = None
+
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.state_dir = root / ".state"
 
     def ensure(self, spec: Any) -> FakeVenv:
         return FakeVenv(self.root / "venv")

@@ -177,7 +177,7 @@ def test_the_invoker_marks_the_warm_pool_it_uses(tmp_path: Path) -> None:
     from manifest_dag.worker.state_marks import read_source
 
     source = project(tmp_path / "p")
-    cache = SimpleNamespace(root=tmp_path / "cache")
+    cache = SimpleNamespace(root=tmp_path / "cache", state_dir=tmp_path / "cache" / ".state")
     venv = SimpleNamespace(key="venvkey0000000000", python=Path(sys.executable), environ=lambda: {})
     default_invoker(venv, cache, 2, lambda s: None, project_dir=source)  # type: ignore[arg-type]
     pool = warm_pool_dir(cache.root, venv.key, source)
