@@ -12,7 +12,7 @@ from typing import Any
 from manifest_dag.worker.profiles.registry import AdapterMapping, register_adapter, required
 from manifest_dag.worker.profiles.view import ConnectionView
 
-_EXTRA = ("threads", "charset", "ssl_disabled")
+_EXTRA = ("threads", "charset", "collation", "unix_socket", "ssl_disabled")  # ssl_disabled: the mariadb type only
 
 
 def build(c: ConnectionView) -> dict[str, Any]:
