@@ -24,7 +24,9 @@ MARK = "BENCH_RESULT "
 def main() -> int:
     folder, dag_id = sys.argv[1:3]
     t0 = time.perf_counter()
-    from airflow.dag_processing.dagbag import DagBag
+    from manifest_dag.core.airflow_compat import dag_bag_class
+
+    DagBag = dag_bag_class()
 
     bag = DagBag(folder, safe_mode=False)
     if bag.import_errors:

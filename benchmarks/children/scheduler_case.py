@@ -198,7 +198,9 @@ def parse(dag_file: str, dag_id: str, task_id: str | None) -> dict:
     import os
 
     import airflow.sdk.execution_time.task_runner  # noqa: F401 - what the runner has imported
-    from airflow.dag_processing.dagbag import DagBag
+    from manifest_dag.core.airflow_compat import dag_bag_class
+
+    DagBag = dag_bag_class()
 
     if task_id:
         os.environ["_AIRFLOW_PARSING_CONTEXT_DAG_ID"] = dag_id

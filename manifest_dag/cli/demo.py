@@ -143,9 +143,9 @@ def _print_summary(result: dict, total: float) -> None:
 
 # -- child: runs inside the Airflow environment -------------------------------------------------
 def _child(result_file: Path) -> int:
-    from airflow.dag_processing.dagbag import DagBag
+    from manifest_dag.core.airflow_compat import dag_bag_class
 
-    bag = DagBag(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    bag = dag_bag_class()(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
     if bag.import_errors:
         for path, err in bag.import_errors.items():
             print(f"import error in {path}:\n{err}")

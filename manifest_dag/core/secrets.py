@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 #: What a hidden value reads as.
@@ -113,20 +113,11 @@ def register_with_airflow(secrets: Iterable[str]) -> None:
     values = [s for s in secrets if s]
     if not values or "airflow" not in sys.modules:
         return
-    mask: Callable[[str], None]
-    try:
-        from airflow.sdk.log import mask_secret as mask  # Airflow 3.1+
-    except ImportError:
-        try:
-            import warnings
+    from manifest_dag.core.airflow_compat import mask_secret_function
 
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                from airflow.sdk.execution_time.secrets_masker import (  # type: ignore[no-redef]  # Airflow 3.0
-                    mask_secret as mask,
-                )
-        except ImportError:
-            return
+    mask = mask_secret_function()
+    if mask is None:
+        return
     for secret in values:
         try:
             mask(secret)

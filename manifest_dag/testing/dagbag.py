@@ -48,14 +48,13 @@ def load_dag_bag(folder: str | Path, *, check: bool = True, safe_mode: bool = Fa
     folder = Path(folder)
     if not folder.exists():
         raise AssertionError(f"DAG folder {folder} does not exist (check manifest_dag_dags_folder or the path given)")
-    try:
-        from airflow.dag_processing.dagbag import DagBag
-    except ImportError:  # pragma: no cover - older Airflow 3 layouts
-        from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
+    from manifest_dag.core.airflow_compat import dag_bag_class
+
+    DagBag = dag_bag_class()
 
     with block_dbt() as guard, _environ(_FULL_TRACEBACKS):
         bag = DagBag(dag_folder=str(folder), safe_mode=safe_mode)
-    bag.dbt_import_attempts = list(guard.attempts)  # type: ignore[attr-defined]  # ours, on Airflow's DagBag
+    bag.dbt_import_attempts = list(guard.attempts)  # ours, on Airflow's DagBag
     if check:
         problems = []
         for path, error in sorted(bag.import_errors.items()):

@@ -83,7 +83,8 @@ def _context(
 ) -> dict[str, Any]:
     from airflow.sdk.definitions.param import process_params
     from airflow.sdk.execution_time.context import ConnectionAccessor, MacrosAccessor, VariableAccessor
-    from airflow.sdk.timezone import coerce_datetime
+
+    from manifest_dag.core.airflow_compat import coerce_datetime
 
     logical_date = coerce_datetime(logical_date)
     start, end = data_interval if data_interval is not None else (logical_date, logical_date)

@@ -20,7 +20,8 @@ VENV_REQUIREMENTS = ["dbt-core~=1.11.0", "dbt-duckdb~=1.11.0"]
 
 _CHILD = r"""
 import json, sys
-from airflow.dag_processing.dagbag import DagBag
+from manifest_dag.core.airflow_compat import dag_bag_class
+DagBag = dag_bag_class()
 folder, dag_id, out = sys.argv[1:4]
 bag = DagBag(folder)
 if bag.import_errors:

@@ -17,7 +17,8 @@ from tests.support.airflow_run import airflow_env
 
 CHILD = r"""
 import json, sys
-from airflow.dag_processing.dagbag import DagBag
+from manifest_dag.core.airflow_compat import dag_bag_class
+DagBag = dag_bag_class()
 from airflow.models.renderedtifields import RenderedTaskInstanceFields
 from airflow.models.xcom import XComModel
 from airflow.utils.session import create_session

@@ -7,10 +7,11 @@ import pytest
 # Loaded here, not first inside an in-process pytester run: pytester drops the modules a run
 # imported, and Airflow's DAG processing half-removed breaks importlib.metadata for later runs
 # (and a re-imported manifest_dag module no longer pickles its own classes).
-from airflow.dag_processing.dagbag import DagBag  # noqa: F401
-
 import manifest_dag.scheduler.dag  # noqa: F401
 import manifest_dag.testing  # noqa: F401
+from manifest_dag.core.airflow_compat import dag_bag_class
+
+dag_bag_class()
 
 from tests.conftest import SHARED
 
