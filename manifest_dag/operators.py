@@ -262,9 +262,9 @@ class DbtVenvOperator(BaseOperator):
             )
         except DbtRunError as exc:
             if self.skip_exit_code is not None and exc.exit_code == self.skip_exit_code:
-                from airflow.sdk.exceptions import AirflowSkipException
+                from manifest_dag.core.airflow_compat import skip_exception
 
-                raise AirflowSkipException(
+                raise skip_exception()(
                     f"dbt exited with {exc.exit_code}, this task's skip_exit_code: skipped. {exc}"
                 ) from exc
             raise

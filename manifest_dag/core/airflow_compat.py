@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-__all__ = ["airflow_version", "coerce_datetime", "dag_bag_class", "mask_secret_function"]
+__all__ = ["airflow_version", "coerce_datetime", "dag_bag_class", "mask_secret_function", "skip_exception"]
 
 
 def airflow_version() -> tuple[int, int, int]:
@@ -37,6 +37,16 @@ def dag_bag_class() -> Any:
     except ImportError:  # Airflow 3.0, 3.1
         from airflow.models.dagbag import DagBag  # type: ignore[no-redef,attr-defined,unused-ignore]
     return DagBag
+
+
+def skip_exception() -> type[Exception]:
+    """``AirflowSkipException`` (``airflow.sdk.exceptions`` in 3.1+, ``airflow.exceptions`` in 3.0)."""
+    try:
+        from airflow.sdk.exceptions import AirflowSkipException
+    except ImportError:  # Airflow 3.0
+        from airflow.exceptions import AirflowSkipException  # type: ignore[no-redef,attr-defined,unused-ignore]
+    result: type[Exception] = AirflowSkipException
+    return result
 
 
 def coerce_datetime(value: Any) -> datetime:

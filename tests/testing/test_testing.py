@@ -390,7 +390,7 @@ def test_plan_task_renders_templates_for_a_logical_date(tmp_path: Path, monkeypa
     monkeypatch.setenv(
         "AIRFLOW_CONN_WAREHOUSE",
         '{"conn_type": "postgres", "host": "db", "login": "dbt", "password": "s3cret-pw", "schema": "analytics", '
-        '"extra": {"schema": "marts"}}',
+        '"extra": "{\\"schema\\": \\"marts\\"}"}',  # a string: Airflow 3.0 reads no other
     )
     project = tmp_path / "project"
     project.mkdir()
