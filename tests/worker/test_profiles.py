@@ -486,3 +486,8 @@ def test_mapping_from_an_installed_packages_entry_point(tmp_path: Path, monkeypa
         profile_from_connection(_conn("acme_bad"), "shop", "dev")
     with pytest.raises(ProfileError, match=r"entry point 'acme_gone'.*failed to load: ModuleNotFoundError"):
         profile_from_connection(_conn("acme_gone"), "shop", "dev")
+    # a mapping registered in the DAG file wins over the installed package's
+    from manifest_dag import AdapterMapping, register_adapter
+
+    register_adapter("acme_db", AdapterMapping("acme_override", lambda c: {"host": c.host}))
+    assert _target(profile_from_connection(_conn("acme_db"), "shop", "dev"))["type"] == "acme_override"
