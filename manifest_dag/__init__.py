@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from manifest_dag.core.config import (
+    DocsConfig,
     ProfileConfig,
     ProjectConfig,
     RenderConfig,
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from manifest_dag.core.naming import DbtNaming
     from manifest_dag.operators import (
         DbtBuildOperator,
+        DbtDocsOperator,
         DbtRunOperationOperator,
         DbtRunOperator,
         DbtSeedOperator,
@@ -49,6 +51,7 @@ if TYPE_CHECKING:
     from manifest_dag.scheduler.manifest import DbtNode, Manifest, load_manifest
     from manifest_dag.scheduler.plan import RenderPlan, TaskSpec
     from manifest_dag.scheduler.selection import select_nodes
+    from manifest_dag.ui.plugin import DbtDocsPlugin
 
 # Most names load on first use, so `import manifest_dag` stays light for the worker runner (a
 # task's DAG-file parse with a warm plan cache loads neither the manifest reader nor the graph).
@@ -63,6 +66,8 @@ _LAZY = {
     "DbtVenvOperator": "manifest_dag.operators",
     "DbtRunOperator": "manifest_dag.operators",
     "DbtRunOperationOperator": "manifest_dag.operators",
+    "DbtDocsOperator": "manifest_dag.operators",
+    "DbtDocsPlugin": "manifest_dag.ui.plugin",
     "DbtTestOperator": "manifest_dag.operators",
     "DbtSeedOperator": "manifest_dag.operators",
     "DbtSnapshotOperator": "manifest_dag.operators",
@@ -95,6 +100,8 @@ __all__ = [
     "ConnectionView",
     "DbtBuildOperator",
     "DbtDag",
+    "DbtDocsOperator",
+    "DbtDocsPlugin",
     "DbtGraph",
     "DbtNaming",
     "DbtNode",
@@ -107,6 +114,7 @@ __all__ = [
     "DbtTaskGroup",
     "DbtTestOperator",
     "DbtVenvOperator",
+    "DocsConfig",
     "GraphError",
     "Manifest",
     "ManifestDagError",

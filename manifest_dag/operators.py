@@ -69,6 +69,8 @@ class DbtVenvOperator(BaseOperator):
     dbt_command: ClassVar[str] = ""
     #: the running dbt call's invoker while ``execute`` runs (for ``on_kill``), else None
     _invoker: Killable | None = None
+    #: the running dbt call's secrets as a ``Masker``, once ``execute`` built it
+    _mask: Any = None
 
     def __init__(
         self,
@@ -243,11 +245,8 @@ class DbtVenvOperator(BaseOperator):
             raise WorkspaceError(f"task {self.task_id}: no project_dir; set ProjectConfig(project_dir=...)")
         from manifest_dag.worker.run import run_dbt  # the worker side: loaded only where a task runs
 
-        user_callback = self.artifacts_callback
-
         def callback(target: Path) -> None:
-            assert user_callback is not None
-            user_callback(target, context)
+            self._on_artifacts(target, context)
 
         def show_compiled(summary: Any) -> None:
             self.compiled_sql = summary.compiled_sql()  # masked like the log; failed or not
@@ -256,9 +255,10 @@ class DbtVenvOperator(BaseOperator):
             outcome = run_dbt(
                 self.invocation(),
                 log=self.log.info,
-                artifacts_callback=callback if user_callback is not None else None,
+                artifacts_callback=callback if self._wants_artifacts() else None,
                 on_invoker=self._keep_invoker,
                 on_results=show_compiled,
+                on_mask=self._keep_mask,
             )
         except DbtRunError as exc:
             if self.skip_exit_code is not None and exc.exit_code == self.skip_exit_code:
@@ -288,6 +288,19 @@ class DbtVenvOperator(BaseOperator):
 
     def _keep_invoker(self, invoker: Killable) -> None:
         self._invoker = invoker
+
+    def _keep_mask(self, mask: Any) -> None:
+        """The call's ``Masker`` (its secrets), for what a subclass does with dbt's files."""
+        self._mask = mask
+
+    def _wants_artifacts(self) -> bool:
+        """Whether dbt's target folder is handed over as dbt finishes (``_on_artifacts``)."""
+        return self.artifacts_callback is not None
+
+    def _on_artifacts(self, target: Path, context: Any) -> None:
+        """dbt's target folder, as dbt finished (failed or not): the user's ``artifacts_callback``."""
+        if self.artifacts_callback is not None:
+            self.artifacts_callback(target, context)
 
     def on_kill(self) -> None:
         """Airflow stops the task (timeout, mark-failed): stop dbt with it."""
@@ -383,6 +396,125 @@ class DbtRunOperationOperator(DbtVenvOperator):
         elif isinstance(self.macro_args, str) and self.macro_args.strip():
             args += ["--args", self.macro_args]
         return args + self._rendered_flags()
+
+
+class DbtDocsOperator(DbtVenvOperator):
+    """``dbt docs generate`` on the worker (with the catalog), the site published where the docs
+    plugin serves it from the api-server as a page of the DAG.
+
+    The site (``index.html``, ``manifest.json``, ``catalog.json`` and, with ``static``, dbt's
+    one-file ``static_index.html``) goes to ``docs_dir``: a local folder or an object storage URL
+    read through Airflow's ``ObjectStoragePath`` with ``docs_conn_id``. Without ``docs_dir`` it
+    goes to ``<docs root>/<dag_id>`` (``MANIFEST_DAG_DOCS_ROOT`` or Airflow's ``[manifest_dag]
+    docs_root``), the folder the plugin reads. It is published only after dbt succeeded, with
+    the call's secrets masked, and the task fails when dbt wrote no catalog.
+    ``task_nodes`` (task id → dbt node ids; ``DbtDag`` fills it) lets the plugin open a task's
+    model from the task's page.
+    """
+
+    dbt_command = "docs generate"
+    template_fields: Sequence[str] = (*DbtVenvOperator.template_fields, "docs_dir")
+    ui_color = "#e6e1f5"
+
+    def __init__(
+        self,
+        *,
+        docs_dir: str | None = None,
+        docs_conn_id: str | None = None,
+        static: bool = True,
+        task_nodes: Mapping[str, Sequence[str]] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        where = f"{type(self).__name__}(task_id={kwargs.get('task_id')!r})"
+        if kwargs.get("dbt_command", "docs generate") != "docs generate":
+            raise ConfigError(f"{where}: dbt_command is docs generate here")
+        kwargs.pop("dbt_command", None)
+        super().__init__(**kwargs)
+        for name, value in (("docs_dir", docs_dir), ("docs_conn_id", docs_conn_id)):
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise ConfigError(f"{where}: {name} must be a non-empty string or None, got {value!r}")
+        if not isinstance(static, bool):
+            raise ConfigError(f"{where}: static must be True or False, got {static!r}")
+        self.docs_dir = docs_dir
+        self.docs_conn_id = docs_conn_id
+        self.static = static
+        self.task_nodes = {str(k): list(v) for k, v in (task_nodes or {}).items()}
+        self._kept_dir: Path | None = None
+        self._kept: list[str] = []
+        self._keep_error: Exception | None = None
+
+    def dbt_args(self) -> list[str]:
+        """``docs generate`` with the selection and flags, and ``--static`` for the one-file site."""
+        args = super().dbt_args()
+        if self.static and "--static" not in args:
+            args.append("--static")
+        return args
+
+    def docs_location(self) -> str:
+        """Where this task publishes (rendered ``docs_dir``, else the docs root's folder of the DAG)."""
+        if self.docs_dir:
+            return str(self.docs_dir).strip()
+        from manifest_dag.core.docs_site import site_location
+
+        root = settings.airflow_setting(settings.DOCS_ROOT, "docs_root")
+        if not root:
+            raise ConfigError(
+                f"{self._where}: nowhere to publish the docs: give docs_dir, or set "
+                f"{settings.DOCS_ROOT} (or Airflow's [manifest_dag] docs_root) for every worker and the api-server"
+            )
+        return site_location(root, self.dag_id)
+
+    def _destination(self, location: str) -> Any:
+        if "://" not in location:
+            return Path(location)
+        from airflow.sdk import ObjectStoragePath
+
+        conn_id = self.docs_conn_id or settings.airflow_setting(settings.DOCS_CONN_ID, "docs_conn_id") or None
+        return ObjectStoragePath(location, conn_id=conn_id)
+
+    def _wants_artifacts(self) -> bool:
+        return True
+
+    def _on_artifacts(self, target: Path, context: Any) -> None:
+        super()._on_artifacts(target, context)
+        from manifest_dag.worker.docs_publish import keep_site
+
+        assert self._kept_dir is not None
+        try:
+            self._kept = keep_site(target, self._kept_dir, static=self.static, mask=self._mask)
+        except Exception as exc:  # noqa: BLE001 - raised after dbt's own outcome is known
+            self._keep_error = exc
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        """Run ``dbt docs generate``, then publish the site it wrote; return where it went."""
+        import tempfile
+        from datetime import datetime, timezone
+
+        from manifest_dag.worker.docs_publish import publish_site
+
+        location = self.docs_location()
+        destination = self._destination(location)
+        with tempfile.TemporaryDirectory(prefix="manifest-dag-docs-") as kept:
+            self._kept_dir, self._kept, self._keep_error = Path(kept), [], None
+            result = super().execute(context)  # raises when dbt failed: nothing is published
+            if self._keep_error is not None:
+                raise self._keep_error
+            if not self._kept:
+                raise DbtRunError(
+                    f"{self._where}: dbt finished but no docs site was kept", command="docs generate", exit_code=0
+                )
+            meta = {
+                "dag_id": self.dag_id,
+                "task_id": self.task_id,
+                "run_id": context.get("run_id") if isinstance(context, Mapping) else None,
+                "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "static": self.static,
+                "tasks": self.task_nodes,
+            }
+            written = publish_site(Path(kept), self._kept, destination, meta)
+            self._kept_dir = None
+        self.log.info("published the dbt docs site to %s: %s", location, ", ".join(written))
+        return {**result, "docs_dir": location, "docs_files": written}
 
 
 OPERATOR_FOR_COMMAND: Mapping[str, type[DbtVenvOperator]] = {

@@ -542,6 +542,34 @@ class VenvConfig:
 
 
 @dataclass(frozen=True)
+class DocsConfig:
+    """A ``dbt docs generate`` task at the end of a ``DbtDag``, its site published for the docs plugin."""
+
+    #: where the site goes: a local folder or an object storage URL (``s3://bucket/docs/shop``),
+    #: templated; default ``<docs root>/<dag_id>`` (``MANIFEST_DAG_DOCS_ROOT`` or Airflow's
+    #: ``[manifest_dag] docs_root``), the folder the docs plugin serves the DAG's page from.
+    docs_dir: str | None = None
+    #: the Airflow Connection of an object storage ``docs_dir`` (default ``MANIFEST_DAG_DOCS_CONN_ID``
+    #: or ``[manifest_dag] docs_conn_id``; none: the storage's own credentials chain).
+    conn_id: str | None = None
+    #: the docs task's id (inside the DbtTaskGroup for one).
+    task_id: str = "dbt_docs"
+    #: also publish dbt's one-file site (``docs generate --static``, dbt 1.7+), the page the plugin
+    #: shows; False for an older dbt (the plugin then has no page to show for the DAG).
+    static: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("docs_dir", "conn_id"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise _fail(type(self), name, f"must be a non-empty string or None, got {value!r}")
+        if not isinstance(self.task_id, str) or not self.task_id.strip():
+            raise _fail(type(self), "task_id", f"must be a task id, got {self.task_id!r}")
+        if not isinstance(self.static, bool):
+            raise _fail(type(self), "static", f"must be True or False, got {self.static!r}")
+
+
+@dataclass(frozen=True)
 class RenderConfig:
     """Which dbt nodes become tasks, and how."""
 

@@ -126,7 +126,11 @@ MANAGED_FLAGS: Mapping[str, str] = {
 #: ``--full-refresh`` and its short form: ``full_refresh=True`` or in ``dbt_flags`` (a per-run template)
 FULL_REFRESH_FLAGS = ("--full-refresh", "-f")
 #: dbt flags accepted in ``dbt_flags`` only for the commands that take them (else ConfigError).
-COMMAND_FLAGS: Mapping[str, frozenset[str]] = dict.fromkeys(FULL_REFRESH_FLAGS, FULL_REFRESH_COMMANDS)
+COMMAND_FLAGS: Mapping[str, frozenset[str]] = {
+    **dict.fromkeys(FULL_REFRESH_FLAGS, FULL_REFRESH_COMMANDS),
+    # DbtDocsOperator's own: the one-file site, the catalog alone, an empty catalog
+    **dict.fromkeys(("--static", "--no-compile", "--compile", "--empty-catalog"), frozenset({"docs generate"})),
+}
 #: dbt flags accepted in ``dbt_flags`` (value-taking ones take the next item).
 ALLOWED_FLAGS: frozenset[str] = frozenset(
     {

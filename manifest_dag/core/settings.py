@@ -35,6 +35,11 @@ WARM_MAX_RSS_MB = "MANIFEST_DAG_WARM_MAX_RSS_MB"
 WARM_KEEP_PROJECT = "MANIFEST_DAG_WARM_KEEP_PROJECT"
 #: ``1``: golden-file assertions (re)write their files instead of comparing.
 UPDATE_GOLDEN = "MANIFEST_DAG_UPDATE_GOLDEN"
+#: Where ``dbt docs`` sites are published, one folder per DAG (a local folder or an object storage
+#: URL), before Airflow's ``[manifest_dag] docs_root``; the docs plugin serves from there.
+DOCS_ROOT = "MANIFEST_DAG_DOCS_ROOT"
+#: The Airflow Connection for an object storage ``DOCS_ROOT`` (before ``[manifest_dag] docs_conn_id``).
+DOCS_CONN_ID = "MANIFEST_DAG_DOCS_CONN_ID"
 #: The demo's working folder (set by ``manifest-dag demo`` for its child process).
 DEMO_DIR = "MANIFEST_DAG_DEMO_DIR"
 
@@ -109,3 +114,20 @@ def venv_cache_dir(configured: str | Path | None = None, *, airflow_config: bool
     if value:
         return Path(value).expanduser()
     return user_cache_dir("venvs")
+
+
+def airflow_setting(env_name: str, key: str) -> str:
+    """``env_name`` if set, else Airflow's ``[manifest_dag] <key>`` (read lazily), else empty.
+
+    For the settings a deployment sets once for every process (the docs root: workers publish
+    there, the api-server serves from there).
+    """
+    value = text(env_name)
+    if value:
+        return value
+    try:
+        from airflow.configuration import conf
+
+        return str(conf.get("manifest_dag", key, fallback="") or "").strip()
+    except Exception:  # noqa: BLE001 - config is optional; a broken one means "not set"
+        return ""

@@ -18,15 +18,15 @@ from airflow.sdk.bases.operator import BaseOperator
 from airflow.sdk.definitions._internal.templater import LiteralValue
 
 from manifest_dag.core import settings
-from manifest_dag.core.config import ProfileConfig, ProjectConfig, RenderConfig, VenvConfig
+from manifest_dag.core.config import DocsConfig, ProfileConfig, ProjectConfig, RenderConfig, VenvConfig
 from manifest_dag.core.errors import ConfigError
 from manifest_dag.core.gc import paused_gc
 from manifest_dag.core.task_settings import CALLBACK_KEYS, DURATION_KEYS, NodeSettingsError
-from manifest_dag.operators import OPERATOR_FOR_COMMAND
+from manifest_dag.operators import OPERATOR_FOR_COMMAND, DbtDocsOperator
 from manifest_dag.scheduler.plan import RenderPlan, TaskSpec
 from manifest_dag.scheduler.plan_cache import PlannedManifest, cached_plan
 from manifest_dag.scheduler.project import plan_project as _plan_project
-from manifest_dag.scheduler.render import asset_outlets, render_one, render_plan
+from manifest_dag.scheduler.render import asset_outlets, link, render_one, render_plan
 
 if TYPE_CHECKING:
     from manifest_dag.scheduler.manifest import Manifest
@@ -164,12 +164,15 @@ class _OperatorFactory:
         )
 
 
-def _task_scope(dag: DAG, parent_group: TaskGroup | None, plan: PlannedManifest, enabled: bool) -> str | None | bool:
+def _task_scope(
+    dag: DAG, parent_group: TaskGroup | None, plan: PlannedManifest, enabled: bool, extra: str | None = None
+) -> str | None | bool:
     """What this parse must build: ``True`` everything, ``False`` nothing, or one task's plan id.
 
     Airflow's task runner parses the whole DAG file before every task, inside a parsing context
     naming the DAG and the task. Only that task is looked up afterwards, so building the other
     thousands is wasted; outside a task (DAG processor, ``dag.test()``, tests) both names are None.
+    ``extra`` is a task outside the plan (the docs task), built alone the same way.
     """
     if not enabled or settings.is_off(settings.TASK_SCOPED):
         return True
@@ -184,7 +187,7 @@ def _task_scope(dag: DAG, parent_group: TaskGroup | None, plan: PlannedManifest,
     if not ctx.task_id.startswith(prefix):
         return False  # a task of the user's DAG outside this DbtTaskGroup
     local = ctx.task_id[len(prefix) :]
-    if local in plan:
+    if local in plan or (extra is not None and local == extra):
         return local
     log.warning(
         "manifest-dag: task %s is not in the plan of %s (renamed model, or the manifest changed "
@@ -213,6 +216,7 @@ def build_into(
     venv_config: VenvConfig | None,
     render_config: RenderConfig | None,
     operator_args: Mapping[str, Any] | None,
+    docs_config: DocsConfig | None = None,
 ) -> tuple[PlannedManifest, dict[str, BaseOperator]]:
     """Plan (or read the cached plan) and create the operators this parse needs.
 
@@ -223,6 +227,7 @@ def build_into(
     _check(profile_config, ProfileConfig, "profile_config")
     _check(venv_config, VenvConfig, "venv_config")
     _check(render_config, RenderConfig, "render_config")
+    _check(docs_config, DocsConfig, "docs_config")
     if operator_args is not None and not isinstance(operator_args, Mapping):
         raise ConfigError(f"operator_args must be a dict, got {type(operator_args).__name__}")
     render_config = render_config or RenderConfig()
@@ -245,16 +250,48 @@ def build_into(
     factory = _OperatorFactory(
         project_config, profile_config, venv_config, operator_args or {}, render_config.callbacks
     )
-    scope = _task_scope(dag, parent_group, planned, render_config.task_scoped)
+    docs_id = docs_config.task_id if docs_config is not None else None
+    if docs_id is not None and docs_id in planned:
+        raise ConfigError(
+            f"DocsConfig.task_id {docs_id!r} is a task of the dbt plan already: give the docs task another id"
+        )
+    scope = _task_scope(dag, parent_group, planned, render_config.task_scoped, extra=docs_id)
     if scope is True:
         with paused_gc():  # thousands of live operators: collecting while creating them finds nothing
             tasks = render_plan(planned.plan, dag=dag, parent_group=parent_group, make_operator=factory)
-    elif scope is False:
+    elif scope is False or scope == docs_id:
         tasks = {}
     else:
         spec, group = planned.task(str(scope))
         tasks = render_one(spec, group, dag=dag, parent_group=parent_group, make_operator=factory)
+    if docs_config is not None and (scope is True or scope == docs_id):
+        docs = _docs_task(docs_config, planned, factory, dag, parent_group)
+        if scope is True:
+            for task in list(tasks.values()):
+                if not task.downstream_task_ids:
+                    link(task, docs)  # the site shows the project as the whole run left it
+        tasks[docs_config.task_id] = docs
     return planned, tasks
+
+
+def _docs_task(
+    docs: DocsConfig, planned: PlannedManifest, factory: _OperatorFactory, dag: DAG, parent_group: TaskGroup | None
+) -> BaseOperator:
+    """The ``dbt docs generate`` task, with which dbt nodes each of the DAG's tasks runs (the
+    plugin's per-task link); its ids are the DAG's (with the DbtTaskGroup's prefix)."""
+    prefix = f"{parent_group.group_id}." if parent_group is not None and parent_group.group_id else ""
+    nodes = {f"{prefix}{spec.task_id}": list(spec.node_ids) for spec in planned.plan.tasks if spec.node_ids}
+    common = {k: v for k, v in factory.common.items() if k not in ("full_refresh",)}
+    return DbtDocsOperator(
+        task_id=docs.task_id,
+        task_group=parent_group,
+        dag=dag,
+        docs_dir=docs.docs_dir,
+        docs_conn_id=docs.conn_id,
+        static=docs.static,
+        task_nodes=nodes,
+        **common,
+    )
 
 
 class _DbtContainer:
@@ -263,7 +300,8 @@ class _DbtContainer:
     _dbt_planned: PlannedManifest
 
     def _build_dbt(self, dag: DAG, parent_group: TaskGroup | None, *configs: Any) -> None:
-        """``configs``: project, profile, venv and render config, operator_args (``build_into``'s order)."""
+        """``configs``: project, profile, venv and render config, operator_args, docs config
+        (``build_into``'s order)."""
         self._dbt_planned, _tasks = build_into(dag, parent_group, *configs)
 
     @property
@@ -286,10 +324,13 @@ class DbtDag(_DbtContainer, DAG):
         venv_config: VenvConfig | None = None,
         render_config: RenderConfig | None = None,
         operator_args: Mapping[str, Any] | None = None,
+        docs_config: DocsConfig | None = None,
         **dag_kwargs: Any,
     ) -> None:
         super().__init__(**dag_kwargs)
-        self._build_dbt(self, None, project_config, profile_config, venv_config, render_config, operator_args)
+        self._build_dbt(
+            self, None, project_config, profile_config, venv_config, render_config, operator_args, docs_config
+        )
 
 
 class DbtTaskGroup(_DbtContainer, TaskGroup):
@@ -304,7 +345,10 @@ class DbtTaskGroup(_DbtContainer, TaskGroup):
         venv_config: VenvConfig | None = None,
         render_config: RenderConfig | None = None,
         operator_args: Mapping[str, Any] | None = None,
+        docs_config: DocsConfig | None = None,
         **group_kwargs: Any,
     ) -> None:
         super().__init__(group_id=group_id, **group_kwargs)
-        self._build_dbt(self.dag, self, project_config, profile_config, venv_config, render_config, operator_args)
+        self._build_dbt(
+            self.dag, self, project_config, profile_config, venv_config, render_config, operator_args, docs_config
+        )

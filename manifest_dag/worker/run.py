@@ -71,12 +71,14 @@ def run_dbt(
     venv_cache: VenvCache | None = None,
     on_invoker: Callable[[Invoker], None] | None = None,
     on_results: Callable[[Any], None] | None = None,
+    on_mask: Callable[[Masker], None] | None = None,
 ) -> InvocationOutcome:
     """Run one dbt command as ``inv`` says; raise ``DbtRunError`` when dbt fails.
 
     ``on_invoker`` receives the invoker before dbt starts (the operator keeps it for on_kill);
     ``on_results`` the masked ``RunSummary`` once dbt wrote one, failed or not (the operator
-    shows the compiled SQL in the task's rendered fields).
+    shows the compiled SQL in the task's rendered fields); ``on_mask`` the ``Masker`` of this
+    call's secrets (the docs task masks the site's files with it before publishing them).
     """
     from manifest_dag.worker.profiles import RenderedProfile, resolve_profile, write_profile
     from manifest_dag.worker.results import FRESHNESS_RESULTS, read_freshness_results, read_run_results
@@ -96,6 +98,8 @@ def run_dbt(
     # secret vars reach dbt in its environment only; --vars holds env_var() references to them
     secret_env = resolve_secret_vars(inv.secret_vars) if inv.secret_vars else {}
     mask = Masker([*(profile.secrets if isinstance(profile, RenderedProfile) else ()), *secret_env.values()])
+    if on_mask is not None:
+        on_mask(mask)
     vars_json = canonical_vars(inv.dbt_vars)
     pc = inv.profile_config
     # the worker's environment, or with append_env=False only what dbt needs of it
