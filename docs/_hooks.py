@@ -24,7 +24,7 @@ log = logging.getLogger("mkdocs.hooks.manifest_dag")
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_PY = ROOT / "manifest_dag" / "core" / "config.py"
-CONFIG_CLASSES = ("ProjectConfig", "ProfileConfig", "VenvConfig", "RenderConfig")
+CONFIG_CLASSES = ("ProjectConfig", "ProfileConfig", "VenvConfig", "RenderConfig", "DocsConfig")
 ENUMS = ("TestBehavior", "SourceRendering")
 OPTIONAL_PAGES = {"testing.md": "Testing your DAGs", "performance.md": "Performance"}
 
