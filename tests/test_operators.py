@@ -312,7 +312,7 @@ def test_execute_hands_the_invocation_over_and_forgets_the_invoker(monkeypatch: 
     seen: dict[str, Any] = {}
     invoker = FakeInvoker()
 
-    def fake_run_dbt(inv, *, log, artifacts_callback, on_invoker, on_results):
+    def fake_run_dbt(inv, *, log, artifacts_callback, on_invoker, on_results, on_mask=None):
         seen["inv"] = inv
         on_invoker(invoker)
         seen["kept"] = op._invoker
@@ -344,7 +344,7 @@ def test_execute_hands_the_invocation_over_and_forgets_the_invoker(monkeypatch: 
 def test_execute_forgets_the_invoker_when_dbt_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     import manifest_dag.worker.run as worker_run
 
-    def failing(inv, *, log, artifacts_callback, on_invoker, on_results):
+    def failing(inv, *, log, artifacts_callback, on_invoker, on_results, on_mask=None):
         on_invoker(FakeInvoker())
         raise RuntimeError("dbt failed")
 
@@ -389,7 +389,7 @@ def test_operator_args_refuses_config_keys_with_config_error(key: str) -> None:
 def _fake_run_with(monkeypatch: pytest.MonkeyPatch, summary: Any) -> None:
     import manifest_dag.worker.run as worker_run
 
-    def fake_run_dbt(inv, *, log, artifacts_callback, on_invoker, on_results):
+    def fake_run_dbt(inv, *, log, artifacts_callback, on_invoker, on_results, on_mask=None):
         return SimpleNamespace(summary=summary, exit_code=0, duration=1.0, reparsed=None)
 
     monkeypatch.setattr(worker_run, "run_dbt", fake_run_dbt)
@@ -459,7 +459,7 @@ def _failing_run(monkeypatch: pytest.MonkeyPatch, code: int | None, summary: Any
     import manifest_dag.worker.run as worker_run
     from manifest_dag import DbtRunError
 
-    def fake_run_dbt(inv, *, log, artifacts_callback, on_invoker, on_results):
+    def fake_run_dbt(inv, *, log, artifacts_callback, on_invoker, on_results, on_mask=None):
         if summary is not None:
             on_results(summary)
         raise DbtRunError(f"`dbt {' '.join(inv.command_args)}` failed (exit code {code}).", command="x", exit_code=code)
