@@ -32,7 +32,7 @@ def test_dag_files_import_without_dbt(dag_bag) -> None:
 
 
 def test_shop_dag_matches_its_manifest(dag_bag) -> None:
-    """The models the DAG file selects, and only those, have groups, wired in dbt's order."""
+    """The models the DAG file selects, and only those, have tasks, wired in dbt's order."""
     dag = dag_bag().dags["shop"]
     # the same selection as the DAG file's RenderConfig (here: everything); with
     # RenderConfig(select=["tag:nightly"]) it would be assert_dag_matches_manifest(..., select=["tag:nightly"])
@@ -115,3 +115,17 @@ def test_nightly_templating(shop_manifest: Path) -> None:
     assert plan.argv[plan.argv.index("--vars") + 1] == '{"region":"us","run_day":"2024-06-01"}'
     assert plan.env["MANIFEST_DAG_WAREHOUSE_PASSWORD"] == "***"
     assert "pw-123" not in str(plan)
+
+
+# -- the folder-grouped DAG (examples/dags/shop_folders.py) ----------------------------------------------
+def test_shop_folders_dag(dag_bag) -> None:
+    """TaskGroups nested as the project's folders; the UI names come from the DAG file's naming."""
+    dag = dag_bag().dags["shop_folders"]
+    groups = dag.task_group.get_task_group_dict()
+    assert groups["marts.finance"].parent_group.group_id == "marts"
+    assert groups["marts.finance"].label == "marts/finance"
+    orders = dag.task_dict["marts.finance.fct_orders.run"]  # a model with tests: a group of its own
+    assert orders.task_group.group_id == "marts.finance.fct_orders"
+    seed = dag.task_dict["raw_orders_seed"]  # seeds/raw_orders.csv: at the top
+    assert seed.task_display_name == "raw_orders (seed)"
+    assert_dag_matches_manifest(dag, SHOP_MANIFEST)

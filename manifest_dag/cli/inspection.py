@@ -69,7 +69,7 @@ def inspect_report(args: argparse.Namespace) -> dict[str, Any]:
         },
         "counts": {rt: {"total": total[rt], "selected": chosen.get(rt, 0)} for rt in sorted(total)},
         "selected": nodes,
-        "groups": [{"group_id": g.group_id, "node_id": g.node_id} for g in planned.groups],
+        "groups": [{"group_id": g.group_id, "node_id": g.node_id, "parent_id": g.parent_id} for g in planned.groups],
         "tasks": [
             {
                 "task_id": t.task_id,

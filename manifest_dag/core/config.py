@@ -25,7 +25,7 @@ class TestBehavior(str, enum.Enum):
 
     __test__ = False  # not a pytest class
 
-    AFTER_EACH = "after_each"  #: a TaskGroup per model: run, then that model's tests
+    AFTER_EACH = "after_each"  #: after each node its own tests (a model's run and test in a TaskGroup)
     AFTER_ALL = "after_all"  #: every model first, then one ``dbt test`` at the end
     BUILD = "build"  #: one ``dbt build`` per node (runs it and its tests)
     NONE = "none"  #: no tests
@@ -601,6 +601,10 @@ class RenderConfig:
     #: callbacks a node's meta may name (``on_failure_callback: page_team``): name -> a callable
     #: or a list of callables. A manifest is data: it names code, the DAG file holds it.
     callbacks: Mapping[str, Any] = field(default_factory=dict)
+    #: nest TaskGroups by the folders of the models, seeds and snapshots (their ``path``).
+    folder_groups: bool = False
+    #: ``after_each``: a TaskGroup for every model, also one without tests (default: a plain task).
+    group_every_model: bool = False
 
     def __post_init__(self) -> None:
         _str_tuple(self, "select")
@@ -622,6 +626,8 @@ class RenderConfig:
             "task_scoped",
             "tests_gate_downstream",
             "order_sources_after_seeds",
+            "folder_groups",
+            "group_every_model",
         ):
             _bool(self, name)
         if self.naming is None:

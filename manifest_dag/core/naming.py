@@ -1,7 +1,8 @@
 """One object names everything the renderer creates from a dbt node.
 
-Users who want other task ids, group ids, docs or Asset URIs subclass ``DbtNaming`` and override
-one method, instead of forking the renderer. Ids are made unique by the planner, not here.
+Users who want other task ids, group ids, display names, docs or Asset URIs subclass
+``DbtNaming`` and override one method, instead of forking the renderer. Ids are made unique (and
+fitted to Airflow's length limit) by the planner, not here.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ def sanitize(raw: str) -> str:
 
 
 class DbtNaming:
-    """Default names: a group per model named after it, ``run``/``test`` inside."""
+    """Default names: a group per tested model named after it, ``run``/``test`` inside; a plain
+    ``<name>_run`` task for a model without tests; ``<name>_seed`` and the like for the rest."""
 
     #: task id per dbt command, inside a model's group
     command_task_ids = {"run": "run", "test": "test", "build": "build"}
@@ -70,6 +72,42 @@ class DbtNaming:
             return self.command_task_ids.get(command, command)
         suffix = {"source freshness": "freshness"}.get(command, command)
         return f"{name}_{suffix}"
+
+    def folders(self, node: DbtNode, project_name: str) -> tuple[str, ...]:
+        """The folders a node sits in, for ``RenderConfig(folder_groups=True)``: those of its fully
+        qualified name (dbt's own: ``shop.marts.finance.orders`` is in ``marts/finance``, relative
+        to the model, seed or snapshot paths), under the package's name for an installed
+        package's node. The fqn, not ``path``: a YAML-defined snapshot's path names its file."""
+        fqn = node.fqn
+        end = len(fqn) - 1
+        if node.version is not None and end > 1 and fqn[end] == f"v{node.version}":
+            end -= 1  # a versioned model's fqn ends with its name and version
+        parts = tuple(fqn[1:end])
+        return parts if node.package_name == project_name else (node.package_name, *parts)
+
+    def folder_group_id(self, folder: str) -> str:
+        """One folder's TaskGroup id (its parent folders' ids are put in front by Airflow)."""
+        return sanitize(folder)
+
+    def task_display_name(self, node: DbtNode, command: str, in_group: bool) -> str | None:
+        """The name the Airflow UI shows for a node's task (``task_display_name``); None: its id.
+
+        By default, only where the id had to change the node's name (characters Airflow refuses
+        in ids, such as non-ASCII letters): then the real name, with the command for a plain
+        task. Override to show other names; ids stay as they are, so runs and history keep them.
+        """
+        if in_group or _UNSAFE.search(node.name) is None:
+            return None
+        suffix = {"source freshness": "freshness"}.get(command, command)
+        return f"{node.label} {suffix}"
+
+    def group_display_name(self, node: DbtNode) -> str | None:
+        """The name the UI shows for a model's TaskGroup (``group_display_name``); None: its id."""
+        return node.label if _UNSAFE.search(node.name) else None
+
+    def folder_display_name(self, folders: tuple[str, ...]) -> str | None:
+        """The name the UI shows for a folder's TaskGroup; None: its id."""
+        return folders[-1] if _UNSAFE.search(folders[-1]) else None
 
     def tests_task_id(self, parents: list[DbtNode], tests: list[DbtNode]) -> str:
         """A task running tests outside any model's group (several parents, or none rendered)."""

@@ -46,6 +46,7 @@ _RESERVED = frozenset(
         "indirect_selection",
         "doc_md",
         "outlets",
+        "task_display_name",
         "project_dir",
         "manifest_path",
         "partial_parse_path",
@@ -149,6 +150,7 @@ class _OperatorFactory:
     def __call__(self, spec: TaskSpec, group: TaskGroup | None, dag: DAG) -> BaseOperator:
         cls = OPERATOR_FOR_COMMAND[spec.command]
         kwargs = {**self.common, **self.settings_kwargs(spec)} if spec.settings else self.common
+        shown: dict[str, Any] = {"task_display_name": spec.display_name} if spec.display_name else {}
         return cls(
             task_id=spec.local_id,
             task_group=group,
@@ -160,6 +162,7 @@ class _OperatorFactory:
             indirect_selection=spec.indirect_selection,
             doc_md=spec.doc_md,
             outlets=asset_outlets(spec.outlet_uri),
+            **shown,
             **kwargs,
         )
 
@@ -262,8 +265,8 @@ def build_into(
     elif scope is False or scope == docs_id:
         tasks = {}
     else:
-        spec, group = planned.task(str(scope))
-        tasks = render_one(spec, group, dag=dag, parent_group=parent_group, make_operator=factory)
+        spec, groups = planned.task(str(scope))
+        tasks = render_one(spec, groups, dag=dag, parent_group=parent_group, make_operator=factory)
     if docs_config is not None and (scope is True or scope == docs_id):
         docs = _docs_task(docs_config, planned, factory, dag, parent_group)
         if scope is True:

@@ -7,8 +7,12 @@ Rules (see ``docs/concepts.md``):
 - models, seeds, snapshots and functions (``dbt build``, the one command that creates them) get
   tasks; ephemeral models, sources (unless freshness is rendered), exposures, saved queries,
   analyses and unselected nodes do not, but the order they imply is kept;
-- ``after_each``: a TaskGroup per model (``run`` then ``test``); a seed or snapshot is a task of
-  its own, followed by a ``<name>_test`` task when it has tests;
+- ``after_each``: a TaskGroup per model with tests (``run`` then ``test``), a plain ``<name>_run``
+  task for a model without (``RenderConfig.group_every_model`` groups those too); a seed or
+  snapshot is a task of its own, followed by a ``<name>_test`` task when it has tests;
+- ``RenderConfig.folder_groups``: models, seeds, snapshots and functions sit in a TaskGroup per
+  folder of their ``path``, nested as the folders are (sources and tests of several nodes stay at
+  the top);
 - a test with several parents (or whose only parent has no task) runs in a task of its own,
   after every rendered node it waits for; tests sharing the same parents share that task; every
   model, seed and snapshot downstream of all its parents waits for that task, as in ``dbt build``
@@ -55,6 +59,8 @@ class TaskSpec:
     #: Airflow and dbt settings from the nodes' meta and ``RenderConfig.test_task_args``, checked
     #: and plain (``manifest_dag.core.task_settings``); None when there are none
     settings: Mapping[str, Any] | None = None
+    #: what the UI shows instead of the id (Airflow's ``task_display_name``); None: the id
+    display_name: str | None = None
 
     @property
     def local_id(self) -> str:
@@ -81,17 +87,31 @@ class TaskSpec:
             self.doc_md,
             self.outlet_uri,
             self.settings,
+            self.display_name,
         )
 
 
 @dataclass(frozen=True, slots=True)
 class GroupSpec:
+    """A TaskGroup: a model's (``node_id``), or a folder's (``node_id`` empty).
+
+    ``group_id`` is the whole dotted id relative to the DAG or the DbtTaskGroup, as Airflow names
+    a nested group; ``parent_id`` the group it sits in (created before it in ``RenderPlan.groups``).
+    """
+
     group_id: str
     node_id: str
     tooltip: str = ""
+    parent_id: str | None = None
+    display_name: str | None = None
 
-    def __reduce__(self) -> tuple[type[GroupSpec], tuple[str, str, str]]:
-        return GroupSpec, (self.group_id, self.node_id, self.tooltip)
+    @property
+    def local_id(self) -> str:
+        """The id inside its parent group (what the TaskGroup is constructed with)."""
+        return self.group_id[len(self.parent_id) + 1 :] if self.parent_id else self.group_id
+
+    def __reduce__(self) -> tuple[type[GroupSpec], tuple[str, str, str, str | None, str | None]]:
+        return GroupSpec, (self.group_id, self.node_id, self.tooltip, self.parent_id, self.display_name)
 
 
 @dataclass(frozen=True)
@@ -101,9 +121,11 @@ class RenderPlan:
     tasks: tuple[TaskSpec, ...]
     groups: tuple[GroupSpec, ...] = ()
     _index: dict[str, TaskSpec] = field(default_factory=dict, repr=False, compare=False)
+    _group_index: dict[str, GroupSpec] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._index.update((t.task_id, t) for t in self.tasks)
+        self._group_index.update((g.group_id, g) for g in self.groups)
 
     def __len__(self) -> int:
         return len(self.tasks)
@@ -117,7 +139,16 @@ class RenderPlan:
     def group_of(self, task_id: str) -> GroupSpec | None:
         """The TaskGroup a task sits in (None: directly in the DAG or the DbtTaskGroup)."""
         group_id = self._index[task_id].group_id
-        return next((g for g in self.groups if g.group_id == group_id), None) if group_id else None
+        return self._group_index.get(group_id) if group_id else None
+
+    def groups_of(self, task_id: str) -> tuple[GroupSpec, ...]:
+        """The TaskGroups around a task, outermost first (folders, then the model's group)."""
+        chain: list[GroupSpec] = []
+        group = self.group_of(task_id)
+        while group is not None:
+            chain.append(group)
+            group = self._group_index.get(group.parent_id) if group.parent_id else None
+        return tuple(reversed(chain))
 
     def edges(self) -> Iterator[tuple[str, str]]:
         for task in self.tasks:
@@ -135,6 +166,11 @@ class RenderPlan:
 #: what a test outside a node's own tasks holds back: dbt's non-test nodes that build something
 #: (dbt gates the nodes of ``manifest.nodes``; sources and functions live elsewhere and never wait)
 _GATED_TYPES = frozenset({"model", "seed", "snapshot"})
+#: the nodes ``RenderConfig.folder_groups`` puts in their folders' groups (their ``path`` is
+#: relative to the project's model, seed, snapshot or function paths; a source's is not)
+_FOLDERED_TYPES = frozenset({"model", "seed", "snapshot", "function"})
+#: characters a folder group's whole id leaves free for what sits in it (a model's group and task)
+_ROOM_IN_FOLDER = 60
 
 
 def unrunnable_nodes(graph: DbtGraph, selected: Iterable[str]) -> list[DbtNode]:
@@ -189,6 +225,7 @@ class _Planner:
         self.used_ids: set[str] = set()
         self.max_id = AIRFLOW_MAX_ID  # for a plan id, the DbtTaskGroup prefix taken off
         self.extra_parents: dict[str, tuple[str, ...]] = {}  # source -> seeds whose table it names
+        self.folder_ids: dict[tuple[str, ...], str | None] = {}  # folders -> their group's id
         self._node_settings: dict[str, dict[str, Any]] = {}  # node id -> its checked meta settings
 
     # -- per-node settings (meta) ----------------------------------------------------------------
@@ -336,24 +373,65 @@ class _Planner:
             names[u] = name
         return names
 
-    def _claim(self, task_id: str, reserve: int = 0) -> str:
-        """A free id for ``task_id``, within ``max_id`` less ``reserve`` (a group's ``.<task>``)."""
+    def _claim(self, local: str, reserve: int = 0, parent: str | None = None) -> str:
+        """A free id for ``local`` inside group ``parent`` (its whole dotted id), within
+        ``max_id`` less ``reserve`` (a group's ``.<task>``). Only ``local`` is shortened, so the
+        id keeps its groups' prefix."""
+        prefix = f"{parent}." if parent else ""
         try:
-            limit = self.max_id - reserve
-            candidate, n = fit_id(task_id, limit), 1
+            limit = self.max_id - reserve - len(prefix)
+            candidate, n = prefix + fit_id(local, limit), 1
             while candidate in self.used_ids:
                 n += 1
-                candidate = fit_id(f"{task_id}_{n}", limit)
+                candidate = prefix + fit_id(f"{local}_{n}", limit)
         except ValueError as exc:
-            raise ConfigError(f"task id {task_id!r}: {exc}; use a shorter DbtTaskGroup group_id") from None
+            raise ConfigError(
+                f"task id {prefix + local!r}: {exc}; use a shorter DbtTaskGroup group_id"
+                + (" or RenderConfig(folder_groups=False)" if parent and self.config.folder_groups else "")
+            ) from None
         self.used_ids.add(candidate)
         return candidate
 
-    def _task(self, task_id: str, **spec) -> str:
-        task_id = self._claim(task_id)
+    def _task(self, local: str, group_id: str | None = None, **spec) -> str:
+        task_id = self._claim(local, parent=group_id)
         spec.setdefault("upstream", set())
-        self.tasks[task_id] = {"task_id": task_id, **spec}
+        self.tasks[task_id] = {"task_id": task_id, "group_id": group_id, **spec}
         return task_id
+
+    def _folder_group(self, node: DbtNode) -> str | None:
+        """The folder TaskGroup ``node``'s tasks go in (created with its parents on first use),
+        or None: not grouping by folder, or the node sits at the top of its paths.
+
+        A folder whose group id would leave less than ``_ROOM_IN_FOLDER`` characters of Airflow's
+        limit for what sits in it is not nested further: its nodes go in the deepest that fit.
+        """
+        if not self.config.folder_groups or node.resource_type not in _FOLDERED_TYPES:
+            return None
+        folders = self.naming.folders(node, self.graph.manifest.project_name)
+        parent: str | None = None
+        for depth in range(1, len(folders) + 1):
+            key = tuple(folders[:depth])
+            if key not in self.folder_ids:
+                room = self.max_id - _ROOM_IN_FOLDER - (len(parent) + 1 if parent else 0)
+                if room < 12:
+                    self.folder_ids[key] = None
+                else:
+                    gid = self._claim(self.naming.folder_group_id(key[-1]), reserve=_ROOM_IN_FOLDER, parent=parent)
+                    self.folder_ids[key] = gid
+                    self.groups.append(
+                        GroupSpec(
+                            group_id=gid,
+                            node_id="",
+                            tooltip="/".join(key),
+                            parent_id=parent,
+                            display_name=self.naming.folder_display_name(key),
+                        )
+                    )
+            found = self.folder_ids[key]
+            if found is None:
+                break
+            parent = found
+        return parent
 
     # -- nodes -------------------------------------------------------------------------------------
     def _unselected_tests_of(self, uid: str) -> tuple[str, ...]:
@@ -377,12 +455,14 @@ class _Planner:
         if node.resource_type == "source":
             self._add_source(node, name, select, tests, doc)
             return
+        folder = self._folder_group(node)
         if node.resource_type == "function":
-            self._add_function(node, name, tests, doc)
+            self._add_function(node, name, tests, doc, folder)
             return
         if behavior is TestBehavior.BUILD:
             tid = self._task(
                 naming.task_id(name, "build", False),
+                folder,
                 command="build",
                 select=select,
                 exclude=self._unselected_tests_of(uid),
@@ -391,51 +471,61 @@ class _Planner:
                 doc_md=doc,
                 outlet_uri=outlet,
                 settings=self._own_settings(uid, "build"),
+                display_name=naming.task_display_name(node, "build", False),
             )
             self.entry[uid] = self.exit[uid] = tid
             return
         command = COMMAND_FOR_TYPE[node.resource_type]
-        in_group = behavior is TestBehavior.AFTER_EACH and node.resource_type == "model"
-        group_id: str | None = None
+        # a model's group holds its run and its tests; one without tests is a plain task, unless
+        # the user wants every model alike (RenderConfig.group_every_model)
+        in_group = (
+            behavior is TestBehavior.AFTER_EACH
+            and node.resource_type == "model"
+            and (bool(tests) or self.config.group_every_model)
+        )
+        group_id = folder
         if in_group:
             local_ids = (naming.task_id(name, command, True), naming.task_id(name, "test", True))
-            group_id = self._claim(name, reserve=1 + max(map(len, local_ids)))
-            self.groups.append(GroupSpec(group_id=group_id, node_id=uid, tooltip=node.description[:500]))
-            run_id = f"{group_id}.{naming.task_id(group_id, command, True)}"
-        else:
-            run_id = naming.task_id(name, command, False)
+            group_id = self._claim(name, reserve=1 + max(map(len, local_ids)), parent=folder)
+            self.groups.append(
+                GroupSpec(
+                    group_id=group_id,
+                    node_id=uid,
+                    tooltip=node.description[:500],
+                    parent_id=folder,
+                    display_name=naming.group_display_name(node),
+                )
+            )
         tid = self._task(
-            run_id,
+            naming.task_id(name, command, in_group),
+            group_id,
             command=command,
             select=select,
-            group_id=group_id,
             node_ids=(uid,),
             doc_md=doc,
             outlet_uri=outlet,
             settings=self._own_settings(uid, command),
+            display_name=naming.task_display_name(node, command, in_group),
         )
         self.entry[uid] = self.exit[uid] = tid
         if tests:
-            test_id = (
-                f"{group_id}.{naming.task_id(group_id, 'test', True)}"
-                if in_group
-                else naming.task_id(name, "test", False)
-            )
+            test_local = naming.task_id(name, "test", in_group)
             test_tid = self._task(
-                test_id,
+                test_local,
+                group_id,
                 command="test",
                 select=select,
                 exclude=self._unselected_tests_of(uid),
                 indirect_selection="cautious",
-                group_id=group_id,
                 node_ids=tests,
                 doc_md=f"Tests of `{node.unique_id}`",
                 upstream={tid},
-                settings=self._test_settings(tests, uid, test_id),
+                settings=self._test_settings(tests, uid, f"{group_id}.{test_local}" if group_id else test_local),
+                display_name=naming.task_display_name(node, "test", in_group),
             )
             self.exit[uid] = test_tid
 
-    def _add_function(self, node: DbtNode, name: str, tests: tuple[str, ...], doc: str) -> None:
+    def _add_function(self, node: DbtNode, name: str, tests: tuple[str, ...], doc: str, folder: str | None) -> None:
         """A function (a UDF, dbt 1.11+): ``dbt build`` is the only command that creates one.
 
         Its selection is narrowed to functions, since a model or a folder of models may share its
@@ -446,7 +536,9 @@ class _Planner:
         uid = node.unique_id
         tid = self._task(
             self.naming.task_id(name, "build", False),
+            folder,
             command="build",
+            display_name=self.naming.task_display_name(node, "build", False),
             select=(f"{self.naming.dbt_selector(node)},resource_type:function",),
             exclude=self._unselected_tests_of(uid) if tests else (),
             indirect_selection="cautious" if tests else "empty",
@@ -468,6 +560,7 @@ class _Planner:
                 node_ids=(uid,),
                 doc_md=doc,
                 settings=self._own_settings(uid, "source freshness"),
+                display_name=self.naming.task_display_name(node, "source freshness", False),
             )
         else:
             self._settings(uid, "source freshness")  # its tests' task inherits them
@@ -481,6 +574,7 @@ class _Planner:
                 doc_md=f"Tests of `{uid}`",
                 upstream={first} if first else set(),
                 settings=self._test_settings(tests, uid, f"{name}_test"),
+                display_name=self.naming.task_display_name(node, "test", False),
             )
         else:
             last = first

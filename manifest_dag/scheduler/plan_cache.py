@@ -52,7 +52,7 @@ _MAGIC = b"MDPLAN3\n"
 _HEAD = struct.Struct("<QQ32s32s32s")  # meta length, plan length, sha256(meta), sha256(plan), HMAC tag
 _TAGGED = len(_MAGIC) + _HEAD.size - 32  # the tag covers the magic and the header before it
 _KEY_FILE = "key"
-FORMAT = 7  # bump when RenderPlan/TaskSpec, the entry layout or the planning rules change
+FORMAT = 8  # bump when RenderPlan/TaskSpec, the entry layout or the planning rules change
 _MEMO_MAX = 16
 
 
@@ -65,7 +65,7 @@ class _EntryReader:
 
     Layout: magic, ``_HEAD``, *meta* (facts about the manifest, plus every task id with the offset
     and CRC-32 of its record), the whole *plan* (one pickle), then one *record* per task (its
-    ``TaskSpec`` and ``GroupSpec``). A task's parse on a worker reads the header, the meta and one
+    ``TaskSpec`` and the ``GroupSpec``s around it, outermost first). A task's parse on a worker reads the header, the meta and one
     record; the DAG processor reads the plan. Each part is checked before it is unpickled.
     """
 
@@ -116,20 +116,21 @@ class _EntryReader:
             raise _CorruptEntry("malformed plan")
         return plan
 
-    def record(self, task_id: str) -> tuple[TaskSpec, GroupSpec | None]:
+    def record(self, task_id: str) -> tuple[TaskSpec, tuple[GroupSpec, ...]]:
         i = self._index()[task_id]
         offsets, digests = array("Q", self.meta["offsets"]), self.meta["digests"]
         blob = self._read(self.records_at + offsets[i], offsets[i + 1] - offsets[i])
         if not hmac.compare_digest(_record_digest(blob), digests[i * 16 : i * 16 + 16]):
             raise _CorruptEntry(f"checksum mismatch in the record of {task_id}")
-        spec, group = _unpickle(blob)
+        spec, groups = _unpickle(blob)
         if (
             not isinstance(spec, TaskSpec)
             or spec.task_id != task_id
-            or not (group is None or isinstance(group, GroupSpec))
+            or not isinstance(groups, tuple)
+            or not all(isinstance(g, GroupSpec) for g in groups)
         ):
             raise _CorruptEntry(f"malformed record for {task_id}")
-        return spec, group
+        return spec, groups
 
 
 def _tag(key: bytes, head: bytes) -> bytes:
@@ -276,15 +277,15 @@ class PlannedManifest:
             return isinstance(task_id, str) and self._reader.has(task_id)
         return task_id in self.plan
 
-    def task(self, task_id: str) -> tuple[TaskSpec, GroupSpec | None]:
-        """One task and its group, without decoding the whole plan when it is still on disk."""
+    def task(self, task_id: str) -> tuple[TaskSpec, tuple[GroupSpec, ...]]:
+        """One task and its groups (outermost first), without decoding the whole plan when it is still on disk."""
         if self._plan is None and self._reader is not None:
             try:
                 return self._reader.record(task_id)
             except (_CorruptEntry, OSError) as exc:
                 log.warning("manifest-dag: plan cache entry %s: %s; reading the whole plan", self._reader.path, exc)
         plan = self.plan
-        return plan.task(task_id), plan.group_of(task_id)
+        return plan.task(task_id), plan.groups_of(task_id)
 
 
 _memo: dict[tuple[Any, ...], PlannedManifest] = {}
@@ -421,8 +422,7 @@ def _read_entry(entry: Path, key: bytes, digest: str, rebuild: Callable[[], Rend
 
 def _write_entry(entry: Path, key: bytes, value: PlannedManifest) -> None:
     plan = value.plan
-    groups = {g.group_id: g for g in plan.groups}
-    records = [pickle.dumps((t, groups.get(t.group_id or "")), protocol=pickle.HIGHEST_PROTOCOL) for t in plan.tasks]
+    records = [pickle.dumps((t, plan.groups_of(t.task_id)), protocol=pickle.HIGHEST_PROTOCOL) for t in plan.tasks]
     offsets = array("Q", [0])
     for r in records:
         offsets.append(offsets[-1] + len(r))

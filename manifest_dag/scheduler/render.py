@@ -36,8 +36,8 @@ def render_plan(
 ) -> dict[str, BaseOperator]:
     """Create every group and task of ``plan`` under ``parent_group`` and wire them."""
     groups: dict[str, TaskGroup] = {}
-    for g in plan.groups:
-        groups[g.group_id] = TaskGroup(group_id=g.group_id, tooltip=g.tooltip, parent_group=parent_group, dag=dag)
+    for g in plan.groups:  # a group's parent comes before it
+        groups[g.group_id] = _task_group(g, groups[g.parent_id] if g.parent_id else parent_group, dag)
     tasks: dict[str, BaseOperator] = {}
     for spec in plan.tasks:
         group = groups[spec.group_id] if spec.group_id else parent_group
@@ -49,18 +49,28 @@ def render_plan(
     return tasks
 
 
+def _task_group(spec: GroupSpec, parent: TaskGroup | None, dag: DAG) -> TaskGroup:
+    return TaskGroup(
+        group_id=spec.local_id,
+        group_display_name=spec.display_name or "",
+        tooltip=spec.tooltip,
+        parent_group=parent,
+        dag=dag,
+    )
+
+
 def render_one(
     spec: TaskSpec,
-    group_spec: GroupSpec | None,
+    group_specs: tuple[GroupSpec, ...],
     *,
     dag: DAG,
     parent_group: TaskGroup | None,
     make_operator: Callable[[TaskSpec, TaskGroup | None, DAG], BaseOperator],
 ) -> dict[str, BaseOperator]:
-    """Only ``spec``'s task (and its group): what Airflow's task runner needs to run that task."""
+    """Only ``spec``'s task (and its groups, outermost first): what Airflow's task runner needs."""
     group = parent_group
-    if group_spec is not None:
-        group = TaskGroup(group_id=group_spec.group_id, tooltip=group_spec.tooltip, parent_group=parent_group, dag=dag)
+    for group_spec in group_specs:
+        group = _task_group(group_spec, group, dag)
     return {spec.task_id: make_operator(spec, group, dag)}
 
 

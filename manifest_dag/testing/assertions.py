@@ -75,7 +75,7 @@ def assert_dag_matches_manifest(
     """Check ``dag`` against the manifest and the selection it should render.
 
     - every selected model, seed and snapshot (ephemeral models aside) has its group or task,
-      and nothing else has one;
+      and nothing else has one (wherever it sits: folder groups are looked through);
     - "X finishes before Y" holds in the DAG exactly when Y depends on X in the manifest, also
       through nodes without a task (ephemeral models, sources, unselected nodes);
     - every selected test runs once, after every node it tests (skipped when the DAG runs no
@@ -141,7 +141,8 @@ def assert_dag_matches_manifest(
         return f"{node.label}  ({uid})"
 
     def kind(uid: str) -> str:
-        return "group" if nodes[uid].resource_type == "model" and (plan.groups or not actual) else "task"
+        """A model with tests of its own has a TaskGroup (with ``group_every_model``, every model)."""
+        return "group" if uid in grouped else "task"
 
     missing = sorted(expected - actual)
     extra = sorted(actual - expected)
@@ -313,7 +314,7 @@ def _plural(uids: Sequence[str], kind: Any) -> str:
 
 def _task_name(tid: str, prefix: str, grouped: set[str], uid: str) -> str:
     local = tid[len(prefix) :]
-    return local.split(".", 1)[0] if uid in grouped and "." in local else local
+    return local.rsplit(".", 1)[0] if uid in grouped and "." in local else local
 
 
 def _selection_text(manifest: Manifest, select: Any, exclude: Any, selector: str | None) -> str:

@@ -123,9 +123,9 @@ def test_an_overridden_naming_names_the_dags_tasks(tmp_path: Path) -> None:
         render_config=RenderConfig(naming=Upper()),
     )
     # a node's name is its group_id (seeds too: the planner names every rendered node so)
-    assert set(dag.task_dict) == {"load_RAW", "STG.dbt_run", "ORDERS.dbt_run", "ORDERS.dbt_test"}
-    assert dag.task_dict["STG.dbt_run"].upstream_task_ids == {"load_RAW"}
-    assert dag.task_dict["ORDERS.dbt_run"].upstream_task_ids == {"STG.dbt_run"}
+    assert set(dag.task_dict) == {"load_RAW", "STG_run", "ORDERS.dbt_run", "ORDERS.dbt_test"}
+    assert dag.task_dict["STG_run"].upstream_task_ids == {"load_RAW"}
+    assert dag.task_dict["ORDERS.dbt_run"].upstream_task_ids == {"STG_run"}
     assert dag.task_dict["ORDERS.dbt_test"].upstream_task_ids == {"ORDERS.dbt_run"}
     assert dag.task_dict["ORDERS.dbt_run"].dbt_args() == ["run", "--select", "shop.orders"]
 

@@ -167,7 +167,7 @@ def test_a_function_is_created_before_the_model_that_calls_it(airflow_home: Path
     assert "function.udf.is_positive_int" in json.loads(manifest.read_text())["functions"]
 
     states, db, log = run_dag(airflow_home, tmp_path, project, manifest, "udf_dag")
-    assert states == {"raw_values_seed": "success", "is_positive_int_build": "success", "checked.run": "success"}, log[
+    assert states == {"raw_values_seed": "success", "is_positive_int_build": "success", "checked_run": "success"}, log[
         -4000:
     ]
     rows = query(db, "select v, ok from checked order by v")
@@ -217,7 +217,7 @@ def test_a_failing_relationships_test_skips_the_model_below_both_parents(
     states, db, log = run_dag(airflow_home, tmp_path, project, manifest, f"orphan_{behavior}", test_behavior=behavior)
     (test_task,) = [t for t in states if t.startswith("test_relationships")]
     summary, only = (
-        ("customer_summary.run", "only_customers.run")
+        ("customer_summary_run", "only_customers_run")
         if behavior == "after_each"
         else ("customer_summary_build", "only_customers_build")
     )
@@ -255,8 +255,8 @@ def test_a_source_over_a_seed_is_read_after_the_seed_on_a_fresh_database(airflow
     assert statuses["model.alt.customers"] == "error" and statuses["model.alt.orders"] == "skipped", statuses
 
     plan = plan_project(manifest, RenderConfig()).plan
-    assert "raw_customers_seed" in plan.task("customers.run").upstream
-    assert "raw_orders_seed" in plan.task("orders.run").upstream  # RAW_ORDERS: DuckDB ignores case
+    assert "raw_customers_seed" in plan.task("customers_run").upstream
+    assert "raw_orders_seed" in plan.task("orders_run").upstream  # RAW_ORDERS: DuckDB ignores case
 
     states, db, log = run_dag(airflow_home, tmp_path, project, manifest, "alt_dag")
     assert set(states.values()) == {"success"}, (states, log[-4000:])

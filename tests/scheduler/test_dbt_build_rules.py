@@ -118,7 +118,7 @@ def test_a_function_left_out_of_the_selection_gets_no_task(tmp_path: Path) -> No
     graph = DbtGraph(manifest)
     selected = select_nodes(manifest, select=["report"], graph=graph)
     p = plan_tasks(graph, selected, RenderConfig())
-    assert [t.task_id for t in p.tasks] == ["report.run"]  # as `dbt build --select report`
+    assert [t.task_id for t in p.tasks] == ["report_run"]  # as `dbt build --select report`
     with_parents = select_nodes(manifest, select=["+report"], graph=graph)
     assert "is_positive_int_build" in plan_tasks(graph, with_parents, RenderConfig())
 
@@ -309,8 +309,8 @@ def test_an_unselected_seed_orders_nothing(tmp_path: Path) -> None:
     manifest = seeded_sources().load(tmp_path)
     graph = DbtGraph(manifest)
     p = plan_tasks(graph, select_nodes(manifest, select=["people+"], graph=graph), RenderConfig())
-    assert {t.task_id for t in p.tasks} == {"people.run", "report.run"}
-    assert not p.task("people.run").upstream
+    assert {t.task_id for t in p.tasks} == {"people_run", "report_run"}
+    assert not p.task("people_run").upstream
 
 
 def test_a_dag_reading_seeds_as_sources_matches_its_manifest(tmp_path: Path) -> None:

@@ -44,17 +44,13 @@ def test_after_each_groups_run_then_test(tmp_path: Path) -> None:
     assert upstream(p) == {
         "raw_orders_seed": set(),
         "raw_orders_test": {"raw_orders_seed"},
-        "stg_orders.run": {"raw_orders_test"},
-        "customers.run": {"stg_orders.run"},
-        "orders.run": {"stg_orders.run"},  # through the ephemeral model; the source has no task
+        "stg_orders_run": {"raw_orders_test"},  # no tests of its own: a plain task
+        "customers_run": {"stg_orders_run"},
+        "orders.run": {"stg_orders_run"},  # through the ephemeral model; the source has no task
         "orders.test": {"orders.run"},
-        "test_relationships_customers_customer_id_orders": {"customers.run", "orders.test"},
+        "test_relationships_customers_customer_id_orders": {"customers_run", "orders.test"},
     }
-    assert {g.group_id: g.node_id for g in p.groups} == {
-        "stg_orders": "model.shop.stg_orders",
-        "orders": "model.shop.orders",
-        "customers": "model.shop.customers",
-    }
+    assert {g.group_id: g.node_id for g in p.groups} == {"orders": "model.shop.orders"}
     run, test = p.task("orders.run"), p.task("orders.test")
     assert (run.group_id, run.local_id, run.command) == ("orders", "run", "run")
     assert (test.group_id, test.local_id, test.command) == ("orders", "test", "test")
@@ -125,10 +121,10 @@ def test_a_test_on_several_models_waits_for_all_of_them(tmp_path: Path) -> None:
     p = plan(tmp_path, builder)
     loose = [t for t in p.tasks if t.group_id is None and t.command == "test"]
     assert {t.task_id: set(t.upstream) for t in loose} == {
-        "test_relationships_a_x_b": {"a.run", "b.run"},
-        "test_relationships_c_y_b": {"c.run", "b.run"},
+        "test_relationships_a_x_b": {"a_run", "b_run"},
+        "test_relationships_c_y_b": {"c_run", "b_run"},
     }
-    assert "c.test" not in p  # neither test is attached to one model's group
+    assert not p.groups and "c.test" not in p  # neither test is attached to one model's group
 
 
 def test_source_freshness_tasks_and_their_dependents(tmp_path: Path) -> None:
@@ -143,7 +139,7 @@ def test_source_freshness_tasks_and_their_dependents(tmp_path: Path) -> None:
 def test_a_source_without_freshness_gets_no_task(tmp_path: Path) -> None:
     builder = ManifestBuilder("p").source("raw", "t").model("m", sources=["raw.t"])
     p = plan(tmp_path, builder, source_rendering="freshness")
-    assert [t.task_id for t in p.tasks] == ["m.run"]
+    assert [t.task_id for t in p.tasks] == ["m_run"]
 
 
 def test_colliding_names_get_unique_ids(tmp_path: Path) -> None:
@@ -154,13 +150,16 @@ def test_colliding_names_get_unique_ids(tmp_path: Path) -> None:
         .seed("raw")
         .model("raw_seed")  # a group called like the seed's task
     )
-    p = plan(tmp_path, builder)
+    p = plan(tmp_path, builder, group_every_model=True)
     ids = [t.task_id for t in p.tasks]
     assert len(ids) == len(set(ids)) == 4
     # two models called orders: both qualified by their package
     assert [g.group_id for g in p.groups] == ["main__orders", "billing__orders", "raw_seed_2"]
     # the seed's task took "raw_seed" first; the model's group gets the next free id
     assert ids == ["main__orders.run", "billing__orders.run", "raw_seed", "raw_seed_2.run"]
+    # by default models without tests are plain tasks, named by the same unique names
+    default = [t.task_id for t in plan(tmp_path / "plain", builder).tasks]
+    assert default == ["main__orders_run", "billing__orders_run", "raw_seed", "raw_seed_run"]
     nodes = [u for t in p.tasks for u in t.node_ids]
     assert len(nodes) == len(set(nodes)) == 4
 

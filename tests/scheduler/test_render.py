@@ -72,11 +72,18 @@ def test_groups_and_order_match_the_manifest(path: Path) -> None:
     selected = select_nodes(manifest)  # everything, unless the project has a default selector
     models = [n for n in manifest.by_type("model") if not n.is_ephemeral and n.unique_id in selected]
     groups = [g for g in dag.task_group.children.values() if g.__class__.__name__ == "TaskGroup"]
-    assert len(groups) == len(models) == len(dag.dbt_plan.groups)
-    assert {g.node_id for g in dag.dbt_plan.groups} == {m.unique_id for m in models}
-    for group in groups:
-        run = dag.task_dict[f"{group.group_id}.run"]
-        assert isinstance(run, DbtRunOperator)
+    plan = dag.dbt_plan
+    # a model with tests of its own gets a group (run, then test); one without, a plain task
+    tested = {spec.group_id for spec in plan.tasks if spec.command == "test" and spec.group_id}
+    assert len(groups) == len(plan.groups) == len(tested)
+    assert {g.group_id for g in plan.groups} == tested
+    runs = {spec.node_ids[0]: spec for spec in plan.tasks if spec.command == "run"}
+    assert set(runs) == {m.unique_id for m in models}
+    for uid, spec in runs.items():
+        assert isinstance(dag.task_dict[spec.task_id], DbtRunOperator)
+        group = plan.group_of(spec.task_id)
+        assert (group is not None and group.node_id == uid) == (spec.group_id in tested)
+        assert spec.task_id.endswith(".run") if group else spec.task_id.endswith("_run")
     assert_dag_matches_manifest(dag, manifest)
     # every selected test runs in exactly one task
     ran = [uid for spec in dag.dbt_plan.tasks if spec.command == "test" for uid in spec.node_ids]
@@ -204,8 +211,14 @@ def test_task_ids_are_sanitised_and_unique(tmp_path: Path) -> None:
     ids = list(dag.task_dict)
     assert len(ids) == len(set(ids))
     assert all(re.fullmatch(r"[A-Za-z0-9_.-]+", t) for t in ids)
-    assert "jaffle_shop__customers.run" in ids and "other__customers.run" in ids
+    # the copy in package "other" has no tests: a plain task
+    assert "jaffle_shop__customers.run" in ids and "other__customers_run" in ids
     assert "orders_rm_-rf.run" in ids
+    # the UI shows the real name where the id had to change it
+    groups = dag.task_group.get_task_group_dict()
+    assert groups["orders_rm_-rf"].label == "orders; rm -rf /"
+    assert groups["jaffle_shop__customers"].label == "jaffle_shop__customers"  # unchanged: the id
+    assert dag.dbt_plan.task("orders_rm_-rf.run").display_name is None  # inside its group: "run"
 
 
 def test_task_group_between_plain_tasks() -> None:

@@ -130,7 +130,7 @@ def test_plan_cache_levels_and_corruption(tmp_path: Path) -> None:
     clear_memory()
     last = first.plan.tasks[-1]
     planned, source = cached_plan(JAFFLE, config, make, cache_dir=tmp_path)
-    assert source == "disk" and planned.task(last.task_id) == (last, first.plan.group_of(last.task_id))
+    assert source == "disk" and planned.task(last.task_id) == (last, first.plan.groups_of(last.task_id))
     assert len(calls) == 1
 
     # the whole plan's bytes: found when the plan is read, then rebuilt from the manifest and rewritten
@@ -175,7 +175,7 @@ def test_a_cached_task_is_read_without_decoding_the_whole_plan(tmp_path: Path, m
         built.dbt_version, built.adapter_type, built.project_name)
     for spec in built.plan.tasks:
         assert spec.task_id in planned
-        assert planned.task(spec.task_id) == (spec, built.plan.group_of(spec.task_id))
+        assert planned.task(spec.task_id) == (spec, built.plan.groups_of(spec.task_id))
     assert "no_such.run" not in planned
 
 

@@ -277,14 +277,15 @@ def test_matching_dag_passes(tmp_path: Path, behavior: str) -> None:
     assert_dag_matches_manifest(make_dag(path, select=["tag:nightly"]), path, select=["tag:nightly"])
 
 
-def test_changed_selection_names_missing_and_extra_groups(tmp_path: Path) -> None:
+def test_changed_selection_names_missing_and_extra_tasks(tmp_path: Path) -> None:
     path = small(tmp_path)
     dag = make_dag(path, select=["tag:daily"])
     with pytest.raises(AssertionError) as err:
         assert_dag_matches_manifest(dag, path, select=["tag:nightly"])
     message = str(err.value)
-    assert "missing groups" in message and "- group for orders  (model.shop.orders)" in message
-    assert "extra groups" in message and "+ group customers for customers  (model.shop.customers)" in message
+    # orders is missing altogether; customers (no tests of its own) is a plain task too many
+    assert "missing tasks" in message and "- task for orders  (model.shop.orders)" in message
+    assert "extra tasks" in message and "+ task customers_run for customers  (model.shop.customers)" in message
     assert "select=['tag:nightly']" in message
 
 
@@ -302,7 +303,7 @@ def test_wrong_ordering_is_named_with_the_path_through_unrendered_nodes(tmp_path
     from manifest_dag.scheduler.render import link
 
     dag = make_dag(path)
-    link(dag.task_dict["customers.run"], dag.task_dict["orders.run"])
+    link(dag.task_dict["customers_run"], dag.task_dict["orders.run"])
     with pytest.raises(AssertionError) as err:
         assert_dag_matches_manifest(dag, path)
     assert "+ customers → orders: the DAG waits, but orders does not depend on customers" in str(err.value)

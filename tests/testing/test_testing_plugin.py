@@ -114,7 +114,7 @@ def test_good_folder(dag_bag, pytestconfig):
     )
 
 
-def test_changed_selection_fails_with_missing_and_extra_groups(pytester: pytest.Pytester) -> None:
+def test_changed_selection_fails_with_missing_and_extra_tasks(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_selection=_DAG_HEADER
         + """
@@ -137,11 +137,11 @@ def test_unchanged(manifest_builder):
     result.stdout.fnmatch_lines(
         [
             "*DAG 'shop' does not match *manifest.json (select=?'tag:nightly'?):",
-            "*missing groups (selected, but not in the DAG):",
-            "*- group for orders  (model.shop.orders)",
-            "*- group for report  (model.shop.report)",
-            "*extra groups (in the DAG, but not selected):",
-            "*+ group customers for customers  (model.shop.customers)",
+            "*missing tasks (selected, but not in the DAG):",
+            "*- task for orders  (model.shop.orders)",
+            "*- task for report  (model.shop.report)",
+            "*extra tasks (in the DAG, but not selected):",
+            "*+ task customers_run for customers  (model.shop.customers)",
         ]
     )
 
@@ -158,7 +158,7 @@ def test_shape(manifest_builder, golden):
 """
     )
     golden = pytester.mkdir("golden") / "shop.txt"
-    golden.write_text("dag shop\ngroups (1):\n  orders\n")
+    golden.write_text("dag shop\ngroups (0):\ntasks (1):\n  orders_run: DbtRunOperator dbt run --select shop.orders\n")
     result = run(pytester)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
@@ -167,14 +167,14 @@ def test_shape(manifest_builder, golden):
             "*--- *shop.txt (golden)",
             "*+++ actual",
             "@@ *",
-            "-groups (1):",
-            "+groups (2):",
-            "+  report",
+            "-tasks (1):",
+            "+tasks (2):",
+            "+  report_run: DbtRunOperator dbt run --select shop.report",
             "*--manifest-dag-update-golden*",
         ]
     )
     run(pytester, "--manifest-dag-update-golden").assert_outcomes(passed=1)
-    assert "  report" in golden.read_text() and "orders.run >> report.run" in golden.read_text()
+    assert "  report_run: " in golden.read_text() and "orders_run >> report_run" in golden.read_text()
     run(pytester).assert_outcomes(passed=1)
 
 
