@@ -117,7 +117,8 @@ def test_pod_per_task_with_a_read_only_prepared_image(tmp_path: Path) -> None:
             cwd=REPO,
         )
         assert listed.returncode == 0, listed.stderr[-3000:]
-        task_ids = json.loads(listed.stdout.strip().splitlines()[-1])["tasks"]
+        listing = json.loads(listed.stdout.strip().splitlines()[-1])
+        task_ids, task_commands = listing["tasks"], listing["commands"]
         assert len(task_ids) >= 3, task_ids
 
         pod: list[dict] = []
@@ -163,7 +164,7 @@ def test_pod_per_task_with_a_read_only_prepared_image(tmp_path: Path) -> None:
     warm_project = tmp_path / "warm" / "shop"
     shutil.copytree(project, warm_project, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"))
     warm_db = tmp_path / "warm" / "shop.duckdb"
-    commands = [("parse",)] + [tuple(p["command_args"]) for p in _commands(dag_file, task_ids, image, tmp_path)]
+    commands = [("parse",)] + [tuple(args) for args in task_commands]
     for n, args in enumerate(commands):
         lines: list[str] = []
         started = time.monotonic()
@@ -205,21 +206,3 @@ def test_pod_per_task_with_a_read_only_prepared_image(tmp_path: Path) -> None:
     print("\npod-per-task figures: " + json.dumps(figures))
     (tmp_path / "figures.json").write_text(json.dumps({"figures": figures, "pod": pod, "warm": warm}, indent=2))
 
-
-def _commands(dag_file: Path, task_ids: list[str], image: Path, tmp_path: Path) -> list[dict]:
-    """Each task's dbt arguments, read from its operator (offline, as ``plan_task`` does)."""
-    script = (
-        "import importlib.util, json, sys\n"
-        "spec = importlib.util.spec_from_file_location('d', sys.argv[1]); m = importlib.util.module_from_spec(spec)\n"
-        "spec.loader.exec_module(m)\n"
-        "print(json.dumps([{'command_args': m.dag.get_task(t).dbt_args()} for t in sys.argv[2:]]))\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", script, str(dag_file), *task_ids],
-        env=_env(tmp_path, image),
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=REPO,
-    )
-    return json.loads(done.stdout.strip().splitlines()[-1])

@@ -4,7 +4,7 @@ file inside the task's parsing context (as Airflow's task runner does) and calls
 was read (it must not be: the plan comes from the prepared plan cache).
 
     python -m tests.support.pod_task DAG_FILE DAG_ID TASK_ID     # one task
-    python -m tests.support.pod_task DAG_FILE DAG_ID --list      # the DAG's task ids, in order
+    python -m tests.support.pod_task DAG_FILE DAG_ID --list      # the task ids and dbt args, in order
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ def main() -> None:
     dag = module.dag
     parsed = time.monotonic()
     if task_id == "--list":
-        print(json.dumps({"tasks": [t.task_id for t in dag.topological_sort()]}))
+        ordered = dag.topological_sort()
+        print(json.dumps({"tasks": [t.task_id for t in ordered], "commands": [t.dbt_args() for t in ordered]}))
         return
     task = dag.get_task(task_id)
     import manifest_dag.worker.run as run_module
