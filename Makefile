@@ -9,7 +9,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES ?= False
 export AIRFLOW__CORE__UNIT_TEST_MODE ?= True
 export DBT_SEND_ANONYMOUS_USAGE_STATS ?= false
 
-.PHONY: install lint test test-fast demo bench bench-worker golden clean docs graphviz scheduler-test
+.PHONY: install lint test test-fast demo bench bench-worker golden clean docs graphviz scheduler-test celery-test
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,14 @@ test-fast: lint graphviz
 # starts, it stops. See docs/how-to/real-scheduler.md (about 8 min on 2 cores).
 scheduler-test: $(STAMP)
 	$(PY) -m pytest -m e2e tests/e2e/test_e2e_scheduler.py -s
+
+# A real CeleryExecutor deployment (Redis from the system's packages as broker, Postgres, scheduler +
+# dag-processor + api-server, two Celery workers that share nothing writable, worker_concurrency 2
+# each, one on a dbt 1.10 queue): the shop and a synthetic DAG at once, a queue routed by
+# VenvConfig.queue, a worker machine SIGKILLed mid-task; then the secret scan. See
+# docs/how-to/deployment.md.
+celery-test: $(STAMP)
+	$(PY) -m pytest -m e2e tests/e2e/test_e2e_celery.py -s
 
 # The MkDocs site, into build/site; any warning (broken link or anchor, undocumented config field) fails.
 docs: $(STAMP)

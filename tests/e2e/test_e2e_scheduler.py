@@ -43,7 +43,6 @@ import shutil
 import subprocess
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -278,9 +277,8 @@ def scan_for_secrets(env: SchedulerEnv, tmp_before: dict, found_secrets: dict[st
 
 
 def trigger_all(env: SchedulerEnv) -> dict[str, str]:
-    """Trigger every DAG at once (each ``airflow dags trigger`` is a process of its own)."""
-    with ThreadPoolExecutor(len(DAG_IDS)) as pool:
-        return dict(zip(DAG_IDS, pool.map(env.trigger, DAG_IDS)))
+    """Trigger every DAG at once (from one process: see ``SchedulerEnv.trigger_many``)."""
+    return env.trigger_many(DAG_IDS)
 
 
 @pytest.fixture(scope="module")

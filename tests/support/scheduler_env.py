@@ -13,9 +13,21 @@
 - ``airflow db migrate``, then ``airflow scheduler``, ``airflow dag-processor`` and
   ``airflow api-server``, each in its own process group.
 
+With ``executor="CeleryExecutor"`` (issue 20) it also starts a Redis server (Debian's
+``redis-server``, installed like Postgres when missing; 127.0.0.1, a free port, a password) as the
+broker, and one ``airflow celery worker`` per ``CeleryWorker``: each with its own AIRFLOW_HOME,
+HOME, TMPDIR, venv cache, plan cache and log folder, as separate machines would have (the DAG
+files and dbt projects are read-only sources both see, as an image would give them), its own
+queues and ``[celery] worker_concurrency``.
+
+Every wait is for readiness, not a fixed time: a step fails at once when a process it waits for
+has died, and otherwise waits as long as the machine needs (a loaded 2-core machine takes minutes
+to start Airflow); ``MANIFEST_DAG_SCHEDULER_READY_TIMEOUT`` (default 1200 s) only guards against a
+hang.
+
 ``stop()`` ends everything it started, always: the three Airflow process groups (SIGTERM, then
-SIGKILL), the warm dbt processes that tasks left in the venv cache (by their pid files), and the
-Postgres cluster (``pg_ctl stop``); then it deletes the directory. It reads task state straight
+SIGKILL), the Celery workers, the warm dbt processes that tasks left in the venv caches (by their
+pid files), Redis and the Postgres cluster (``pg_ctl stop``); then it deletes the directory. It reads task state straight
 from the metadata database (cheaper than polling the CLI on two cores).
 
 Usable outside pytest too: ``scripts/scheduler_env.sh [DAGS_DIR]`` starts one and waits for
@@ -46,6 +58,10 @@ PG_USER = "postgres"
 META_DB = "airflow_meta"
 WAREHOUSE_DB = "warehouse"
 PARALLELISM = 4
+#: a guard against a hang only: every wait below ends as soon as what it waits for is ready, and
+#: fails at once when a process it waits for died (a loaded CI machine may need minutes)
+READY_TIMEOUT = float(os.environ.get("MANIFEST_DAG_SCHEDULER_READY_TIMEOUT", "1200"))
+CELERY = "CeleryExecutor"
 
 
 class EnvError(RuntimeError):
@@ -83,6 +99,139 @@ def ensure_postgres_installed() -> Path:
     if not bindir:
         raise EnvError("apt-get installed postgresql but no initdb is under /usr/lib/postgresql/*/bin")
     return bindir
+
+
+def ensure_apt_package(binary: str, package: str) -> str:
+    """The path of ``binary``, installing Debian's ``package`` when it is missing."""
+    found = shutil.which(binary) or (f"/usr/bin/{binary}" if os.path.exists(f"/usr/bin/{binary}") else None)
+    if found:
+        return found
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        raise EnvError(f"{binary} is not installed and we cannot apt-get {package}")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "--no-install-recommends", package]):
+        done = subprocess.run(argv, env=env, capture_output=True, text=True)
+        if done.returncode:
+            raise EnvError(f"{' '.join(argv)} failed ({done.returncode}): {done.stderr[-2000:]}")
+    found = shutil.which(binary) or (f"/usr/bin/{binary}" if os.path.exists(f"/usr/bin/{binary}") else None)
+    if not found:
+        raise EnvError(f"apt-get installed {package} but there is no {binary}")
+    return found
+
+
+@dataclass
+class Redis:
+    """A throwaway Redis (Debian's ``redis-server``) on 127.0.0.1: the Celery broker. Its password
+    reaches it on stdin (``redis-server -``), never a file or its command line; no persistence."""
+
+    root: Path
+    port: int = field(default_factory=free_port)
+    password: str = field(default_factory=lambda: "rd-" + secrets.token_hex(16))
+    proc: subprocess.Popen | None = None
+
+    def url(self) -> str:
+        return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = ensure_apt_package("redis-server", "redis-server")
+        self.root.mkdir(parents=True, exist_ok=True)
+        config = (
+            f"bind 127.0.0.1\nport {self.port}\ndir {self.root}\nsave \"\"\nappendonly no\n"
+            f"requirepass {self.password}\nprotected-mode yes\nlogfile {self.root / 'redis.log'}\n"
+        )
+        self.proc = subprocess.Popen(
+            [binary, "-"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+            start_new_session=True, cwd=self.root, text=True,
+        )
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(config)
+        self.proc.stdin.close()
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not self.ping():
+            if self.proc.poll() is not None:
+                log = self.root / "redis.log"
+                raise EnvError(f"redis-server exited ({self.proc.returncode}): "
+                               f"{log.read_text(errors='replace')[-2000:] if log.exists() else ''}")
+            if time.monotonic() > deadline:
+                raise EnvError(f"redis-server not answering on port {self.port} after {READY_TIMEOUT:.0f} s")
+            time.sleep(0.2)
+
+    def ping(self) -> bool:
+        """AUTH and PING over the wire protocol: ready when it answers ``+PONG``."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
+                sock.sendall(f"AUTH {self.password}\r\nPING\r\n".encode())
+                got = b""
+                while b"PONG" not in got and b"-" not in got[:1]:
+                    chunk = sock.recv(256)
+                    if not chunk:
+                        break
+                    got += chunk
+                return b"+PONG" in got
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+
+@dataclass
+class CeleryWorker:
+    """One ``airflow celery worker``, standing for a machine of its own: everything it writes is
+    under ``root`` (its AIRFLOW_HOME, HOME, TMPDIR, venv cache with its workspaces and warm pools,
+    plan cache and task logs)."""
+
+    name: str
+    root: Path
+    queues: tuple[str, ...] = ("default",)
+    concurrency: int = 2
+    extra_env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen | None = None
+    #: the test killed this machine on purpose (its death is not a setup failure)
+    killed: bool = False
+
+    @property
+    def home(self) -> Path:
+        return self.root / "airflow"
+
+    @property
+    def user_home(self) -> Path:
+        return self.root / "home"
+
+    @property
+    def venv_cache(self) -> Path:
+        return self.root / "venvs"
+
+    @property
+    def tmp(self) -> Path:
+        return self.root / "tmp"
+
+    @property
+    def logs(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def log_file(self) -> Path:
+        return self.root / "celery-worker.log"
+
+    def overlay(self) -> dict[str, str]:
+        """What differs from the scheduler's environment on this machine."""
+        return dict(
+            AIRFLOW_HOME=str(self.home),
+            HOME=str(self.user_home),
+            TMPDIR=str(self.tmp),
+            AIRFLOW__LOGGING__BASE_LOG_FOLDER=str(self.logs),
+            AIRFLOW__MANIFEST_DAG__VENV_CACHE_DIR=str(self.venv_cache),
+            AIRFLOW__CELERY__WORKER_CONCURRENCY=str(self.concurrency),
+            MANIFEST_DAG_PLAN_CACHE=str(self.root / "plans"),
+            **self.extra_env,
+        )
 
 
 @dataclass
@@ -207,6 +356,19 @@ class SchedulerEnv:
     #: seconds between the DAG processor's looks at the dags folder and re-parses of a file: the
     #: tests write their DAG files first, so once is enough (and saves CPU on small machines)
     reparse_seconds: int = 3600
+    #: ``LocalExecutor`` (tasks run under the scheduler) or ``CeleryExecutor`` (on ``workers``)
+    executor: str = "LocalExecutor"
+    #: the Celery workers (``executor="CeleryExecutor"``): see ``add_worker``
+    workers: list[CeleryWorker] = field(default_factory=list)
+    redis: Redis | None = None
+    #: ``[scheduler] task_instance_heartbeat_timeout``: how long a task whose worker vanished stays
+    #: "running" before the scheduler fails it (and retries it, when retries are left)
+    heartbeat_timeout: int = 300
+
+    def add_worker(self, name: str, queues: tuple[str, ...] = ("default",), concurrency: int = 2) -> CeleryWorker:
+        worker = CeleryWorker(name, self.root / "workers" / name, tuple(queues), concurrency)
+        self.workers.append(worker)
+        return worker
 
     @property
     def home(self) -> Path:
@@ -232,7 +394,7 @@ class SchedulerEnv:
         env.update(
             AIRFLOW_HOME=str(self.home),
             AIRFLOW__CORE__DAGS_FOLDER=str(self.dags),
-            AIRFLOW__CORE__EXECUTOR="LocalExecutor",
+            AIRFLOW__CORE__EXECUTOR=self.executor,
             AIRFLOW__CORE__PARALLELISM=str(PARALLELISM),
             AIRFLOW__CORE__LOAD_EXAMPLES="False",
             AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
@@ -255,12 +417,29 @@ class SchedulerEnv:
             DBT_SEND_ANONYMOUS_USAGE_STATS="false",
             PYTHONUNBUFFERED="1",
             TMPDIR=str(self.tmp),
+            AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT=str(self.heartbeat_timeout),
+            AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL="5",
         )
+        if self.executor == CELERY:
+            assert self.redis is not None
+            env.update(
+                AIRFLOW__CELERY__BROKER_URL=self.redis.url(),
+                AIRFLOW__CELERY__RESULT_BACKEND="db+" + self.pg.url(META_DB),
+                # one process sends tasks to the broker (the default: a core less than the machine)
+                AIRFLOW__CELERY__SYNC_PARALLELISM="1",
+                # seconds to send a task to Redis; the default 1 s fails sends on a loaded machine
+                AIRFLOW__CELERY__OPERATION_TIMEOUT="30",
+            )
         env.update(self.extra_env)
         return env
 
+    def worker_env(self, worker: CeleryWorker) -> dict[str, str]:
+        env = self.env()
+        env.update(worker.overlay())
+        return env
+
     # -------------------------------------------------------------------------------------------
-    def start(self, timeout: float = 180.0) -> None:
+    def start(self, timeout: float = READY_TIMEOUT) -> None:
         self.start_postgres()
         self.start_airflow(timeout)
 
@@ -268,9 +447,15 @@ class SchedulerEnv:
         self.root.mkdir(parents=True, exist_ok=True)
         for d in (self.home, self.dags, self.venv_cache, self.logs, self.tmp):
             d.mkdir(parents=True, exist_ok=True)
+        for worker in self.workers:
+            for d in (worker.home, worker.user_home, worker.venv_cache, worker.tmp, worker.logs):
+                d.mkdir(parents=True, exist_ok=True)
         self.pg = Postgres(self.root / "pg", ensure_postgres_installed())
         self.pg.start()
         self.pg.create_role(self.warehouse_user, self.warehouse_password)
+        if self.executor == CELERY:
+            self.redis = Redis(self.root / "redis")
+            self.redis.start()
 
     def connection_json(self) -> str:
         """An Airflow Connection (type postgres) to the warehouse DB as the warehouse role, for
@@ -281,8 +466,8 @@ class SchedulerEnv:
             "password": self.warehouse_password, "schema": WAREHOUSE_DB,
         })
 
-    def start_airflow(self, timeout: float = 180.0) -> None:
-        self.airflow(["db", "migrate"], timeout=600)
+    def start_airflow(self, timeout: float = READY_TIMEOUT) -> None:
+        self.airflow(["db", "migrate"], timeout=READY_TIMEOUT)
         for name in ("api-server", "scheduler", "dag-processor"):
             argv = [self.python, "-m", "airflow", name]
             if name == "api-server":
@@ -291,11 +476,35 @@ class SchedulerEnv:
             self.procs[name] = subprocess.Popen(
                 argv, env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.root
             )
+        for worker in self.workers:
+            self.start_worker(worker)
         self.wait_healthy(timeout)
+        self.wait_workers_ready(timeout)
 
-    def airflow(self, args: list[str], timeout: float = 120) -> str:
+    def start_worker(self, worker: CeleryWorker) -> None:
+        argv = [self.python, "-m", "airflow", "celery", "worker", "--queues", ",".join(worker.queues),
+                "--celery-hostname", f"{worker.name}@e2e", "--skip-serve-logs", "--without-mingle",
+                "--without-gossip"]
+        log = worker.log_file.open("w")
+        worker.proc = subprocess.Popen(
+            argv, env=self.worker_env(worker), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=worker.root,
+        )
+
+    def wait_workers_ready(self, timeout: float = READY_TIMEOUT) -> None:
+        """Until every Celery worker says ``ready`` (it consumes its queues from then on)."""
+        deadline = time.monotonic() + timeout
+        for worker in self.workers:
+            while " ready." not in (worker.log_file.read_text(errors="replace") if worker.log_file.exists() else ""):
+                self._check_alive()
+                if time.monotonic() > deadline:
+                    raise EnvError(f"celery worker {worker.name} not ready after {timeout:.0f} s:\n"
+                                   f"{worker.log_file.read_text(errors='replace')[-3000:]}")
+                time.sleep(1)
+
+    def airflow(self, args: list[str], timeout: float = READY_TIMEOUT, env: dict[str, str] | None = None) -> str:
         done = subprocess.run(
-            [self.python, "-m", "airflow", *args], env=self.env(), capture_output=True, text=True,
+            [self.python, "-m", "airflow", *args], env=env or self.env(), capture_output=True, text=True,
             timeout=timeout, cwd=self.root,
         )
         if done.returncode:
@@ -306,6 +515,10 @@ class SchedulerEnv:
         for name, proc in self.procs.items():
             if proc.poll() is not None:
                 raise EnvError(f"airflow {name} exited ({proc.returncode}); log tail:\n{self.log_tail(name)}")
+        for worker in self.workers:
+            if worker.proc is not None and worker.proc.poll() is not None and not worker.killed:
+                raise EnvError(f"celery worker {worker.name} exited ({worker.proc.returncode}):\n"
+                               f"{worker.log_file.read_text(errors='replace')[-3000:]}")
 
     def log_tail(self, name: str, n: int = 4000) -> str:
         path = self.root / f"{name}.log"
@@ -332,7 +545,7 @@ class SchedulerEnv:
         assert self.pg is not None
         return self.pg.rows(statement, db=META_DB)
 
-    def wait_dags_parsed(self, dag_ids: list[str], timeout: float = 300) -> None:
+    def wait_dags_parsed(self, dag_ids: list[str], timeout: float = READY_TIMEOUT) -> None:
         deadline = time.monotonic() + timeout
         wanted = ",".join(f"'{d}'" for d in dag_ids)
         while True:
@@ -349,9 +562,33 @@ class SchedulerEnv:
             time.sleep(3)
 
     def trigger(self, dag_id: str) -> str:
-        run_id = f"e2e__{dag_id}__{int(time.time())}"
-        self.airflow(["dags", "trigger", dag_id, "--run-id", run_id])
-        return run_id
+        return self.trigger_many([dag_id])[dag_id]
+
+    def trigger_many(self, dag_ids: list[str] | tuple[str, ...]) -> dict[str, str]:
+        """Trigger each DAG once, all from one process (what ``airflow dags trigger`` calls): one
+        Airflow import instead of one per DAG, which on a loaded 2-core machine took minutes when
+        four ran at once. {dag_id: run_id}."""
+        runs = {dag_id: f"e2e__{dag_id}__{int(time.time())}" for dag_id in dag_ids}
+        script = (
+            "import json, sys\n"
+            "from airflow.api.client import get_current_api_client\n"
+            "client = get_current_api_client()\n"
+            "for dag_id, run_id in json.loads(sys.argv[1]).items():\n"
+            "    client.trigger_dag(dag_id=dag_id, run_id=run_id, conf=None, logical_date=None,\n"
+            "                       triggering_user_name='e2e', replace_microseconds=True)\n"
+        )
+        proc = subprocess.Popen(
+            [self.python, "-c", script, json.dumps(runs)], env=self.env(), stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, cwd=self.root,
+        )
+        try:
+            out, err = proc.communicate(timeout=READY_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise EnvError(f"triggering {list(runs)} did not finish in {READY_TIMEOUT:.0f} s") from None
+        if proc.returncode:
+            raise EnvError(f"triggering {list(runs)} failed ({proc.returncode}):\n{out[-2000:]}\n{err[-3000:]}")
+        return runs
 
     def wait_runs(self, runs: dict[str, str], timeout: float) -> dict[str, str]:
         """Wait until every (dag_id → run_id) run is finished; {dag_id: state}."""
@@ -394,7 +631,9 @@ class SchedulerEnv:
         return out
 
     def task_logs(self) -> list[Path]:
-        return sorted(self.logs.glob("dag_id=*/run_id=*/task_id=*/**/attempt=*.log"))
+        """Every task log: under AIRFLOW_HOME, and each Celery worker's own."""
+        folders = [self.logs, *(w.logs for w in self.workers)]
+        return sorted(p for f in folders for p in f.glob("dag_id=*/run_id=*/task_id=*/**/attempt=*.log"))
 
     # -------------------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -411,11 +650,28 @@ class SchedulerEnv:
                 os.killpg(proc.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=10)
+        for worker in self.workers:
+            if worker.proc is None:
+                continue
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(worker.proc.pid, signal.SIGTERM)
+        for worker in self.workers:
+            if worker.proc is None:
+                continue
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                worker.proc.wait(timeout=20)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(worker.proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                worker.proc.wait(timeout=10)
         # warm dbt processes run in their own sessions (they outlive tasks by design)
         with contextlib.suppress(Exception):
             from manifest_dag.worker.warm import stop_pools
 
-            stop_pools(self.venv_cache / ".state")
+            for cache in (self.venv_cache, *(w.venv_cache for w in self.workers)):
+                stop_pools(cache / ".state")
+        if self.redis is not None:
+            self.redis.stop()
         if self.pg is not None:
             self.pg.stop()
 

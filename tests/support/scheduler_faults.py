@@ -12,6 +12,7 @@ retries are left).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -180,6 +181,88 @@ class WorkerKiller(threading.Thread):
         os.kill(pid, signal.SIGKILL)
         report.killed_at = time.time()
         report.profile_dirs_at_kill = sorted(str(p) for p in self.env.tmp.glob(f"manifest-dag-profile-{pid}-*"))
+        self.report = report
+        time.sleep(3)
+        report.query_survived_kill = still = self._query_runs(query[0])
+        while still and time.time() - report.killed_at < 60:
+            time.sleep(0.5)
+            still = self._query_runs(query[0])
+        if not still:
+            report.query_ended_after_kill = round(time.time() - report.killed_at, 1)
+
+
+def proc_environ(pid: int) -> dict[str, str]:
+    """A process's environment (empty when it is gone or not ours to read)."""
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return {}
+    return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
+
+
+def pids_of_machine(leader: int, tmpdir: Path) -> list[int]:
+    """Every process of one Celery "machine" of the deployment: the worker ``leader`` and all its
+    descendants (pool children, task supervisors and runners, dbt), and every process of ours whose
+    ``TMPDIR`` is that machine's (the warm dbt processes, in sessions of their own, may have outlived
+    the task that started them; no other process has that path). setproctitle may overwrite a
+    process's environ, hence both ways."""
+    found = set()
+    with contextlib.suppress(psutil.Error):
+        top = psutil.Process(leader)
+        found.add(leader)
+        found.update(c.pid for c in top.children(recursive=True))
+    me = os.getpid()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != me and proc_environ(int(entry.name)).get("TMPDIR") == str(tmpdir):
+            found.add(int(entry.name))
+    return sorted(found)
+
+
+class MachineKiller(WorkerKiller):
+    """Like ``WorkerKiller``, but what dies is the whole Celery worker machine that runs the task:
+    every process of that worker (see ``pids_of_machine``) gets SIGKILL at once, as when a node is
+    lost; its disk stays, nothing else does. ``machine`` names the worker; ``processes_killed``
+    how many processes died."""
+
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        super().__init__(*args, **kwargs)
+        self.machine: str | None = None
+        self.processes_killed: list[str] = []
+
+    def _kill(self, row: list[str], query: tuple[int, int, float]) -> None:
+        ti_id, _state, try_number, db_pid = row
+        title = f"airflow worker -- {ti_id}"
+        pids = pids_titled(title)
+        if len(pids) != 1:
+            raise EnvError(f"expected one process titled {title!r}, found {pids}")
+        ancestors = {p.pid for p in psutil.Process(pids[0]).parents()}
+        workers = [w for w in self.env.workers if w.proc is not None and w.proc.pid in ancestors]
+        if len(workers) != 1:
+            raise EnvError(f"the task runner {pids[0]} runs under no Celery worker of the test (ancestors {ancestors})")
+        worker = workers[0]
+        assert worker.proc is not None
+        report = KillReport(self.dag_id, self.task_id, ti_id=ti_id, try_number=int(try_number), killed_pid=worker.proc.pid,
+                            killed_title=f"celery worker {worker.name} (the whole machine)",
+                            ti_pid_in_db=int(db_pid) or None, query_seconds_before_kill=query[2],
+                            seconds_after_trigger=time.monotonic() - self.started_at)
+        if query[1] > 0:
+            report.dbt_pid = local_pid_of_port(query[1])
+            if report.dbt_pid:
+                report.dbt_title = proc_title(report.dbt_pid)
+        worker.killed = True
+        self.machine = worker.name
+        # twice: a process forked while the first round ran is caught by the second
+        for _ in range(2):
+            for pid in pids_of_machine(worker.proc.pid, worker.tmp):
+                title_now = proc_title(pid)
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    continue
+                self.processes_killed.append(f"{pid} {title_now[:80]}")
+            time.sleep(0.2)
+        report.killed_at = time.time()
+        report.notes.append(f"{len(self.processes_killed)} processes of {worker.name} killed")
         self.report = report
         time.sleep(3)
         report.query_survived_kill = still = self._query_runs(query[0])
