@@ -131,3 +131,25 @@ def test_object_storage_root_reads_through_objectstoragepath(root: Path) -> None
     assert got.headers["content-security-policy"] == PAGE_POLICY
     assert c.get("/shop/task/orders.run").headers["location"] == "../#!/model/model.shop.orders"
     assert c.get("/nosite/").status_code == 404
+
+
+def test_the_plugin_builds_its_app_only_when_asked() -> None:
+    """Every process that loads the plugins folder imports the plugin (tasks too): importing it
+    must not build the web app nor load Airflow's API security; the api-server's first read does."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from manifest_dag.ui.plugin import DbtDocsPlugin\n"
+        "assert 'manifest_dag.ui.docs_app' not in sys.modules\n"
+        "assert 'airflow.api_fastapi.core_api.security' not in sys.modules\n"
+        "apps = DbtDocsPlugin.fastapi_apps\n"
+        "assert apps is DbtDocsPlugin().fastapi_apps and apps[0]['url_prefix'] == '/manifest-dag-docs'\n"
+        "assert 'airflow.api_fastapi.core_api.security' in sys.modules\n"
+        "routes = {r.path for r in apps[0]['app'].routes}\n"
+        "assert '/{dag_id}/' in routes and '/{dag_id}/task/{task_id}' in routes, routes\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-3000:]
