@@ -9,7 +9,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES ?= False
 export AIRFLOW__CORE__UNIT_TEST_MODE ?= True
 export DBT_SEND_ANONYMOUS_USAGE_STATS ?= false
 
-.PHONY: install lint test test-fast demo bench bench-worker golden clean docs graphviz scheduler-test celery-test
+.PHONY: install lint test test-fast demo bench bench-worker golden clean docs graphviz scheduler-test celery-test test-matrix
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -38,10 +38,20 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 # tests/test_docs.py builds the docs too (mkdocs build --strict), so `make test` fails on a broken link.
-# Unit tests run on both cores; the end-to-end ones (real venvs, dbt, Airflow) one at a time.
+# Unit tests run on both cores; the end-to-end ones (real venvs, dbt, Airflow) one at a time;
+# then the version matrix (its e2e tests are marked `matrix` and run there only).
 test: lint graphviz
 	$(PY) -m pytest -m "not e2e" -n 2
-	$(PY) -m pytest -m e2e
+	$(PY) -m pytest -m "e2e and not matrix"
+	$(PY) scripts/test_matrix.py
+
+# Every Airflow minor (3.0-3.3), Python (3.10-3.13, those present) and dbt (1.8-1.11) we claim:
+# uv builds one pinned venv per Airflow minor under .cache/matrix (cache in .cache/uv), runs the
+# scheduler-side tests and one e2e DAG in each, one e2e DAG per dbt version warm and cold, and two
+# dbt versions at once; prints the table and writes it into docs/compatibility.md (about 12 min on
+# 2 cores from an empty cache). MATRIX_ARGS=--no-dbt / --no-airflow / --no-e2e for a slice.
+test-matrix: $(STAMP)
+	$(PY) scripts/test_matrix.py $(MATRIX_ARGS)
 
 test-fast: lint graphviz
 	$(PY) -m pytest -m "not e2e" -n 2

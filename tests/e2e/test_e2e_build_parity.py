@@ -262,3 +262,108 @@ def test_a_source_over_a_seed_is_read_after_the_seed_on_a_fresh_database(airflow
     assert set(states.values()) == {"success"}, (states, log[-4000:])
     assert "source raw.raw_customers names the table of seed raw_customers" in log  # the DAG processor says so
     assert query(db, "select name, sum(amount) from orders group by 1 order by 1") == [["ann", 14], ["bob", 7]]
+
+
+# -- differential: every fixture project, node by node, against dbt build on a fresh database ----------
+#: the repo's fixture dbt projects (fixtures/README.md) and the env var their profile reads the DuckDB path from
+FIXTURE_PROJECTS = {
+    "compat": "COMPAT_DUCKDB_PATH",
+    "shop_default_selector": "SHOP_DEFAULT_SELECTOR_DUCKDB_PATH",
+    "shop": "SHOP_DUCKDB_PATH",
+}
+
+FIXTURE_DAG_FILE = '''
+"""Airflow DAG: the fixture project {name} (tests/e2e/test_e2e_build_parity.py, differential test)."""
+import json
+from pathlib import Path
+import pendulum
+from manifest_dag import DbtDag, ProfileConfig, ProjectConfig, RenderConfig, VenvConfig
+
+def keep_results(target, context):
+    """Each node dbt ran in this task and its status, from dbt's own run_results.json."""
+    results = Path(target) / "run_results.json"
+    if results.exists():
+        with open({results_log!r}, "a") as fh:
+            for r in json.loads(results.read_text())["results"]:
+                fh.write(json.dumps([r["unique_id"], r["status"]]) + "\\n")
+
+dag = DbtDag(
+    dag_id={dag_id!r},
+    project_config=ProjectConfig(manifest_path={manifest!r}, project_dir={project!r}, install_deps=True,
+                                 env_vars={{{env_var!r}: {db!r}}}, plan_cache_dir={plans!r}),
+    profile_config=ProfileConfig(profile_name={name!r}, profiles_yml_path={profiles!r}),
+    venv_config=VenvConfig(py_requirements={reqs!r}, warm_processes=1),
+    render_config=RenderConfig(test_behavior={behavior!r}),
+    operator_args={{"artifacts_callback": keep_results}},
+    schedule=None, start_date=pendulum.datetime(2024, 1, 1, tz="UTC"), max_active_tasks=1,
+)
+'''
+
+
+def fixture_dbt(project: Path, env_var: str, db: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    _python, exe = venv_python_and_dbt()
+    env = {**os.environ, env_var: str(db), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    done = subprocess.run(
+        [str(exe), *args, "--project-dir", str(project), "--profiles-dir", str(project)],
+        env=env, capture_output=True, text=True, cwd=project,
+    )  # fmt: skip
+    return done
+
+
+def copy_fixture(name: str, dest: Path) -> Path:
+    source = Path(__file__).resolve().parents[2] / "fixtures" / name
+    ignore = shutil.ignore_patterns("target", "logs", "dbt_packages", "*.duckdb", "*.duckdb.wal")
+    shutil.copytree(source, dest, ignore=ignore)
+    return dest
+
+
+def ran(results: list[dict]) -> dict[str, str]:
+    """The nodes dbt ran and their statuses; an exposure's no-op is dbt naming it, not running it."""
+    return {r["unique_id"]: r["status"] for r in results if r["status"] != "no-op"}
+
+
+@pytest.mark.parametrize("behavior", ["build"])
+@pytest.mark.parametrize("name", list(FIXTURE_PROJECTS))
+def test_the_dag_runs_what_dbt_build_runs_on_each_fixture_project(
+    airflow_home: Path, tmp_path: Path, name: str, behavior: str
+) -> None:
+    """Differential: the nodes the DAG's tasks ran and their statuses are those of ``dbt build``."""
+    env_var = FIXTURE_PROJECTS[name]
+    parsed = copy_fixture(name, tmp_path / "parsed" / name)
+    # parsed as a deployment would: with the DAG's profile (its DuckDB file), so the msgpack is reused
+    assert fixture_dbt(parsed, env_var, tmp_path / "dag.duckdb", "deps").returncode == 0
+    done = fixture_dbt(parsed, env_var, tmp_path / "dag.duckdb", "parse")
+    assert done.returncode == 0, done.stdout[-3000:]
+    manifest = parsed / "target" / "manifest.json"
+
+    plain = copy_fixture(name, tmp_path / "plain" / name)
+    assert fixture_dbt(plain, env_var, tmp_path / "plain.duckdb", "deps").returncode == 0
+    fixture_dbt(plain, env_var, tmp_path / "plain.duckdb", "build")
+    expected = ran(json.loads((plain / "target" / "run_results.json").read_text())["results"])
+    assert expected, "plain dbt build ran nothing"
+
+    project = copy_fixture(name, tmp_path / "dag" / name)
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    dag_id = f"parity_{name}_{behavior}"
+    results_log = tmp_path / "dag_results.jsonl"
+    (dags / f"{dag_id}.py").write_text(
+        FIXTURE_DAG_FILE.format(
+            name=name, dag_id=dag_id, manifest=str(manifest), project=str(project), env_var=env_var,
+            db=str(tmp_path / "dag.duckdb"), plans=str(tmp_path / "plans"), profiles=str(project / "profiles.yml"),
+            reqs=VENV_REQUIREMENTS, behavior=behavior, results_log=str(results_log),
+        )
+    )  # fmt: skip
+    log = tmp_path / "dag_test.log"
+    result = run_dag_test(airflow_home, dags, dag_id, log)
+    got: dict[str, str] = {}
+    for line in results_log.read_text().splitlines() if results_log.exists() else []:
+        unique_id, status = json.loads(line)
+        assert unique_id not in got, f"{unique_id} ran twice"
+        got[unique_id] = status
+    assert got == expected, {
+        "DAG only or different": {k: v for k, v in got.items() if expected.get(k) != v},
+        "dbt build only or different": {k: v for k, v in expected.items() if got.get(k) != v},
+        "task states": {t: r["state"] for t, r in result["tasks"].items() if r["state"] != "success"},
+        "log": str(log),
+    }
