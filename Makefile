@@ -43,7 +43,7 @@ lint: $(STAMP)
 test: lint graphviz
 	$(PY) -m pytest -m "not e2e" -n 2
 	$(PY) -m pytest -m "e2e and not matrix"
-	$(PY) scripts/test_matrix.py
+	$(PY) scripts/test_matrix.py --after-unit-run
 
 # Every Airflow minor (3.0-3.3), Python (3.10-3.13, those present) and dbt (1.8-1.11) we claim:
 # uv builds one pinned venv per Airflow minor under .cache/matrix (cache in .cache/uv), runs the

@@ -51,6 +51,11 @@ SCHEDULER_TESTS = (
     "tests/testing/test_testing.py",
     "tests/test_operators.py",
 )
+#: left out in the matrix venvs: the large real manifests (minutes each, the same code on every
+#: version: the main unit run covers them) and the every-manifest DagBag load
+SCHEDULER_DESELECT = (
+    "not spellbook and not tuva and not memory_stays and not test_every_manifest_builds_a_dag_without_dbt"
+)
 
 
 @dataclass(frozen=True)
@@ -189,6 +194,8 @@ def pytest(python: Path, args: list[str], name: str, log: Path, facts: Path | No
 def count(outcomes: dict[str, str]) -> str:
     if not outcomes:
         return "did not run"
+    if list(outcomes) == ["main unit run"]:
+        return "all (make test's unit run)"
     passed = sum(1 for o in outcomes.values() if o == "passed")
     bad = sum(1 for o in outcomes.values() if o in ("failed", "error"))
     return f"{passed} passed" + (f", **{bad} failed**" if bad else "")
@@ -218,7 +225,9 @@ def parse_cell(ok: str | None, runs: list[dict]) -> str:
     reused = sum(r["reused"] for r in runs)
     kept = sum(r["kept_project"] for r in runs)
     missed = sum(r["not_reused"] for r in runs)
-    text = f"reused ({reused}x dbt's 'Partial parsing enabled'" + (f", {kept}x kept in the warm process" if kept else "")
+    text = f"reused ({reused}x dbt's 'Partial parsing enabled'" + (
+        f", {kept}x kept in the warm process" if kept else ""
+    )
     text += ")" if not missed else f"; **{missed}x 'Unable to do partial parsing'**)"
     return ("" if ok == "passed" else "**FAIL**: ") + text
 
@@ -235,6 +244,10 @@ def main() -> int:
     ap.add_argument("--no-airflow", action="store_true", help="skip the Airflow/Python rows")
     ap.add_argument("--no-e2e", action="store_true", help="only the scheduler-side tests of each Airflow venv")
     ap.add_argument("--no-write", action="store_true", help="print the table, leave docs/compatibility.md")
+    ap.add_argument(
+        "--after-unit-run", action="store_true",
+        help="make test: the whole unit suite just passed in the main venv, so its row does not run the subset again",
+    )  # fmt: skip
     args = ap.parse_args()
     CACHE.mkdir(parents=True, exist_ok=True)
     log = CACHE / "matrix.log"
@@ -257,10 +270,18 @@ def main() -> int:
             python = ensure_venv(cell, log)
             timed(f"{cell.name} venv", t0)
             if python is None:
-                rows.append([f"Airflow {cell.airflow}, Python {cell.python}", "Python not on this machine", "-", "-", "-"])
+                rows.append(
+                    [f"Airflow {cell.airflow}, Python {cell.python}", "Python not on this machine", "-", "-", "-"]
+                )
                 continue
             t0 = time.monotonic()
-            sched = pytest(python, ["-m", "not e2e", "-n", "2", *SCHEDULER_TESTS], f"{cell.name}-scheduler", log)
+            if cell.venv == "main" and args.after_unit_run:
+                sched = {"main unit run": "passed"}  # make test runs every unit test in this venv just before
+            else:
+                sched = pytest(
+                    python, ["-m", "not e2e", "-n", "2", "-k", SCHEDULER_DESELECT, *SCHEDULER_TESTS],
+                    f"{cell.name}-scheduler", log,
+                )  # fmt: skip
             timed(f"{cell.name} scheduler tests ({count(sched)})", t0)
             dag_ok, dag_facts, fault = None, None, ""
             if not args.no_e2e and cell.airflow_fault:
@@ -268,19 +289,37 @@ def main() -> int:
                 if not airflow_runs_a_plain_dag(python, log):
                     fault = f"not run: {cell.airflow_fault} (docs/compatibility.md)"
                 timed(f"{cell.name} probe of Airflow's own dag.test() ({'fails' if fault else 'passes'})", t0)
+            if cell.venv == "main" and not args.no_dbt:
+                fault = "the dbt 1.11 row (this Airflow and Python, warm and cold)"
             if not args.no_e2e and not fault:
                 t0 = time.monotonic()
                 before = len(read_facts(facts_file))
-                e2e = pytest(python, ["-m", "e2e", f"{VERSIONS_TESTS}::test_dag_on_this_airflow"], f"{cell.name}-e2e", log, facts_file)
+                e2e = pytest(
+                    python,
+                    ["-m", "e2e", f"{VERSIONS_TESTS}::test_dag_on_this_airflow"],
+                    f"{cell.name}-e2e",
+                    log,
+                    facts_file,
+                )
                 dag_ok = outcome(e2e, "test_dag_on_this_airflow")
                 new = read_facts(facts_file)[before:]
                 dag_facts = new[0]["warm"] if new else None
                 timed(f"{cell.name} e2e DAG ({dag_ok})", t0)
             bad = any(o in ("failed", "error") for o in sched.values()) or not sched or dag_ok not in ("passed", None)
             failed = failed or bad
-            label = f"Airflow {cell.airflow}, Python {cell.python}" + (f" (pinned: {', '.join(cell.pins)})" if cell.pins else "")
+            label = f"Airflow {cell.airflow}, Python {cell.python}" + (
+                f" (pinned: {', '.join(cell.pins)})" if cell.pins else ""
+            )
             if fault:
-                rows.append([label, count(sched), fault, "-", "-"])
+                rows.append(
+                    [
+                        label,
+                        count(sched),
+                        fault,
+                        "see there" if cell.venv == "main" else "-",
+                        "see there" if cell.venv == "main" else "-",
+                    ]
+                )
                 continue
             rows.append([
                 label, count(sched), dag_cell(dag_ok, dag_facts), warm_cell(dag_ok, dag_facts),
@@ -291,7 +330,13 @@ def main() -> int:
         print("== dbt versions (main venv)", flush=True)
         t0 = time.monotonic()
         before = len(read_facts(facts_file))
-        results = pytest(MAIN_PY, ["-m", "e2e and matrix", "-k", "not test_dag_on_this_airflow", VERSIONS_TESTS], "dbt", log, facts_file)
+        results = pytest(
+            MAIN_PY,
+            ["-m", "e2e and matrix", "-k", "not test_dag_on_this_airflow", VERSIONS_TESTS],
+            "dbt",
+            log,
+            facts_file,
+        )
         timed("dbt version rows", t0)
         seen = read_facts(facts_file)[before:]
         for fact in seen:
@@ -303,7 +348,15 @@ def main() -> int:
                     parse_cell(ok, [fact["cold"], fact["warm"]]),
                 ])  # fmt: skip
         both = outcome(results, "test_two_dbt_versions_at_once")
-        rows.append(["dbt 1.9 and 1.11 at once (two DAGs)", "-", dag_cell(both, None), "separate warm processes" if both == "passed" else dag_cell(both, None), "separate parse state" if both == "passed" else "-"])
+        rows.append(
+            [
+                "dbt 1.9 and 1.11 at once (two DAGs)",
+                "-",
+                dag_cell(both, None),
+                "separate warm processes" if both == "passed" else dag_cell(both, None),
+                "separate parse state" if both == "passed" else "-",
+            ]
+        )
         for name, o in results.items():
             if o in ("failed", "error"):
                 print(f"  {name}: {o}")
@@ -320,7 +373,11 @@ def main() -> int:
         start, end = "<!-- matrix:start -->", "<!-- matrix:end -->"
         if start in text and end in text:
             stamp = time.strftime("%Y-%m-%d", time.gmtime())
-            block = f"{start}\n\n" + "\n".join(table) + f"\n\nWritten by `make test-matrix` on {stamp} ({total} on this machine).\n\n{end}"
+            block = (
+                f"{start}\n\n"
+                + "\n".join(table)
+                + f"\n\nWritten by `make test-matrix` on {stamp} ({total} on this machine).\n\n{end}"
+            )
             DOC.write_text(text[: text.index(start)] + block + text[text.index(end) + len(end) :])
     print(f"log: {log}")
     return 1 if failed else 0

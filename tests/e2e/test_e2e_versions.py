@@ -96,7 +96,14 @@ def copy_compat(dest: Path) -> Path:
 def dbt(version: str, project: Path, db: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COMPAT_DUCKDB_PATH": str(db), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
     return subprocess.run(
-        [str(dbt_venv(version).executable("dbt")), *args, "--project-dir", str(project), "--profiles-dir", str(project)],
+        [
+            str(dbt_venv(version).executable("dbt")),
+            *args,
+            "--project-dir",
+            str(project),
+            "--profiles-dir",
+            str(project),
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -147,9 +154,7 @@ def tables(version: str, db: Path) -> dict[str, list | None]:
     return json.loads(done.stdout)
 
 
-def run_compat_dag(
-    version: str, root: Path, airflow_home: Path, *, warm: int, behavior: str = "after_each", dag_id: str
-) -> dict:
+def run_compat_dag(version: str, root: Path, airflow_home: Path, *, warm: int, behavior: str, dag_id: str) -> dict:
     """``dag.test()`` of the compat project on dbt ``version`` from a fresh copy and DuckDB file,
     on the manifest and msgpack of a ``dbt parse`` in another folder."""
     db = root / f"{dag_id}.duckdb"
@@ -249,7 +254,7 @@ def test_each_dbt_version_runs_the_dag_like_dbt_build(version: str, airflow_home
     for warm in (1, 0):
         mode = "warm" if warm else "cold"
         dag_id = f"compat_{version.replace('.', '_')}_{mode}"
-        runs[mode] = run_compat_dag(version, tmp_path, airflow_home, warm=warm, dag_id=dag_id)
+        runs[mode] = run_compat_dag(version, tmp_path, airflow_home, warm=warm, behavior="build", dag_id=dag_id)
     written_by = runs["cold"]["written_by"]
     assert written_by.startswith(version + "."), written_by
     record(row=f"dbt {written_by}", kind="dbt", **{mode: summary(run) for mode, run in runs.items()})
