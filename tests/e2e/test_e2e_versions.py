@@ -264,8 +264,15 @@ def test_each_dbt_version_runs_the_dag_like_dbt_build(version: str, airflow_home
 
 
 def test_two_dbt_versions_at_once(airflow_home: Path, tmp_path: Path) -> None:
-    """Two DAGs, dbt 1.9 and 1.11, at the same time: separate venvs, warm processes and parse state."""
+    """Two DAGs, dbt 1.9 and 1.11, at the same time: separate venvs, warm processes and parse state.
+
+    Each ``dag.test()`` gets an Airflow home of its own (two processes writing one SQLite file
+    would test SQLite's locking, not ours); the workers' venv cache and state tree are shared.
+    """
     versions = ("1.9", "1.11")
+    homes = {"1.9": airflow_home, "1.11": tmp_path / "airflow-1.11"}
+    homes["1.11"].mkdir()
+    migrate(homes["1.11"])
     plain = {v: plain_build(v, tmp_path / v) for v in versions}
     runs: dict[str, dict] = {}
     errors: list[BaseException] = []
@@ -273,7 +280,7 @@ def test_two_dbt_versions_at_once(airflow_home: Path, tmp_path: Path) -> None:
     def go(version: str) -> None:
         try:
             runs[version] = run_compat_dag(
-                version, tmp_path / version, airflow_home, warm=1, behavior="build",
+                version, tmp_path / version, homes[version], warm=1, behavior="build",
                 dag_id=f"both_{version.replace('.', '_')}",
             )  # fmt: skip
         except BaseException as exc:  # noqa: BLE001 - reported below
