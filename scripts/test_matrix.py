@@ -82,8 +82,9 @@ class Cell:
 
 CELLS = (
     Cell(
-        "3.0.6", "3.10", ("cryptography<51",),
-        "Airflow 3.0 and 3.1 set an attribute on cryptography's MultiFernet, which cryptography 51 refuses",
+        "3.0.6", "3.10", ("cryptography<51", "fastapi<0.118", "starlette<0.49"),
+        "Airflow 3.0 and 3.1 set an attribute on cryptography's MultiFernet, which cryptography 51 refuses; "
+        "Airflow 3.0's in-process execution API refuses every task start (HTTP 422) with today's fastapi/starlette",
     ),
     Cell(
         "3.1.8", "3.12", ("cryptography<51",),
