@@ -46,10 +46,11 @@ if TYPE_CHECKING:
         DbtTestOperator,
         DbtVenvOperator,
     )
+    from manifest_dag.scheduler.converters import DefaultTask
     from manifest_dag.scheduler.dag import DbtDag, DbtTaskGroup
     from manifest_dag.scheduler.graph import DbtGraph
     from manifest_dag.scheduler.manifest import DbtNode, Manifest, load_manifest
-    from manifest_dag.scheduler.plan import RenderPlan, TaskSpec
+    from manifest_dag.scheduler.plan import DbtNodeView, RenderPlan, TaskSpec
     from manifest_dag.scheduler.selection import select_nodes
     from manifest_dag.ui.plugin import DbtDocsPlugin
 
@@ -74,6 +75,8 @@ _LAZY = {
     "DbtBuildOperator": "manifest_dag.operators",
     "DbtSourceFreshnessOperator": "manifest_dag.operators",
     "RenderPlan": "manifest_dag.scheduler.plan",
+    "DbtNodeView": "manifest_dag.scheduler.plan",
+    "DefaultTask": "manifest_dag.scheduler.converters",
     "TaskSpec": "manifest_dag.scheduler.plan",
     "select_nodes": "manifest_dag.scheduler.selection",
     # profile mappings: teaching the workers a Connection type (loads only the profiles package)
@@ -105,6 +108,7 @@ __all__ = [
     "DbtGraph",
     "DbtNaming",
     "DbtNode",
+    "DbtNodeView",
     "DbtRunError",
     "DbtRunOperationOperator",
     "DbtRunOperator",
@@ -114,6 +118,7 @@ __all__ = [
     "DbtTaskGroup",
     "DbtTestOperator",
     "DbtVenvOperator",
+    "DefaultTask",
     "DocsConfig",
     "GraphError",
     "Manifest",

@@ -14,6 +14,7 @@ Each operator also works alone in a plain DAG::
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -335,8 +336,87 @@ class DbtTestOperator(DbtVenvOperator):
 
 
 class DbtSeedOperator(DbtVenvOperator):
+    """``dbt seed``; with ``skip_unchanged``, skipped when its CSV files are as at the last load.
+
+    The decision is taken here, on the worker, as the task runs: the SHA-256 of the CSV files
+    (``seed_files``, relative to ``project_dir``), of the seed's table-shaping config
+    (``seed_config``, a digest the planner makes from the manifest) and of the profile and target
+    is compared with what the last successful load of this task recorded in the Airflow Variable
+    ``manifest_dag.seed_state.<dag_id>.<task_id>``. The same: ``AirflowSkipException`` (the DAG's
+    tasks after it run anyway: the planner gives them the ``none_failed`` trigger rule). Otherwise
+    the record is removed, dbt runs, and a successful load records the new state. ``full_refresh``
+    always loads. Delete the Variable to load again by hand.
+    """
+
     dbt_command = "seed"
     ui_color = "#e1ecf7"
+
+    def __init__(
+        self,
+        *,
+        skip_unchanged: bool = False,
+        seed_files: Sequence[str] = (),
+        seed_config: str = "",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not isinstance(skip_unchanged, bool):
+            raise ConfigError(f"{self._where}: skip_unchanged must be True or False, got {skip_unchanged!r}")
+        files = [seed_files] if isinstance(seed_files, str) else list(seed_files)
+        if not all(isinstance(f, str) and f and not Path(f).is_absolute() for f in files):
+            raise ConfigError(
+                f"{self._where}: seed_files must be CSV paths relative to project_dir, got {seed_files!r}"
+            )
+        if skip_unchanged and not files:
+            raise ConfigError(f"{self._where}: skip_unchanged needs seed_files (the CSVs this task loads)")
+        self.skip_unchanged = skip_unchanged
+        self.seed_files = files
+        self.seed_config = str(seed_config)
+
+    def seed_state(self) -> str | None:
+        """What a load depends on, as a digest; None when a CSV cannot be read (then it loads)."""
+        digest = hashlib.sha256()
+        pc = self.profile_config
+        digest.update(
+            repr((self.seed_config, pc.profile_name if pc else None, pc.target_name if pc else None)).encode()
+        )
+        for name in sorted(self.seed_files):
+            try:
+                with (Path(self.project_dir) / name).open("rb") as fh:
+                    digest.update(name.encode() + b"\0")
+                    for chunk in iter(lambda: fh.read(1 << 20), b""):
+                        digest.update(chunk)
+            except OSError:
+                return None
+        return digest.hexdigest()
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        if not self.skip_unchanged:
+            return super().execute(context)
+        from airflow.sdk import Variable
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        name = f"manifest_dag.seed_state.{self.dag_id}.{self.task_id}"
+        state = self.seed_state()
+        refresh = rendered_switch(self.full_refresh, f"{self._where}: full_refresh")
+        try:
+            recorded = Variable.get(name, default=None)
+        except Exception as exc:  # noqa: BLE001 - no record to trust: load
+            self.log.warning("seed state %s could not be read (%s); loading the seed", name, exc)
+            recorded = None
+        if state is not None and recorded == state and not refresh:
+            raise AirflowSkipException(
+                f"seed unchanged since its last successful load ({', '.join(self.seed_files)}; state "
+                f"{state[:12]} in Airflow Variable {name}): skipped, the tasks after it run. Delete the "
+                "Variable, or run with full_refresh, to load it again"
+            )
+        if recorded is not None:
+            Variable.delete(name)  # a failed or stopped load must not count as the last good one
+        outcome = super().execute(context)
+        if state is not None:
+            Variable.set(name, state, description="manifest-dag: the seed's CSV and config at its last successful load")
+            self.log.info("seed state %s recorded in Airflow Variable %s", state[:12], name)
+        return outcome
 
 
 class DbtSnapshotOperator(DbtVenvOperator):

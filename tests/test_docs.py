@@ -47,7 +47,9 @@ def example_bag(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_examples_are_all_there(example_bag) -> None:
-    assert {"shop", "shop_in_pipeline", "shop_nightly_finance"} <= set(example_bag.dag_ids)
+    assert {"shop", "shop_in_pipeline", "shop_nightly_finance", "shop_node_settings", "shop_converters"} <= set(
+        example_bag.dag_ids
+    )
 
 
 def test_example_dbt_dag(example_bag) -> None:
@@ -85,3 +87,28 @@ def test_example_node_settings_dag(example_bag) -> None:
     tests = [dag.task_dict[spec.task_id] for spec in plan.tasks if spec.command == "test"]
     assert tests and all(t.retries == 0 and t.execution_timeout == timedelta(minutes=15) for t in tests)
     assert all(t.retries == 2 for t in runs.values())
+
+
+def test_example_converters_dag(example_bag) -> None:
+    """The shop's two exposures become tasks after the models they read; seeds may skip themselves."""
+    from airflow.providers.standard.operators.python import PythonOperator
+
+    from manifest_dag import DbtSeedOperator
+
+    dag = example_bag.dags["shop_converters"]
+    exposures = [spec for spec in dag.dbt_plan.tasks if spec.kind == "exposure"]
+    assert {spec.node_ids[0] for spec in exposures} == {
+        "exposure.shop.weekly_finance_dashboard",
+        "exposure.shop.customer_newsletter",
+    }
+    runs = {spec.node_ids[0]: spec for spec in dag.dbt_plan.tasks if spec.command in ("run", "test")}
+    for spec in exposures:
+        task = dag.task_dict[spec.task_id]
+        assert isinstance(task, PythonOperator) and task.upstream_task_ids == set(spec.upstream)
+        assert spec.upstream and all(up in dag.task_dict for up in spec.upstream)
+        assert task.op_args[0] == spec.node.name
+    assert runs  # the dbt tasks are there as usual
+    seeds = [t for t in dag.tasks if isinstance(t, DbtSeedOperator)]
+    assert len(seeds) == 6 and all(t.skip_unchanged and t.seed_files[0].endswith(".csv") for t in seeds)
+    after_seeds = {d for t in seeds for d in t.downstream_task_ids}
+    assert after_seeds and all(dag.task_dict[d].trigger_rule == "none_failed" for d in after_seeds)

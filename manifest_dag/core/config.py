@@ -605,6 +605,13 @@ class RenderConfig:
     folder_groups: bool = False
     #: ``after_each``: a TaskGroup for every model, also one without tests (default: a plain task).
     group_every_model: bool = False
+    #: a resource type (``"exposure"``, ``"seed"``, ``"test"`` ...) or a node's unique id ->
+    #: ``converter(node, default) -> task | TaskGroup | None``: replaces the default task (None: no
+    #: task; dependents wait for what it waited for). Types without tasks (exposures, sources) get one.
+    node_converters: Mapping[str, Any] = field(default_factory=dict)
+    #: a seed task skips itself (AirflowSkipException) when its CSV and its config are as at its
+    #: last successful load, recorded in an Airflow Variable; what follows it still runs.
+    skip_unchanged_seeds: bool = False
 
     def __post_init__(self) -> None:
         _str_tuple(self, "select")
@@ -628,6 +635,7 @@ class RenderConfig:
             "order_sources_after_seeds",
             "folder_groups",
             "group_every_model",
+            "skip_unchanged_seeds",
         ):
             _bool(self, name)
         if self.naming is None:
@@ -635,6 +643,7 @@ class RenderConfig:
 
             _set(self, "naming", DbtNaming())
         _set(self, "callbacks", _callbacks(self.callbacks))
+        _set(self, "node_converters", _converters(self.node_converters))
         from manifest_dag.core.task_settings import check_settings
 
         tests = check_settings(
@@ -645,6 +654,25 @@ class RenderConfig:
             command="test",
         )
         _set(self, "test_task_args", FrozenMap(tests))
+
+
+def _converters(value: Any) -> FrozenMap:
+    """``RenderConfig.node_converters`` checked: a resource type or a node id -> a callable."""
+    if value is None:
+        value = {}
+    if not isinstance(value, Mapping):
+        raise _fail(
+            RenderConfig, "node_converters", f"must be a dict of resource type or node id to a callable, got {value!r}"
+        )
+    out: dict[str, Any] = {}
+    for raw, fn in value.items():
+        key = getattr(raw, "value", raw)  # a resource-type enum (cosmos's DbtResourceType) reads as its value
+        if not isinstance(key, str) or not key:
+            raise _fail(RenderConfig, "node_converters", f"keys are resource types or node ids, got {raw!r}")
+        if not callable(fn):
+            raise _fail(RenderConfig, "node_converters", f"{key!r} must be a callable (node, default), got {fn!r}")
+        out[key] = fn
+    return FrozenMap(out)
 
 
 def _callbacks(value: Any) -> FrozenMap:

@@ -26,7 +26,7 @@ from manifest_dag.operators import OPERATOR_FOR_COMMAND, DbtDocsOperator
 from manifest_dag.scheduler.plan import RenderPlan, TaskSpec
 from manifest_dag.scheduler.plan_cache import PlannedManifest, cached_plan
 from manifest_dag.scheduler.project import plan_project as _plan_project
-from manifest_dag.scheduler.render import asset_outlets, link, render_one, render_plan
+from manifest_dag.scheduler.render import asset_outlets, link, render_one, render_plan, task_ends
 
 if TYPE_CHECKING:
     from manifest_dag.scheduler.manifest import Manifest
@@ -87,6 +87,7 @@ class _OperatorFactory:
         venv_config: VenvConfig,
         operator_args: Mapping[str, Any],
         callbacks: Mapping[str, Any] | None = None,
+        converters: Mapping[str, Any] | None = None,
     ) -> None:
         bad = _RESERVED.intersection(operator_args)
         if bad:
@@ -104,6 +105,7 @@ class _OperatorFactory:
             **operator_args,
         }
         self.callbacks = callbacks or {}
+        self.converters = converters or {}
 
     def settings_kwargs(self, spec: TaskSpec) -> dict[str, Any]:
         """The operator arguments a task's planned settings (its nodes' meta) make.
@@ -147,28 +149,48 @@ class _OperatorFactory:
         except (ConfigError, TypeError) as exc:
             raise NodeSettingsError(where, "profile", f"does not make a profile: {exc}") from None
 
-    def __call__(self, spec: TaskSpec, group: TaskGroup | None, dag: DAG) -> BaseOperator:
-        cls = OPERATOR_FOR_COMMAND[spec.command]
+    def __call__(self, spec: TaskSpec, group: TaskGroup | None, dag: DAG) -> BaseOperator | TaskGroup | None:
         kwargs = {**self.common, **self.settings_kwargs(spec)} if spec.settings else self.common
         shown: dict[str, Any] = {"task_display_name": spec.display_name} if spec.display_name else {}
-        return cls(
-            task_id=spec.local_id,
-            task_group=group,
-            dag=dag,
+        ids = {"task_id": spec.local_id, "task_group": group, "dag": dag, **shown}
+        if not spec.command:  # a node only a converter makes a task of (an exposure ...)
+            from airflow.providers.standard.operators.empty import EmptyOperator
+
+            from manifest_dag.scheduler.converters import base_operator_arguments
+
+            airflow_only = {k: v for k, v in kwargs.items() if k in base_operator_arguments()}
+            args = {**airflow_only, **ids, "doc_md": spec.doc_md, "outlets": asset_outlets(spec.outlet_uri)}
+            return self._made(spec, EmptyOperator, args, dag)
+        args = {
+            **ids,
             # manifest text (folder and file names) is never a Jinja template: render it as is
-            select=LiteralValue(spec.select),
-            exclude=LiteralValue(spec.exclude),
-            selector=spec.selector,
-            indirect_selection=spec.indirect_selection,
-            doc_md=spec.doc_md,
-            outlets=asset_outlets(spec.outlet_uri),
-            **shown,
+            "select": LiteralValue(spec.select),
+            "exclude": LiteralValue(spec.exclude),
+            "selector": spec.selector,
+            "indirect_selection": spec.indirect_selection,
+            "doc_md": spec.doc_md,
+            "outlets": asset_outlets(spec.outlet_uri),
             **kwargs,
-        )
+        }
+        return self._made(spec, OPERATOR_FOR_COMMAND[spec.command], args, dag)
+
+    def _made(
+        self, spec: TaskSpec, cls: type[BaseOperator], args: dict[str, Any], dag: DAG
+    ) -> BaseOperator | TaskGroup | None:
+        if not self.converters:
+            return cls(**args)
+        from manifest_dag.scheduler.converters import convert
+
+        return convert(spec, cls, args, self.converters, dag)
 
 
 def _task_scope(
-    dag: DAG, parent_group: TaskGroup | None, plan: PlannedManifest, enabled: bool, extra: str | None = None
+    dag: DAG,
+    parent_group: TaskGroup | None,
+    plan: PlannedManifest,
+    enabled: bool,
+    extra: str | None = None,
+    plan_has_converters: bool = False,
 ) -> str | None | bool:
     """What this parse must build: ``True`` everything, ``False`` nothing, or one task's plan id.
 
@@ -192,9 +214,10 @@ def _task_scope(
     local = ctx.task_id[len(prefix) :]
     if local in plan or (extra is not None and local == extra):
         return local
-    log.warning(
-        "manifest-dag: task %s is not in the plan of %s (renamed model, or the manifest changed "
-        "since scheduling); building the full DAG instead of the task alone",
+    log.log(
+        logging.INFO if plan_has_converters else logging.WARNING,
+        "manifest-dag: task %s is not in the plan of %s (a converter's own task, a renamed model, or "
+        "the manifest changed since scheduling); building the full DAG instead of the task alone",
         ctx.task_id,
         dag.dag_id,
     )
@@ -220,7 +243,7 @@ def build_into(
     render_config: RenderConfig | None,
     operator_args: Mapping[str, Any] | None,
     docs_config: DocsConfig | None = None,
-) -> tuple[PlannedManifest, dict[str, BaseOperator]]:
+) -> tuple[PlannedManifest, dict[str, BaseOperator | TaskGroup]]:
     """Plan (or read the cached plan) and create the operators this parse needs.
 
     Returns the planned manifest, whose ``plan`` is decoded on first use: a task-scoped parse
@@ -251,14 +274,26 @@ def build_into(
             )
         venv_config = VenvConfig.for_manifest(planned.dbt_version, planned.adapter_type)
     factory = _OperatorFactory(
-        project_config, profile_config, venv_config, operator_args or {}, render_config.callbacks
+        project_config,
+        profile_config,
+        venv_config,
+        operator_args or {},
+        render_config.callbacks,
+        render_config.node_converters,
     )
     docs_id = docs_config.task_id if docs_config is not None else None
     if docs_id is not None and docs_id in planned:
         raise ConfigError(
             f"DocsConfig.task_id {docs_id!r} is a task of the dbt plan already: give the docs task another id"
         )
-    scope = _task_scope(dag, parent_group, planned, render_config.task_scoped, extra=docs_id)
+    scope = _task_scope(
+        dag,
+        parent_group,
+        planned,
+        render_config.task_scoped,
+        extra=docs_id,
+        plan_has_converters=bool(render_config.node_converters),
+    )
     if scope is True:
         with paused_gc():  # thousands of live operators: collecting while creating them finds nothing
             tasks = render_plan(planned.plan, dag=dag, parent_group=parent_group, make_operator=factory)
@@ -270,9 +305,10 @@ def build_into(
     if docs_config is not None and (scope is True or scope == docs_id):
         docs = _docs_task(docs_config, planned, factory, dag, parent_group)
         if scope is True:
-            for task in list(tasks.values()):
-                if not task.downstream_task_ids:
-                    link(task, docs)  # the site shows the project as the whole run left it
+            for made in list(tasks.values()):
+                for task in task_ends(made, first=False):  # a converter's task group: its last tasks
+                    if not task.downstream_task_ids:
+                        link(task, docs)  # the site shows the project as the whole run left it
         tasks[docs_config.task_id] = docs
     return planned, tasks
 

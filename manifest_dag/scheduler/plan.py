@@ -41,6 +41,65 @@ if TYPE_CHECKING:  # planning needs them; reading a cached plan (a task's parse)
 log = logging.getLogger(__name__)
 
 
+#: node types that never get a task of their own, but do when a converter is given for them
+#: (``RenderConfig.node_converters``): exposures as sensors, sources as sensors ...
+CONVERTIBLE_TYPES = frozenset({"exposure", "source", "saved_query", "semantic_model", "metric", "analysis"})
+
+
+@dataclass(frozen=True, slots=True)
+class DbtNodeView:
+    """A node as a converter sees it (``RenderConfig.node_converters``): read-only, and small
+    enough to keep in the cached plan, so a task's parse on a worker has it without the manifest."""
+
+    unique_id: str
+    resource_type: str
+    name: str
+    package_name: str
+    fqn: tuple[str, ...] = ()
+    path: str = ""
+    original_file_path: str = ""
+    tags: tuple[str, ...] = ()
+    meta: Mapping[str, Any] = field(default_factory=FrozenMap)
+    config: Mapping[str, Any] = field(default_factory=FrozenMap)
+    description: str = ""
+    database: str | None = None
+    schema: str | None = None
+    alias: str | None = None
+    depends_on: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, node: DbtNode) -> DbtNodeView:
+        meta = {**node.meta, **(node.config.get("meta") or {})} if node.config.get("meta") else dict(node.meta)
+        return cls(
+            node.unique_id,
+            node.resource_type,
+            node.name,
+            node.package_name,
+            node.fqn,
+            node.path,
+            node.original_file_path,
+            node.tags,
+            FrozenMap(meta),
+            FrozenMap(node.config),
+            node.description,
+            node.database,
+            node.schema,
+            node.alias,
+            node.depends_on,
+        )
+
+    @property
+    def materialized(self) -> str | None:
+        value = self.config.get("materialized")
+        return value if isinstance(value, str) else None
+
+    def __reduce__(self) -> tuple[type[DbtNodeView], tuple[object, ...]]:
+        return DbtNodeView, tuple(getattr(self, f) for f in _VIEW_FIELDS)
+
+
+_VIEW_FIELDS = tuple(DbtNodeView.__dataclass_fields__)
+
+
 @dataclass(frozen=True, slots=True)
 class TaskSpec:
     """One task to create: its id (relative to the DAG or the DbtTaskGroup) and its dbt call."""
@@ -61,6 +120,18 @@ class TaskSpec:
     settings: Mapping[str, Any] | None = None
     #: what the UI shows instead of the id (Airflow's ``task_display_name``); None: the id
     display_name: str | None = None
+    #: the node the task is for, as converters see it (only when ``RenderConfig.node_converters``
+    #: is given): the node for its own task, the tested node for its test task, else None
+    node: DbtNodeView | None = None
+
+    @property
+    def kind(self) -> str:
+        """What converters are keyed by: ``test`` for test tasks, else the node's resource type."""
+        if self.command == "test":
+            return "test"
+        if self.node is not None:
+            return self.node.resource_type
+        return "source" if self.command == "source freshness" else self.command
 
     @property
     def local_id(self) -> str:
@@ -68,7 +139,10 @@ class TaskSpec:
         return self.task_id.rsplit(".", 1)[-1] if self.group_id else self.task_id
 
     def dbt_args(self) -> list[str]:
-        """The dbt argv after ``dbt``: command and selection (flags are added by the operator)."""
+        """The dbt argv after ``dbt``: command and selection (flags are added by the operator);
+        empty for a task only a converter makes (an exposure's)."""
+        if not self.command:
+            return []
         return command_args(self.command, self.select, self.exclude, self.selector, self.indirect_selection)
 
     def __reduce__(self) -> tuple[type[TaskSpec], tuple[object, ...]]:
@@ -88,6 +162,7 @@ class TaskSpec:
             self.outlet_uri,
             self.settings,
             self.display_name,
+            self.node,
         )
 
 
@@ -159,7 +234,8 @@ class RenderPlan:
         lines = [f"{len(self.tasks)} tasks in {len(self.groups)} groups"]
         for t in self.tasks:
             after = f"  after {', '.join(t.upstream)}" if t.upstream else ""
-            lines.append(f"  {t.task_id}: dbt {' '.join(t.dbt_args())}{after}")
+            what = f"dbt {' '.join(t.dbt_args())}" if t.command else f"converter for {t.kind} {t.node_ids[0]}"
+            lines.append(f"  {t.task_id}: {what}{after}")
         return "\n".join(lines)
 
 
@@ -227,9 +303,11 @@ class _Planner:
         self.extra_parents: dict[str, tuple[str, ...]] = {}  # source -> seeds whose table it names
         self.folder_ids: dict[tuple[str, ...], str | None] = {}  # folders -> their group's id
         self._node_settings: dict[str, dict[str, Any]] = {}  # node id -> its checked meta settings
+        self.converter_keys = frozenset(config.node_converters)  # resource types and node ids
+        self.skippable: set[str] = set()  # seed tasks that may skip themselves (skip_unchanged_seeds)
 
     # -- per-node settings (meta) ----------------------------------------------------------------
-    def _settings(self, uid: str, command: str) -> dict[str, Any]:
+    def _settings(self, uid: str, command: str | None) -> dict[str, Any]:
         """A node's checked settings from its meta (``core.task_settings``), read once per node;
         ``command`` is the one its own task runs (its dbt_flags are checked against it)."""
         found = self._node_settings.get(uid)
@@ -240,7 +318,7 @@ class _Planner:
             )
         return found
 
-    def _own_settings(self, uid: str, command: str) -> FrozenMap | None:
+    def _own_settings(self, uid: str, command: str | None) -> FrozenMap | None:
         found = self._settings(uid, command)
         return FrozenMap(found) if found else None
 
@@ -283,6 +361,13 @@ class _Planner:
             and SourceRendering(self.config.source_rendering) is SourceRendering.FRESHNESS
         )
 
+    def _converts(self, node: DbtNode) -> bool:
+        """A node that gets no task of its own, but a converter is given for it (by id or type)."""
+        keys = self.converter_keys
+        return node.resource_type in CONVERTIBLE_TYPES and bool(
+            keys and (node.unique_id in keys or node.resource_type in keys)
+        )
+
     def plan(self) -> RenderPlan:
         order = self.graph.topological_order()
         selected, nodes = self.selected, self.nodes
@@ -300,7 +385,10 @@ class _Planner:
                 parents = self.graph.test_parents(t)
                 if len(parents) == 1 and nodes[parents[0]].resource_type == "source":
                     tested_sources.add(parents[0])
-        rendered = [u for u in order if (u in selected and self._renders(nodes[u])) or u in tested_sources]
+        converted = {u for u in order if u in selected and self._keeps_package(nodes[u]) and self._converts(nodes[u])}
+        rendered = [
+            u for u in order if (u in selected and self._renders(nodes[u])) or u in tested_sources or u in converted
+        ]
         rendered_set = set(rendered)
         self.extra_parents = self._seeds_under_sources(rendered_set)
         waits = self.graph.nearest_rendered(rendered_set, self.extra_parents)
@@ -392,9 +480,11 @@ class _Planner:
         self.used_ids.add(candidate)
         return candidate
 
-    def _task(self, local: str, group_id: str | None = None, **spec) -> str:
+    def _task(self, local: str, group_id: str | None = None, *, view_of: str | None = None, **spec) -> str:
         task_id = self._claim(local, parent=group_id)
         spec.setdefault("upstream", set())
+        if view_of is not None and self.converter_keys:
+            spec["node"] = DbtNodeView.of(self.nodes[view_of])
         self.tasks[task_id] = {"task_id": task_id, "group_id": group_id, **spec}
         return task_id
 
@@ -459,6 +549,17 @@ class _Planner:
         if node.resource_type == "function":
             self._add_function(node, name, tests, doc, folder)
             return
+        if node.resource_type in CONVERTIBLE_TYPES:  # an exposure ... that a converter makes a task of
+            tid = self._task(
+                naming.task_id(name, node.resource_type, False),
+                command="",
+                node_ids=(uid,),
+                doc_md=doc,
+                settings=self._own_settings(uid, None),
+                view_of=uid,
+            )
+            self.entry[uid] = self.exit[uid] = tid
+            return
         if behavior is TestBehavior.BUILD:
             tid = self._task(
                 naming.task_id(name, "build", False),
@@ -472,6 +573,7 @@ class _Planner:
                 outlet_uri=outlet,
                 settings=self._own_settings(uid, "build"),
                 display_name=naming.task_display_name(node, "build", False),
+                view_of=uid,
             )
             self.entry[uid] = self.exit[uid] = tid
             return
@@ -504,10 +606,15 @@ class _Planner:
             node_ids=(uid,),
             doc_md=doc,
             outlet_uri=outlet,
-            settings=self._own_settings(uid, command),
+            settings=self._seed_settings(node, self._own_settings(uid, command))
+            if command == "seed"
+            else self._own_settings(uid, command),
             display_name=naming.task_display_name(node, command, in_group),
+            view_of=uid,
         )
         self.entry[uid] = self.exit[uid] = tid
+        if command == "seed" and self.config.skip_unchanged_seeds and self._seed_file(node):
+            self.skippable.add(tid)
         if tests:
             test_local = naming.task_id(name, "test", in_group)
             test_tid = self._task(
@@ -522,6 +629,7 @@ class _Planner:
                 upstream={tid},
                 settings=self._test_settings(tests, uid, f"{group_id}.{test_local}" if group_id else test_local),
                 display_name=naming.task_display_name(node, "test", in_group),
+                view_of=uid,
             )
             self.exit[uid] = test_tid
 
@@ -545,8 +653,30 @@ class _Planner:
             node_ids=(uid, *tests),
             doc_md=doc,
             settings=self._own_settings(uid, "build"),
+            view_of=uid,
         )
         self.entry[uid] = self.exit[uid] = tid
+
+    def _seed_file(self, node: DbtNode) -> str | None:
+        """The CSV a seed task loads, relative to the project folder (a package's seeds: None)."""
+        if node.package_name != self.graph.manifest.project_name or not node.original_file_path:
+            return None
+        return node.original_file_path
+
+    def _seed_settings(self, node: DbtNode, own: FrozenMap | None) -> FrozenMap | None:
+        """``skip_unchanged_seeds``: what the seed task needs to decide at run time whether its CSV
+        (and the config that shapes its table) changed since its last successful load."""
+        path = self._seed_file(node) if self.config.skip_unchanged_seeds else None
+        if path is None:
+            return own
+        shape = {
+            k: node.config.get(k)
+            for k in ("column_types", "delimiter", "quote_columns", "full_refresh")
+            if k in node.config
+        }
+        shape["relation"] = [node.database, node.schema, node.alias or node.name]
+        digest = hashlib.sha256(repr(sorted(shape.items())).encode()).hexdigest()[:16]
+        return FrozenMap({**(own or {}), "skip_unchanged": True, "seed_files": (path,), "seed_config": digest})
 
     def _add_source(self, node: DbtNode, name: str, select: tuple[str, ...], tests: tuple[str, ...], doc: str) -> None:
         """A source: its freshness check (when rendered), then its tests; dependents wait for both."""
@@ -561,6 +691,16 @@ class _Planner:
                 doc_md=doc,
                 settings=self._own_settings(uid, "source freshness"),
                 display_name=self.naming.task_display_name(node, "source freshness", False),
+                view_of=uid,
+            )
+        elif uid in self.selected and self._converts(node):  # a converter makes a task of it
+            first = self._task(
+                self.naming.task_id(name, "source", False),
+                command="",
+                node_ids=(uid,),
+                doc_md=doc,
+                settings=self._own_settings(uid, None),
+                view_of=uid,
             )
         else:
             self._settings(uid, "source freshness")  # its tests' task inherits them
@@ -575,6 +715,7 @@ class _Planner:
                 upstream={first} if first else set(),
                 settings=self._test_settings(tests, uid, f"{name}_test"),
                 display_name=self.naming.task_display_name(node, "test", False),
+                view_of=uid,
             )
         else:
             last = first
@@ -676,6 +817,12 @@ class _Planner:
     def _finish(self) -> RenderPlan:
         specs = []
         for kwargs in self.tasks.values():
+            if self.skippable and not self.skippable.isdisjoint(kwargs["upstream"]):
+                # a seed left unchanged is skipped: what follows it must still run (a failed seed
+                # still stops it); a trigger rule from the node's meta wins
+                settings = dict(kwargs.get("settings") or {})
+                settings.setdefault("trigger_rule", "none_failed")
+                kwargs["settings"] = FrozenMap(settings)
             kwargs["upstream"] = tuple(sorted(kwargs["upstream"]))
             specs.append(TaskSpec(**kwargs))
         return RenderPlan(tasks=tuple(specs), groups=tuple(self.groups))

@@ -52,7 +52,7 @@ _MAGIC = b"MDPLAN3\n"
 _HEAD = struct.Struct("<QQ32s32s32s")  # meta length, plan length, sha256(meta), sha256(plan), HMAC tag
 _TAGGED = len(_MAGIC) + _HEAD.size - 32  # the tag covers the magic and the header before it
 _KEY_FILE = "key"
-FORMAT = 8  # bump when RenderPlan/TaskSpec, the entry layout or the planning rules change
+FORMAT = 9  # bump when RenderPlan/TaskSpec, the entry layout or the planning rules change
 _MEMO_MAX = 16
 
 
@@ -300,7 +300,7 @@ def render_key(render_config: Any) -> str:
             cls = type(value)
             state = sorted(vars(value).items()) if hasattr(value, "__dict__") else ()
             value = (cls.__module__, cls.__qualname__, repr(state), naming_code_digest(cls))
-        elif f.name == "callbacks":
+        elif f.name in ("callbacks", "node_converters"):
             value = sorted(value)  # only the names shape the plan; the callables are looked up as it renders
         elif hasattr(value, "value"):
             value = value.value

@@ -70,3 +70,49 @@ def dag_test(home: Path, dags: Path, dag_id: str, log: Path, conf: dict[str, Any
     if "import_errors" in result:
         raise AssertionError(f"DAG import errors: {result['import_errors']}")
     return result
+
+
+RUNS_CHILD = r"""
+import json, sys
+from pathlib import Path
+from airflow.dag_processing.dagbag import DagBag
+folder, dag_id, out, steps = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+bag = DagBag(folder)
+if bag.import_errors:
+    json.dump({"import_errors": {str(k): v for k, v in bag.import_errors.items()}}, open(out, "w"))
+    sys.exit(1)
+dag = bag.get_dag(dag_id)
+results = []
+for step in steps:
+    for path, text in step.get("write", {}).items():
+        Path(path).write_text(text)
+    print(f"=== manifest-dag e2e: run {len(results) + 1} ===", flush=True)
+    run = dag.test(run_conf=step.get("conf") or None)
+    results.append({"state": str(run.state), "tasks": {ti.task_id: {"state": str(ti.state), "try_number": ti.try_number}
+                                                        for ti in run.get_task_instances()}})
+json.dump(results, open(out, "w"), default=str)
+"""
+
+
+def dag_test_runs(
+    home: Path, dags: Path, dag_id: str, log: Path, steps: list[dict[str, Any]], **env: str
+) -> list[dict]:
+    """Several ``dag.test()`` runs of ``dag_id`` in one process: Airflow is imported and the DAG
+    file parsed once. Each step: ``{"conf": {...}, "write": {path: text}}`` (files written before
+    that run). Returns each run's {"state", "tasks": {task_id: {"state", "try_number"}}}; the log
+    marks each run's start with ``=== manifest-dag e2e: run N ===``."""
+    out = log.with_suffix(".json")
+    with log.open("w") as fh:
+        subprocess.run(
+            [sys.executable, "-c", RUNS_CHILD, str(dags), dag_id, str(out), json.dumps(steps)],
+            env=airflow_env(home, dags, **env),
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            timeout=1800,
+        )
+    if not out.exists():
+        raise AssertionError(f"dag.test() wrote no result; log tail:\n{log.read_text()[-4000:]}")
+    result = json.loads(out.read_text())
+    if isinstance(result, dict) and "import_errors" in result:
+        raise AssertionError(f"DAG import errors: {result['import_errors']}")
+    return result
