@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from manifest_dag.core.config import (
+    AssetUriStyle,
     DocsConfig,
     ProfileConfig,
     ProjectConfig,
@@ -35,6 +36,7 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from manifest_dag.core.naming import DbtNaming
+    from manifest_dag.core.openlineage import openlineage_namespace
     from manifest_dag.operators import (
         DbtBuildOperator,
         DbtDocsOperator,
@@ -58,6 +60,7 @@ if TYPE_CHECKING:
 # task's DAG-file parse with a warm plan cache loads neither the manifest reader nor the graph).
 _LAZY = {
     "DbtNaming": "manifest_dag.core.naming",
+    "openlineage_namespace": "manifest_dag.core.openlineage",
     "DbtNode": "manifest_dag.scheduler.manifest",
     "Manifest": "manifest_dag.scheduler.manifest",
     "load_manifest": "manifest_dag.scheduler.manifest",
@@ -99,6 +102,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AdapterMapping",
+    "AssetUriStyle",
     "ConfigError",
     "ConnectionView",
     "DbtBuildOperator",
@@ -139,6 +143,7 @@ __all__ = [
     "VenvError",
     "WorkspaceError",
     "load_manifest",
+    "openlineage_namespace",
     "register_adapter",
     "select_nodes",
 ]

@@ -34,6 +34,7 @@ from manifest_dag.core.config import (
 )
 from manifest_dag.core.dbt import FULL_REFRESH_COMMANDS, FULL_REFRESH_FLAGS, check_dbt_flags, command_args
 from manifest_dag.core.errors import ConfigError, DbtRunError, WorkspaceError
+from manifest_dag.core.openlineage import check_namespace
 from manifest_dag.core.specs import DbtInvocation
 
 if TYPE_CHECKING:
@@ -70,6 +71,10 @@ class DbtVenvOperator(BaseOperator):
     dbt_command: ClassVar[str] = ""
     #: the running dbt call's invoker while ``execute`` runs (for ``on_kill``), else None
     _invoker: Killable | None = None
+    #: what dbt reported on, once it ran: (unique id, status, rows affected) per node (OpenLineage)
+    _lineage_results: tuple[tuple[str, str, int | None], ...] = ()
+    #: the fields of the dbt target the run used that name the warehouse (OpenLineage's namespace)
+    _lineage_target: Mapping[str, Any] | None = None
     #: the running dbt call's secrets as a ``Masker``, once ``execute`` built it
     _mask: Any = None
 
@@ -96,6 +101,7 @@ class DbtVenvOperator(BaseOperator):
         on_warning_callback: Callable[[Any, list[dict[str, Any]]], None] | None = None,
         skip_exit_code: int | None = None,
         append_env: bool = True,
+        openlineage_namespace: str | None = None,
         dbt_command: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -166,6 +172,8 @@ class DbtVenvOperator(BaseOperator):
         if not isinstance(append_env, bool):
             raise ConfigError(f"{where}: append_env must be True or False, got {append_env!r}")
         self.append_env = append_env
+        #: the namespace of the task's OpenLineage datasets; None: the dbt target's (see lineage)
+        self.openlineage_namespace = check_namespace(openlineage_namespace, f"{where}: openlineage_namespace")
         #: the SQL dbt compiled for the task's nodes, set as dbt finishes (a rendered field)
         self.compiled_sql = ""
 
@@ -251,6 +259,9 @@ class DbtVenvOperator(BaseOperator):
 
         def show_compiled(summary: Any) -> None:
             self.compiled_sql = summary.compiled_sql()  # masked like the log; failed or not
+            self._lineage_results = tuple(
+                (r.unique_id, r.status, _rows_affected(r.adapter_response)) for r in summary.results
+            )
 
         try:
             outcome = run_dbt(
@@ -272,6 +283,7 @@ class DbtVenvOperator(BaseOperator):
         finally:
             self._invoker = None
         summary = outcome.summary
+        self._lineage_target = getattr(outcome, "target_fields", None)
         warnings = summary.warned() if summary is not None else []
         if warnings and self.on_warning_callback is not None:
             # dbt succeeded, but tests or freshness checks warned: the author's signal (a failed
@@ -286,6 +298,33 @@ class DbtVenvOperator(BaseOperator):
             "node_seconds": round(summary.node_seconds, 3) if summary is not None else None,
             "warnings": warnings,
         }
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """What the task read and wrote, for Airflow's OpenLineage provider (called by it after the
+        task, only when it is installed and enabled): see ``scheduler.lineage``."""
+        from manifest_dag.scheduler.lineage import openlineage_facets
+
+        return openlineage_facets(
+            self.manifest_path, self._lineage_namespace(), self._lineage_results, where=self._where
+        )
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        """The same for a failed task: what dbt read, and what it built before it failed."""
+        return self.get_openlineage_facets_on_complete(task_instance)
+
+    def _lineage_namespace(self) -> str | None:
+        """The DAG's namespace, else the one OpenLineage names the dbt target the run used."""
+        if self.openlineage_namespace:
+            return self.openlineage_namespace
+        if not self._lineage_target:
+            return None
+        from manifest_dag.core.openlineage import openlineage_namespace
+
+        try:
+            return openlineage_namespace(self._lineage_target)
+        except ConfigError as exc:
+            self.log.info("manifest-dag: no OpenLineage namespace for the dbt target: %s", exc)
+            return None
 
     def _keep_invoker(self, invoker: Killable) -> None:
         self._invoker = invoker
@@ -323,6 +362,12 @@ def _literal_list(value: Any) -> tuple[Any, list[str]]:
         return value, []
     literal = [v.value for v in value if isinstance(v, LiteralValue)]
     return ([v for v in value if not isinstance(v, LiteralValue)] if literal else value), literal
+
+
+def _rows_affected(response: Mapping[str, Any] | None) -> int | None:
+    """The row count dbt's adapter reported for a node (``rows_affected``), if it is a number."""
+    value = (response or {}).get("rows_affected")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 class DbtRunOperator(DbtVenvOperator):

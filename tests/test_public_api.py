@@ -14,6 +14,7 @@ import manifest_dag
 
 PUBLIC_NAMES = [
     "AdapterMapping",
+    "AssetUriStyle",
     "ConfigError",
     "ConnectionView",
     "DbtBuildOperator",
@@ -54,6 +55,7 @@ PUBLIC_NAMES = [
     "VenvError",
     "WorkspaceError",
     "load_manifest",
+    "openlineage_namespace",
     "register_adapter",
     "select_nodes",
 ]

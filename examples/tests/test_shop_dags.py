@@ -129,3 +129,17 @@ def test_shop_folders_dag(dag_bag) -> None:
     seed = dag.task_dict["raw_orders_seed"]  # seeds/raw_orders.csv: at the top
     assert seed.task_display_name == "raw_orders (seed)"
     assert_dag_matches_manifest(dag, SHOP_MANIFEST)
+
+
+# -- cosmos's Asset URIs (examples/dags/shop_assets.py) --------------------------------------------------
+def test_shop_assets_dag_triggers_its_downstream_dag(dag_bag) -> None:
+    """The dbt task's outlet is the very Asset the downstream DAG is scheduled on (cosmos's URI)."""
+    bag = dag_bag()
+    dbt_dag, report = bag.dags["shop_assets"], bag.dags["shop_revenue_report"]
+    task = next(t for t in dbt_dag.tasks if t.task_id.startswith("fct_revenue_monthly"))
+    (outlet,) = task.outlets
+    assert outlet.uri.endswith("/shop.duckdb/shop/main/fct_revenue_monthly")
+    assert outlet.uri.startswith("duckdb:")
+    (scheduled_on,) = report.timetable.asset_condition.objects
+    assert scheduled_on.uri == outlet.uri
+    assert task.openlineage_namespace.startswith("duckdb://")  # its OpenLineage datasets' namespace

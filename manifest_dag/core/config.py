@@ -31,6 +31,14 @@ class TestBehavior(str, enum.Enum):
     NONE = "none"  #: no tests
 
 
+class AssetUriStyle(str, enum.Enum):
+    """How the Asset outlets of ``RenderConfig(emit_assets=True)`` are named."""
+
+    MANIFEST_DAG = "manifest_dag"  #: ``<adapter>://<database>/<schema>/<alias>``
+    #: cosmos's Airflow 3 URIs from OpenLineage's dataset naming: ``<namespace>/<database>/<schema>/<table>``
+    OPENLINEAGE = "openlineage"
+
+
 class SourceRendering(str, enum.Enum):
     """Whether dbt sources become tasks."""
 
@@ -584,8 +592,12 @@ class RenderConfig:
     include_packages: bool = True
     #: allow a selection that picks nothing (an empty DAG) instead of failing the import.
     allow_empty: bool = False
-    #: add an Airflow Asset outlet per model, from adapter, database, schema and alias.
+    #: add an Airflow Asset outlet per model, seed and snapshot, named as ``asset_uri_style`` says.
     emit_assets: bool = False
+    #: ``manifest_dag`` (``<adapter>://<database>/<schema>/<alias>``) or ``openlineage`` (cosmos's URIs).
+    asset_uri_style: AssetUriStyle | str = AssetUriStyle.MANIFEST_DAG
+    #: the OpenLineage dataset namespace (``postgres://<host>:<port>``): the scheduler reads no profile.
+    asset_namespace: str | None = None
     #: the naming object (task ids, group ids, docs, asset URIs); default ``DbtNaming()``.
     naming: Any = None
     #: inside a task's parsing context, build only that task (Airflow's runner needs no more).
@@ -620,6 +632,10 @@ class RenderConfig:
             raise _fail(type(self), "selector", f"must be a selector name, got {self.selector!r}")
         _enum(self, "test_behavior", TestBehavior)
         _enum(self, "source_rendering", SourceRendering)
+        _enum(self, "asset_uri_style", AssetUriStyle)
+        from manifest_dag.core.openlineage import check_namespace
+
+        _set(self, "asset_namespace", check_namespace(self.asset_namespace, "RenderConfig.asset_namespace"))
         if self.indirect_selection not in INDIRECT_SELECTION_MODES:
             raise _fail(
                 type(self),

@@ -128,6 +128,14 @@ class DbtNaming:
         head = f"**dbt {node.resource_type}** `{node.unique_id}`  \n`{node.original_file_path}`"
         return f"{node.description.strip()}\n\n{head}" if node.description.strip() else head
 
+    def openlineage_asset_uri(self, node: DbtNode, namespace: str) -> str | None:
+        """Asset URI as cosmos writes it on Airflow 3 (``RenderConfig(asset_uri_style="openlineage")``):
+        ``<namespace>/<database>/<schema>/<alias>``, from OpenLineage's dataset naming."""
+        from manifest_dag.core.openlineage import asset_uri, dataset_name
+
+        name = dataset_name(node.database, node.schema, node.alias or node.name)
+        return asset_uri(namespace, name) if name else None
+
     def asset_uri(self, node: DbtNode, adapter: str | None) -> str | None:
         """Asset URI ``<adapter>://<database>/<schema>/<alias>``, or None when unknown."""
         relation = node.alias or node.name

@@ -57,6 +57,7 @@ _RESERVED = frozenset(
         "secret_vars",
         "env",
         "install_deps",
+        "openlineage_namespace",
     }
 )
 
@@ -88,6 +89,7 @@ class _OperatorFactory:
         operator_args: Mapping[str, Any],
         callbacks: Mapping[str, Any] | None = None,
         converters: Mapping[str, Any] | None = None,
+        openlineage_namespace: str | None = None,
     ) -> None:
         bad = _RESERVED.intersection(operator_args)
         if bad:
@@ -102,6 +104,7 @@ class _OperatorFactory:
             "secret_vars": dict(project_config.secret_vars) or None,
             "env": dict(project_config.env_vars),
             "install_deps": project_config.install_deps,
+            **({"openlineage_namespace": openlineage_namespace} if openlineage_namespace else {}),
             **operator_args,
         }
         self.callbacks = callbacks or {}
@@ -280,6 +283,7 @@ def build_into(
         operator_args or {},
         render_config.callbacks,
         render_config.node_converters,
+        render_config.asset_namespace,
     )
     docs_id = docs_config.task_id if docs_config is not None else None
     if docs_id is not None and docs_id in planned:

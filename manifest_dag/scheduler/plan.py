@@ -28,7 +28,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from manifest_dag.core.config import FrozenMap, RenderConfig, SourceRendering, TestBehavior
+from manifest_dag.core.config import AssetUriStyle, FrozenMap, RenderConfig, SourceRendering, TestBehavior
 from manifest_dag.core.dbt import COMMAND_FOR_TYPE, EXECUTABLE_TYPES, NODE_TYPES, TEST_TYPES, command_args
 from manifest_dag.core.errors import ConfigError
 from manifest_dag.core.naming import AIRFLOW_MAX_ID, fit_id
@@ -302,6 +302,7 @@ class _Planner:
         self.max_id = AIRFLOW_MAX_ID  # for a plan id, the DbtTaskGroup prefix taken off
         self.extra_parents: dict[str, tuple[str, ...]] = {}  # source -> seeds whose table it names
         self.folder_ids: dict[tuple[str, ...], str | None] = {}  # folders -> their group's id
+        self.asset_namespace = self._asset_namespace()
         self._node_settings: dict[str, dict[str, Any]] = {}  # node id -> its checked meta settings
         self.converter_keys = frozenset(config.node_converters)  # resource types and node ids
         self.skippable: set[str] = set()  # seed tasks that may skip themselves (skip_unchanged_seeds)
@@ -345,6 +346,26 @@ class _Planner:
                 own[key] = (t, value)
         _overlay(merged, {k: v for k, (_t, v) in own.items()})
         return FrozenMap(merged) if merged else None
+
+    def _asset_namespace(self) -> str | None:
+        """The OpenLineage namespace of ``asset_uri_style="openlineage"`` Asset URIs: given, or
+        one that needs no connection details (BigQuery's); else the DAG import fails saying what
+        to give (the scheduler reads no profile or Connection)."""
+        config = self.config
+        if not config.emit_assets or AssetUriStyle(config.asset_uri_style) is not AssetUriStyle.OPENLINEAGE:
+            return None
+        from manifest_dag.core.openlineage import default_namespace, namespace_form
+
+        adapter = self.graph.manifest.adapter_type
+        namespace = config.asset_namespace or default_namespace(adapter)
+        if namespace is None:
+            raise ConfigError(
+                f"RenderConfig.asset_uri_style='openlineage' names Assets after the warehouse: give "
+                f"RenderConfig.asset_namespace, for this {adapter or 'unknown'} project {namespace_form(adapter)!r} "
+                "(the dbt target's, as OpenLineage names it; the scheduler reads no profile or Connection); "
+                "manifest_dag.openlineage_namespace(target_fields) builds it"
+            )
+        return namespace
 
     # -- what gets a task --------------------------------------------------------------------------
     def _keeps_package(self, node: DbtNode) -> bool:
@@ -541,7 +562,10 @@ class _Planner:
         doc = naming.doc_md(node)
         outlet = None
         if self.config.emit_assets and node.resource_type in ("model", "seed", "snapshot"):
-            outlet = naming.asset_uri(node, self.graph.manifest.adapter_type)
+            if self.asset_namespace is not None:
+                outlet = naming.openlineage_asset_uri(node, self.asset_namespace)
+            else:
+                outlet = naming.asset_uri(node, self.graph.manifest.adapter_type)
         if node.resource_type == "source":
             self._add_source(node, name, select, tests, doc)
             return

@@ -60,6 +60,10 @@ class InvocationOutcome:
     reparsed: str | None  # dbt's reason when it could not reuse partial parsing
     venv: Venv
     lines: list[str] = field(default_factory=list, repr=False)
+    #: the fields of the dbt target the run used that name its warehouse (type, host, port,
+    #: account, path ...: ``core.openlineage.NAMESPACE_FIELDS``, never a secret): the operator's
+    #: OpenLineage namespace when the DAG gives none
+    target_fields: dict[str, Any] = field(default_factory=dict)
 
 
 def run_dbt(
@@ -207,7 +211,7 @@ def run_dbt(
                 on_results(summary)
         if artifacts_callback is not None:
             artifacts_callback(ws.target)
-        outcome = InvocationOutcome(code, summary, duration, reparsed, venv, lines)
+        outcome = InvocationOutcome(code, summary, duration, reparsed, venv, lines, _namespace_fields(target))
         if code == 0 and (summary is None or summary.success):
             nothing = _ran_nothing(inv, run_env, summary)
             if nothing:
@@ -297,3 +301,12 @@ def _failure(
         exit_code=code,
         failed_nodes=failed,
     )
+
+
+def _namespace_fields(target: Any) -> dict[str, Any]:
+    """The target's fields that name its warehouse (no secret: only ``NAMESPACE_FIELDS``)."""
+    from manifest_dag.core.openlineage import NAMESPACE_FIELDS
+    from manifest_dag.core.secrets import is_secret_name
+
+    fields = target[2] if target else {}
+    return {k: v for k, v in fields.items() if k in NAMESPACE_FIELDS and not is_secret_name(k)}
