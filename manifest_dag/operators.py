@@ -35,6 +35,9 @@ from manifest_dag.core.config import (
 from manifest_dag.core.dbt import FULL_REFRESH_COMMANDS, FULL_REFRESH_FLAGS, check_dbt_flags, command_args
 from manifest_dag.core.errors import ConfigError, DbtRunError, WorkspaceError
 from manifest_dag.core.openlineage import check_namespace
+from manifest_dag.core.object_store import is_url
+from manifest_dag.core.object_store import join as object_store_join
+from manifest_dag.core.object_store import parent as object_store_parent
 from manifest_dag.core.specs import DbtInvocation
 
 if TYPE_CHECKING:
@@ -91,6 +94,7 @@ class DbtVenvOperator(BaseOperator):
         py_requirements: Sequence[str] | None = None,
         manifest_path: str | Path | None = None,
         partial_parse_path: str | Path | None = None,
+        manifest_conn_id: str | None = None,
         dbt_vars: Mapping[str, Any] | str | None = None,
         secret_vars: Mapping[str, SecretVar] | None = None,
         env: Mapping[str, str] | None = None,
@@ -145,6 +149,8 @@ class DbtVenvOperator(BaseOperator):
         env, self._literal_env = _literal_items(env)
         dbt_flags, self._literal_flags = _literal_list(dbt_flags)
         self._literals_merged = False
+        #: the Connection for a manifest_path/partial_parse_path in object storage
+        self.manifest_conn_id = manifest_conn_id
         self.dbt_vars = dict(dbt_vars) if isinstance(dbt_vars, Mapping) else dbt_vars
         # not a template field: a secret's value is read on the worker as the task runs, so Airflow
         # never renders, stores or shows it (see SecretVar)
@@ -227,6 +233,15 @@ class DbtVenvOperator(BaseOperator):
         args += flags
         return args
 
+    def _partial_parse_url(self) -> str | None:
+        """The msgpack in object storage: ``partial_parse_path`` as a URL, else the one beside a
+        manifest in object storage (dbt CI publishes both)."""
+        if self.partial_parse_path:
+            return self.partial_parse_path if is_url(self.partial_parse_path) else None
+        if self.manifest_path and is_url(self.manifest_path):
+            return object_store_join(object_store_parent(self.manifest_path), "partial_parse.msgpack")
+        return None
+
     def invocation(self) -> DbtInvocation:
         """The dbt call this task's (rendered) arguments describe: all the worker side needs."""
         rendered_switch(self.full_refresh, f"{self._where}: full_refresh")  # a template left unrendered fails here
@@ -236,8 +251,14 @@ class DbtVenvOperator(BaseOperator):
             project_dir=Path(self.project_dir),
             venv_spec=self.venv_config.to_spec(),
             profile_config=self.profile_config,
-            manifest_path=Path(self.manifest_path) if self.manifest_path else None,
-            partial_parse_path=Path(self.partial_parse_path) if self.partial_parse_path else None,
+            manifest_path=Path(self.manifest_path) if self.manifest_path and not is_url(self.manifest_path) else None,
+            partial_parse_path=(
+                Path(self.partial_parse_path)
+                if self.partial_parse_path and not is_url(self.partial_parse_path)
+                else None
+            ),
+            partial_parse_url=self._partial_parse_url(),
+            object_conn_id=self.manifest_conn_id,
             cache_dir=settings.venv_cache_dir(self.venv_config.cache_dir, airflow_config=True),
             dbt_vars=dbt_vars,
             secret_vars=self.secret_vars,

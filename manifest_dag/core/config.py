@@ -85,6 +85,21 @@ def _local_path(obj: object, name: str, *, absolute: bool = False) -> None:
         raise _fail(type(obj), name, f"must be an absolute path (it is used on workers), got {text!r}")
 
 
+def _object_or_path(obj: object, name: str, required: bool = False) -> None:
+    """A local path (made a ``Path``) or an object-store URL (kept a ``str``: ``Path`` folds ``//``)."""
+    value = getattr(obj, name)
+    if isinstance(value, str) and _URL.match(value.strip()):
+        url = value.strip()
+        from manifest_dag.core.secrets import mask_url_credentials
+
+        shown = mask_url_credentials(url)
+        if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/]+/.", url):
+            raise _fail(type(obj), name, f"must name an object, such as 's3://bucket/dbt/manifest.json', got {shown!r}")
+        _set(obj, name, url)
+        return
+    _path(obj, name, required=required)
+
+
 def _url(obj: object, name: str, value: object) -> None:
     if not isinstance(value, str) or not _URL.match(value.strip()):
         from manifest_dag.core.secrets import mask_url_credentials
@@ -342,7 +357,9 @@ class ProjectConfig:
     """Where the dbt project and its manifest are.
 
     ``manifest_path`` is read on the scheduler; ``project_dir`` only on workers (the scheduler
-    needs no dbt project at all).
+    needs no dbt project at all). ``manifest_path`` may be an object-store URL (``s3://``,
+    ``gs://``, ``az://`` ...) read through Airflow's ``ObjectStoragePath`` with the Connection
+    ``manifest_conn_id``; it then stays a ``str`` (a ``Path`` would fold the ``//``).
     """
 
     manifest_path: str | Path
@@ -362,12 +379,28 @@ class ProjectConfig:
     #: where parsed plans are cached (see ``manifest_dag.scheduler.plan_cache``); None: ``MANIFEST_DAG_PLAN_CACHE``
     #: or ``~/.cache/manifest-dag/plans``; False: no disk cache.
     plan_cache_dir: str | Path | bool | None = None
+    #: the Airflow Connection for a ``manifest_path`` (and ``partial_parse_path``) in object
+    #: storage; None: the filesystem's default (``aws_default`` for ``s3://`` ...).
+    manifest_conn_id: str | None = None
 
     def __post_init__(self) -> None:
-        _path(self, "manifest_path", required=True)
-        _local_path(self, "manifest_path")
+        _object_or_path(self, "manifest_path", required=True)
         _local_path(self, "project_dir", absolute=True)
-        _path(self, "partial_parse_path")
+        _object_or_path(self, "partial_parse_path")
+        if self.manifest_conn_id is not None:
+            if not isinstance(self.manifest_conn_id, str) or not self.manifest_conn_id.strip():
+                raise _fail(
+                    type(self), "manifest_conn_id", f"must be a Connection id (str), got {self.manifest_conn_id!r}"
+                )
+            if not _URL.match(str(self.manifest_path)) and not (
+                self.partial_parse_path is not None and _URL.match(str(self.partial_parse_path))
+            ):
+                raise _fail(
+                    type(self),
+                    "manifest_conn_id",
+                    "is for a manifest_path or partial_parse_path in object storage (s3://, gs://, az:// ...); "
+                    f"manifest_path {str(self.manifest_path)!r} is a local file",
+                )
         if self.plan_cache_dir is not None and self.plan_cache_dir is not False:
             _path(self, "plan_cache_dir")
         _mapping(self, "dbt_vars")

@@ -21,6 +21,21 @@ class ManifestError(ManifestDagError):
     """The manifest cannot be used: missing, not JSON, unsupported schema, dangling dependency."""
 
 
+class ObjectStoreError(ManifestDagError):
+    """An object in a bucket (``s3://``, ``gs://``, ``az://`` ...) could not be read or written.
+
+    ``url`` is the object's URL without credentials; ``missing`` tells a missing object from an
+    unreadable one (denied, no answer within the deadline, a broken connection).
+    """
+
+    def __init__(self, message: str, *, url: str, missing: bool = False, reason: str = "") -> None:
+        super().__init__(message)
+        self.url = url
+        self.missing = missing
+        #: what went wrong, without the URL (``no such object``, ``... got no answer within 30 s``)
+        self.reason = reason or message
+
+
 class GraphError(ManifestDagError):
     """The dbt graph is not a DAG (names the cycle) or is otherwise inconsistent."""
 

@@ -33,6 +33,8 @@ WARM_MAX_INVOCATIONS = "MANIFEST_DAG_WARM_MAX_INVOCATIONS"
 WARM_MAX_RSS_MB = "MANIFEST_DAG_WARM_MAX_RSS_MB"
 #: ``off``: a warm process parses for every task instead of keeping the project it parsed.
 WARM_KEEP_PROJECT = "MANIFEST_DAG_WARM_KEEP_PROJECT"
+#: Seconds one object-store call (a manifest, a msgpack, shared state) may take before it counts as failed.
+OBJECT_TIMEOUT = "MANIFEST_DAG_OBJECT_TIMEOUT"
 #: ``1``: golden-file assertions (re)write their files instead of comparing.
 UPDATE_GOLDEN = "MANIFEST_DAG_UPDATE_GOLDEN"
 #: Where ``dbt docs`` sites are published, one folder per DAG (a local folder or an object storage

@@ -115,6 +115,10 @@ class DbtInvocation:
     profile_config: ProfileConfig | None = None
     manifest_path: Path | None = None
     partial_parse_path: Path | None = None
+    #: a ``partial_parse.msgpack`` in object storage, fetched (when it changed) before the task
+    partial_parse_url: str | None = None
+    #: the Airflow Connection for ``partial_parse_url``
+    object_conn_id: str | None = None
     cache_dir: Path | None = None
     dbt_vars: Mapping[str, Any] | str | None = None
     env: Mapping[str, str] = field(default_factory=dict)

@@ -19,8 +19,9 @@ from airflow.sdk.definitions._internal.templater import LiteralValue
 
 from manifest_dag.core import settings
 from manifest_dag.core.config import DocsConfig, ProfileConfig, ProjectConfig, RenderConfig, VenvConfig
-from manifest_dag.core.errors import ConfigError
+from manifest_dag.core.errors import ConfigError, ManifestError
 from manifest_dag.core.gc import paused_gc
+from manifest_dag.core.object_store import is_url, shown
 from manifest_dag.core.task_settings import CALLBACK_KEYS, DURATION_KEYS, NodeSettingsError
 from manifest_dag.operators import OPERATOR_FOR_COMMAND, DbtDocsOperator
 from manifest_dag.scheduler.plan import RenderPlan, TaskSpec
@@ -50,6 +51,7 @@ _RESERVED = frozenset(
         "project_dir",
         "manifest_path",
         "partial_parse_path",
+        "manifest_conn_id",
         "profile_config",
         "venv_config",
         "py_requirements",
@@ -71,11 +73,35 @@ def _check(value: Any, cls: type, name: str, required: bool = False) -> Any:
 
 
 def plan_project(
-    project_config: ProjectConfig, render_config: RenderConfig | None = None, *, id_prefix: int = 0
+    project_config: ProjectConfig,
+    render_config: RenderConfig | None = None,
+    *,
+    id_prefix: int = 0,
+    manifest_file: Path | None = None,
 ) -> tuple[Manifest, RenderPlan]:
-    """Load, select and plan (see ``manifest_dag.scheduler.project``): the manifest and its plan."""
-    planned = _plan_project(project_config.manifest_path, render_config, id_prefix=id_prefix)
+    """Load, select and plan (see ``manifest_dag.scheduler.project``): the manifest and its plan.
+
+    ``manifest_file``: the local copy of a manifest in object storage (``manifest_file_of``).
+    """
+    local = manifest_file or manifest_file_of(project_config)
+    try:
+        planned = _plan_project(local, render_config, id_prefix=id_prefix)
+    except ManifestError as exc:
+        if local == Path(str(project_config.manifest_path)):
+            raise
+        raise ManifestError(f"{exc} (the local copy of {shown(str(project_config.manifest_path))})") from None
     return planned.manifest, planned.plan
+
+
+def manifest_file_of(project_config: ProjectConfig) -> Path:
+    """The manifest as a local file: the path itself, or the fresh (or last good) local copy of
+    an object-store URL (``scheduler.remote_manifest``)."""
+    path = project_config.manifest_path
+    if isinstance(path, str) and is_url(path):
+        from manifest_dag.scheduler.remote_manifest import local_manifest
+
+        return local_manifest(path, project_config.manifest_conn_id, _plan_cache_dir(project_config))
+    return Path(path)
 
 
 class _OperatorFactory:
@@ -98,6 +124,7 @@ class _OperatorFactory:
             "project_dir": str(project_config.project_dir) if project_config.project_dir else "",
             "manifest_path": str(project_config.manifest_path),
             "partial_parse_path": project_config.partial_parse_path,
+            "manifest_conn_id": project_config.manifest_conn_id,
             "profile_config": profile_config,
             "venv_config": venv_config,
             "dbt_vars": dict(project_config.dbt_vars) or None,
@@ -262,10 +289,11 @@ def build_into(
     render_config = render_config or RenderConfig()
     # the ids are planned to fit Airflow's limit with the DbtTaskGroup's dotted prefix in front
     id_prefix = len(parent_group.group_id) + 1 if parent_group is not None and parent_group.group_id else 0
+    manifest_file = manifest_file_of(project_config)
     planned, _source = cached_plan(
-        Path(project_config.manifest_path),
+        manifest_file,
         render_config,
-        lambda: plan_project(project_config, render_config, id_prefix=id_prefix),
+        lambda: plan_project(project_config, render_config, id_prefix=id_prefix, manifest_file=manifest_file),
         cache_dir=_plan_cache_dir(project_config),
         id_prefix=id_prefix,
     )

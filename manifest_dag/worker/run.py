@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from manifest_dag.core import object_store
 from manifest_dag.core.dbt import build_dbt_argv
 from manifest_dag.core.errors import DbtRunError
 from manifest_dag.core.files import create_private
@@ -122,6 +123,11 @@ def run_dbt(
         connection=connection_fingerprint(target, env),
     )
 
+    partial_parse_path = inv.partial_parse_path
+    if inv.partial_parse_url:
+        from manifest_dag.worker.remote_msgpack import fetch_msgpack
+
+        partial_parse_path = fetch_msgpack(inv.partial_parse_url, inv.object_conn_id, cache.root / STATE_DIR, log)
     with Workspace(
         inv.project_dir,
         cache_root=cache.state_dir,
@@ -129,6 +135,8 @@ def run_dbt(
         manifest_path=inv.manifest_path,
         partial_parse_path=inv.partial_parse_path,
         prepared_root=cache.prepared_dir,
+        partial_parse_path=partial_parse_path,
+        partial_parse_label=object_store.shown(inv.partial_parse_url) if inv.partial_parse_url else None,
         log=log,
     ) as ws:
         profile_args: list[str] = []

@@ -113,6 +113,7 @@ class Workspace:
         manifest_path: Path | None = None,
         partial_parse_path: Path | None = None,
         prepared_root: Path | None = None,
+        partial_parse_label: str | None = None,
         log: Log = print,
     ) -> None:
         self.source = Path(project_dir)
@@ -124,6 +125,8 @@ class Workspace:
         self.placed: PlacedMsgpack | None = None
         self.manifest_path = manifest_path
         self.partial_parse_path = partial_parse_path
+        #: how the log names ``partial_parse_path`` (the URL of a msgpack fetched from object storage)
+        self.partial_parse_label = partial_parse_label
         self.log = log
         self.slot: Path | None = None
         #: the number of the slot this task holds (0, 1, ...), None outside ``with``: the warm
@@ -323,7 +326,7 @@ class Workspace:
             self.manifest_path.parent / PARTIAL_PARSE if self.manifest_path is not None else None
         )
         if given is not None:
-            candidates.append((str(given), given))
+            candidates.append((self.partial_parse_label or str(given), given))
         name = project_field(self.source, "name")
         for label, path in candidates:
             if not path.is_file():
