@@ -95,6 +95,8 @@ class DbtVenvOperator(BaseOperator):
         manifest_path: str | Path | None = None,
         partial_parse_path: str | Path | None = None,
         manifest_conn_id: str | None = None,
+        shared_state_url: str | None = None,
+        shared_state_conn_id: str | None = None,
         dbt_vars: Mapping[str, Any] | str | None = None,
         secret_vars: Mapping[str, SecretVar] | None = None,
         env: Mapping[str, str] | None = None,
@@ -151,6 +153,9 @@ class DbtVenvOperator(BaseOperator):
         self._literals_merged = False
         #: the Connection for a manifest_path/partial_parse_path in object storage
         self.manifest_conn_id = manifest_conn_id
+        #: object storage where the workers share partial-parse state (``ProjectConfig.shared_state_url``)
+        self.shared_state_url = shared_state_url
+        self.shared_state_conn_id = shared_state_conn_id
         self.dbt_vars = dict(dbt_vars) if isinstance(dbt_vars, Mapping) else dbt_vars
         # not a template field: a secret's value is read on the worker as the task runs, so Airflow
         # never renders, stores or shows it (see SecretVar)
@@ -259,6 +264,8 @@ class DbtVenvOperator(BaseOperator):
             ),
             partial_parse_url=self._partial_parse_url(),
             object_conn_id=self.manifest_conn_id,
+            shared_state_url=self.shared_state_url,
+            shared_state_conn_id=self.shared_state_conn_id,
             cache_dir=settings.venv_cache_dir(self.venv_config.cache_dir, airflow_config=True),
             dbt_vars=dbt_vars,
             secret_vars=self.secret_vars,

@@ -41,6 +41,7 @@ PUBLIC_NAMES = [
     "ManifestDagError",
     "ManifestError",
     "NodeSettingsError",
+    "ObjectStoreError",
     "ProfileConfig",
     "ProfileError",
     "ProjectConfig",

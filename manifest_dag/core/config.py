@@ -98,6 +98,15 @@ def _object_or_path(obj: object, name: str, required: bool = False) -> None:
         _set(obj, name, url)
         return
     _path(obj, name, required=required)
+    text = str(getattr(obj, name) or "")
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:/", text) and not text.startswith("/"):  # a URL folded by Path()
+        from manifest_dag.core.secrets import mask_url_credentials
+
+        raise _fail(
+            type(obj),
+            name,
+            f"must be a local file path or an object-store URL (a str such as 's3://bucket/key'), got {mask_url_credentials(text)!r}",
+        )
 
 
 def _url(obj: object, name: str, value: object) -> None:
@@ -382,6 +391,11 @@ class ProjectConfig:
     #: the Airflow Connection for a ``manifest_path`` (and ``partial_parse_path``) in object
     #: storage; None: the filesystem's default (``aws_default`` for ``s3://`` ...).
     manifest_conn_id: str | None = None
+    #: object storage (``s3://bucket/prefix`` ...) where the workers share their
+    #: ``partial_parse.msgpack`` copies (``manifest_dag.worker.shared_state``); None: each keeps its own.
+    shared_state_url: str | None = None
+    #: the Airflow Connection for ``shared_state_url``; None: the filesystem's default.
+    shared_state_conn_id: str | None = None
 
     def __post_init__(self) -> None:
         _object_or_path(self, "manifest_path", required=True)
@@ -403,6 +417,23 @@ class ProjectConfig:
                 )
         if self.plan_cache_dir is not None and self.plan_cache_dir is not False:
             _path(self, "plan_cache_dir")
+        if self.shared_state_url is not None:
+            if not isinstance(self.shared_state_url, str) or not _URL.match(self.shared_state_url.strip()):
+                from manifest_dag.core.secrets import mask_url_credentials
+
+                shown = mask_url_credentials(repr(self.shared_state_url))
+                raise _fail(
+                    type(self),
+                    "shared_state_url",
+                    f"must be an object-store URL such as 's3://bucket/manifest-dag', got {shown}",
+                )
+            _set(self, "shared_state_url", self.shared_state_url.strip().rstrip("/"))
+        if self.shared_state_conn_id is not None and not (
+            isinstance(self.shared_state_conn_id, str) and self.shared_state_conn_id.strip()
+        ):
+            raise _fail(
+                type(self), "shared_state_conn_id", f"must be a Connection id (str), got {self.shared_state_conn_id!r}"
+            )
         _mapping(self, "dbt_vars")
         _mapping(self, "env_vars", str_values=True)
         _set(self, "secret_vars", check_secret_vars(self.secret_vars, "ProjectConfig.secret_vars", self.dbt_vars))

@@ -35,6 +35,9 @@ T = TypeVar("T")
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 DEFAULT_TIMEOUT = 30.0
 _CHUNK = 1 << 20
+#: upload part size: large objects go up in parts (a multipart upload on S3, never visible until
+#: completed), small ones in one request
+_PART = 8 << 20
 
 #: the fields, by store, that change whenever an object's content does: S3's ETag and VersionId,
 #: GCS's generation and md5, Azure's etag; size and modification time for the rest (``file://``)
@@ -198,7 +201,7 @@ def upload(src: Path, url: str, conn_id: str | None = None, seconds: float | Non
 
     def put() -> None:
         path = storage_path(url, conn_id)
-        with src.open("rb") as fh, path.open("wb") as out:
+        with src.open("rb") as fh, path.open("wb", block_size=_PART) as out:
             for chunk in iter(lambda: fh.read(_CHUNK), b""):
                 out.write(chunk)
 

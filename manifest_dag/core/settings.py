@@ -35,6 +35,8 @@ WARM_MAX_RSS_MB = "MANIFEST_DAG_WARM_MAX_RSS_MB"
 WARM_KEEP_PROJECT = "MANIFEST_DAG_WARM_KEEP_PROJECT"
 #: Seconds one object-store call (a manifest, a msgpack, shared state) may take before it counts as failed.
 OBJECT_TIMEOUT = "MANIFEST_DAG_OBJECT_TIMEOUT"
+#: A secret shared by the fleet: pointers to shared state carry its HMAC, and readers require it.
+SHARED_STATE_KEY = "MANIFEST_DAG_SHARED_STATE_KEY"
 #: ``1``: golden-file assertions (re)write their files instead of comparing.
 UPDATE_GOLDEN = "MANIFEST_DAG_UPDATE_GOLDEN"
 #: Where ``dbt docs`` sites are published, one folder per DAG (a local folder or an object storage

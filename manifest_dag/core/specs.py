@@ -119,6 +119,9 @@ class DbtInvocation:
     partial_parse_url: str | None = None
     #: the Airflow Connection for ``partial_parse_url``
     object_conn_id: str | None = None
+    #: where the fleet shares partial-parse state (``ProjectConfig.shared_state_url``), and its Connection
+    shared_state_url: str | None = None
+    shared_state_conn_id: str | None = None
     cache_dir: Path | None = None
     dbt_vars: Mapping[str, Any] | str | None = None
     env: Mapping[str, str] = field(default_factory=dict)

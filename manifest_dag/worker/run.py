@@ -127,16 +127,17 @@ def run_dbt(
     if inv.partial_parse_url:
         from manifest_dag.worker.remote_msgpack import fetch_msgpack
 
-        partial_parse_path = fetch_msgpack(inv.partial_parse_url, inv.object_conn_id, cache.root / STATE_DIR, log)
+        partial_parse_path = fetch_msgpack(inv.partial_parse_url, inv.object_conn_id, cache.state_dir, log)
     with Workspace(
         inv.project_dir,
         cache_root=cache.state_dir,
         state=state,
         manifest_path=inv.manifest_path,
-        partial_parse_path=inv.partial_parse_path,
         prepared_root=cache.prepared_dir,
         partial_parse_path=partial_parse_path,
         partial_parse_label=object_store.shown(inv.partial_parse_url) if inv.partial_parse_url else None,
+        shared_state_url=inv.shared_state_url,
+        shared_state_conn_id=inv.shared_state_conn_id,
         log=log,
     ) as ws:
         profile_args: list[str] = []

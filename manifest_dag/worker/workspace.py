@@ -42,7 +42,7 @@ import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgpack
 import orjson
@@ -63,6 +63,9 @@ from manifest_dag.worker.profile_dirs import make_profile_dir
 from manifest_dag.worker.project_sync import SYNC_STATE, Layout, SyncReport, project_layout, remove_tree, sync_project
 from manifest_dag.worker.slots import take_free_slot
 from manifest_dag.worker.state_marks import mark_source
+
+if TYPE_CHECKING:
+    from manifest_dag.worker.shared_state import SharedParseState
 
 _PACKAGE_FILES = ("packages.yml", "dependencies.yml", "package-lock.yml")
 #: never in the worker's deps copy: dbt gets its profile from a private dir, and that copy outlives
@@ -114,6 +117,8 @@ class Workspace:
         partial_parse_path: Path | None = None,
         prepared_root: Path | None = None,
         partial_parse_label: str | None = None,
+        shared_state_url: str | None = None,
+        shared_state_conn_id: str | None = None,
         log: Log = print,
     ) -> None:
         self.source = Path(project_dir)
@@ -127,6 +132,9 @@ class Workspace:
         self.partial_parse_path = partial_parse_path
         #: how the log names ``partial_parse_path`` (the URL of a msgpack fetched from object storage)
         self.partial_parse_label = partial_parse_label
+        #: where the fleet shares its msgpacks (``worker.shared_state``), None: this worker only
+        self.shared_state_url = shared_state_url
+        self.shared_state_conn_id = shared_state_conn_id
         self.log = log
         self.slot: Path | None = None
         #: the number of the slot this task holds (0, 1, ...), None outside ``with``: the warm
@@ -322,12 +330,17 @@ class Workspace:
         if self.prepared_root is not None:
             prepared = self.prepared_root / "partial_parse" / self._state_key() / PARTIAL_PARSE
             candidates.append((f"the prepared copy {prepared}", prepared))
+        name = project_field(self.source, "name")
+        shared = self._shared(name)
+        if shared is not None and not any(path.is_file() for _label, path in candidates):
+            fetched = self._shared_copy(shared)
+            if shared.fetch(fetched):
+                candidates.append((shared.label, fetched))
         given = self.partial_parse_path or (
             self.manifest_path.parent / PARTIAL_PARSE if self.manifest_path is not None else None
         )
         if given is not None:
             candidates.append((self.partial_parse_label or str(given), given))
-        name = project_field(self.source, "name")
         for label, path in candidates:
             if not path.is_file():
                 continue
@@ -354,6 +367,18 @@ class Workspace:
             self.log(f"partial parse: reusing {label} (dbt {version}{moved})")
             return
         self.log("partial parse: no usable partial_parse.msgpack; dbt will parse the whole project")
+
+    def _shared(self, project_name: str | None) -> SharedParseState | None:
+        if not self.shared_state_url:
+            return None
+        from manifest_dag.worker.shared_state import SharedParseState, shared_key
+
+        return SharedParseState(
+            self.shared_state_url, self.shared_state_conn_id, shared_key(self.state, project_name), self.log
+        )
+
+    def _shared_copy(self, shared: SharedParseState) -> Path:
+        return self.cache_root / "shared" / self._state_key() / PARTIAL_PARSE
 
     def keep_partial_parse(self) -> None:
         """After a successful run: keep dbt's refreshed msgpack for this slot and the worker.
@@ -385,6 +410,9 @@ class Workspace:
                 continue
             if kept == self._worker_msgpack():
                 mark_source(kept.parent, self.source)
+                shared = self._shared(project_field(self.source, "name"))
+                if shared is not None:
+                    shared.publish(kept)
         try:
             self._note_placed(current if kept_all else None)
         except OSError as e:

@@ -191,12 +191,21 @@ def test_to_spec_carries_every_venv_field() -> None:
             "ProjectConfig.project_dir: must be an absolute path",
         ),
         (
-            lambda: ProjectConfig(manifest_path="https://x.example/manifest.json"),
-            "ProjectConfig.manifest_path: must be a local file",
+            lambda: ProjectConfig(manifest_path="https://x.example"),
+            "ProjectConfig.manifest_path: must name an object",
         ),
         (
-            lambda: ProjectConfig(manifest_path="s3://bucket/manifest.json"),
-            "ProjectConfig.manifest_path: must be a local file",
+            # a URL made a Path folds its "//": neither a local file nor a URL any more
+            lambda: ProjectConfig(manifest_path=Path("s3://bucket/manifest.json")),
+            "ProjectConfig.manifest_path: must be a local file path or an object-store URL",
+        ),
+        (
+            lambda: ProjectConfig(manifest_path="/srv/m.json", manifest_conn_id="aws"),
+            "ProjectConfig.manifest_conn_id: is for a manifest_path or partial_parse_path in object storage",
+        ),
+        (
+            lambda: ProjectConfig(manifest_path="/srv/m.json", shared_state_url="/srv/state"),
+            "ProjectConfig.shared_state_url: must be an object-store URL",
         ),
         (lambda: VenvConfig(py_requirements=REQS, index_url=""), "VenvConfig.index_url: must be a URL"),
         (
