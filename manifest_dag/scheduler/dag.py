@@ -28,6 +28,7 @@ from manifest_dag.scheduler.plan import RenderPlan, TaskSpec
 from manifest_dag.scheduler.plan_cache import PlannedManifest, cached_plan
 from manifest_dag.scheduler.project import plan_project as _plan_project
 from manifest_dag.scheduler.render import asset_outlets, link, render_one, render_plan, task_ends
+from manifest_dag.scheduler.shared_plans import SharedPlans
 
 if TYPE_CHECKING:
     from manifest_dag.scheduler.manifest import Manifest
@@ -300,6 +301,7 @@ def build_into(
         lambda: plan_project(project_config, render_config, id_prefix=id_prefix, manifest_file=manifest_file),
         cache_dir=_plan_cache_dir(project_config),
         id_prefix=id_prefix,
+        shared=SharedPlans.configured(project_config.shared_state_url, project_config.shared_state_conn_id),
     )
     if venv_config is None:
         if planned.dbt_version == "unknown":

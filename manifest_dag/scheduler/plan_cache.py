@@ -22,6 +22,9 @@ Entries are pickles, and unpickling runs code, so nothing is unpickled that this
   the directory, created on first use); the header holds the SHA-256 of the meta, the plan and
   every record, and the tag is checked before any part is unpickled. An entry that fails is
   corrupt: rebuilt and replaced.
+- entries shared by a fleet through object storage (``shared_plans``) are signed with a key
+  derived from the fleet's secret (``MANIFEST_DAG_SHARED_STATE_KEY``), checked whole before they
+  are placed here, and re-signed with the local key.
 """
 
 from __future__ import annotations
@@ -39,12 +42,15 @@ from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 from types import CodeType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from manifest_dag.core import settings
 from manifest_dag.core.files import create_private, make_private_dir, read_only_dir, replaced_atomically
 from manifest_dag.core.gc import paused_gc
 from manifest_dag.scheduler.plan import GroupSpec, RenderPlan, TaskSpec
+
+if TYPE_CHECKING:
+    from manifest_dag.scheduler.shared_plans import SharedPlans
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +64,44 @@ _MEMO_MAX = 16
 
 class _CorruptEntry(Exception):
     """A part of a cache entry that does not check out: rebuild, never trust."""
+
+
+CorruptEntry = _CorruptEntry
+
+
+def check_entry_bytes(blob: bytes, key: bytes) -> None:
+    """Check a whole entry held in memory without unpickling anything: its header's tag (made with
+    ``key``), the meta's and the plan's sha256, and every record's digest. Raises ``CorruptEntry``."""
+    size = len(_MAGIC) + _HEAD.size
+    if len(blob) < size or not blob.startswith(_MAGIC):
+        raise _CorruptEntry("not a plan cache entry of this version")
+    meta_len, plan_len, meta_sha, plan_sha, tag = _HEAD.unpack_from(blob, len(_MAGIC))
+    if not hmac.compare_digest(tag, _tag(key, blob[:_TAGGED])):
+        raise _CorruptEntry("not signed with this key (authentication tag mismatch)")
+    meta = blob[size : size + meta_len]
+    plan = blob[size + meta_len : size + meta_len + plan_len]
+    if len(meta) != meta_len or len(plan) != plan_len:
+        raise _CorruptEntry("truncated")
+    if hashlib.sha256(meta).digest() != meta_sha or hashlib.sha256(plan).digest() != plan_sha:
+        raise _CorruptEntry("checksum mismatch")
+    facts = _unpickle(meta)  # authenticated above: written by a holder of the key
+    if not isinstance(facts, dict):
+        raise _CorruptEntry("malformed header")
+    try:
+        offsets, digests = array("Q", facts["offsets"]), facts["digests"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _CorruptEntry(f"malformed header ({exc})") from None
+    records = blob[size + meta_len + plan_len :]
+    if len(records) != offsets[-1]:
+        raise _CorruptEntry("truncated records")
+    for i in range(len(offsets) - 1):
+        if not hmac.compare_digest(_record_digest(records[offsets[i] : offsets[i + 1]]), digests[i * 16 : i * 16 + 16]):
+            raise _CorruptEntry("checksum mismatch in a record")
+
+
+def resigned(blob: bytes, key: bytes) -> bytes:
+    """The same entry with its header's tag made with ``key`` (local key <-> the fleet's)."""
+    return blob[:_TAGGED] + _tag(key, blob[:_TAGGED]) + blob[_TAGGED + 32 :]
 
 
 class _EntryReader:
@@ -461,10 +505,13 @@ def cached_plan(
     *,
     cache_dir: Path | None | bool = True,
     id_prefix: int = 0,
+    shared: SharedPlans | None = None,
 ) -> tuple[PlannedManifest, str]:
     """The plan for ``manifest_path``; ``build() -> (manifest, plan)`` runs only on a miss.
 
-    Returns the plan and where it came from (``memory``, ``disk`` or ``built``). ``id_prefix``
+    Returns the plan and where it came from (``memory``, ``disk``, ``shared`` or ``built``).
+    ``shared``: object storage where the fleet shares entries (``shared_plans``), read on a local
+    miss and written after a build. ``id_prefix``
     (the task group prefix length the ids were fitted to) is part of the key.
     """
     rkey = render_key(render_config) + (f"-p{id_prefix}" if id_prefix else "")
@@ -484,6 +531,8 @@ def cached_plan(
         built = PlannedManifest(digest, manifest.dbt_version, manifest.adapter_type, manifest.project_name, plan)
         if entry is not None and key is not None and not read_only_dir(entry.parent):
             _write_entry(entry, key, built)
+            if shared is not None and entry.is_file():
+                shared.publish(entry.name, entry, key)
         return built
 
     if directory is not None and ident is not None:
@@ -496,6 +545,10 @@ def cached_plan(
         value = _read_entry(entry, key, digest, lambda: build_and_store().plan)
         if value is not None:
             source = "disk"
+        elif shared is not None and shared.fetch(entry.name, entry, key):
+            value = _read_entry(entry, key, digest, lambda: build_and_store().plan)
+            if value is not None:
+                source = "shared"
     if value is None:
         value = build_and_store()
     if directory is not None and ident is not None and digest:

@@ -44,7 +44,7 @@ try:
             profile_config=ProfileConfig(profile_name="shop", profiles_yml_path=Path(project) / "profiles.yml"),
             cache_dir=Path(cache),
             env={"SHOP_DUCKDB_PATH": db},
-            install_deps=True,
+            install_deps=False,
             warm_processes=0,
             shared_state_url=url,
             shared_state_conn_id=conn_id,
@@ -59,6 +59,8 @@ finally:
 def start_worker(tmp_path: Path, name: str, s3: MotoS3, edit: str | None = None) -> tuple[subprocess.Popen, Path]:
     project = tmp_path / name / "project" / "shop"  # another path on every "machine"
     shutil.copytree(SHOP, project, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages", "*.duckdb"))
+    # the package installed as at image build (what `dbt deps` makes of a local package): no deps run per worker
+    shutil.copytree(SHOP / "packages" / "shop_utils", project / "dbt_packages" / "shop_utils")
     if edit:
         model = project / "models" / "staging" / f"{edit}.sql"
         model.write_text(model.read_text() + f"\n-- edited on {name}\n")
