@@ -89,8 +89,7 @@ def within_deadline(url: str, what: str, fn: Callable[[], T], seconds: float | N
     end it, but never the caller, and never the interpreter's exit.
     """
     limit = timeout() if seconds is None else seconds
-    import airflow.sdk  # noqa: F401 - loading Airflow (seconds on a busy machine) is not the store's time
-
+    _load_filesystem(url)
     box: dict[str, Any] = {}
 
     def run() -> None:
@@ -114,6 +113,29 @@ def within_deadline(url: str, what: str, fn: Callable[[], T], seconds: float | N
             f"{shown(url)}: {reason}", url=shown(url), missing=isinstance(exc, FileNotFoundError), reason=reason
         ) from None
     return box["value"]
+
+
+#: the Airflow provider that serves a scheme, for the error when none does
+_PROVIDERS = {
+    "s3": "apache-airflow-providers-amazon[s3fs]",
+    "gs": "apache-airflow-providers-google",
+    "gcs": "apache-airflow-providers-google",
+    "az": "apache-airflow-providers-microsoft-azure",
+    "abfs": "apache-airflow-providers-microsoft-azure",
+    "abfss": "apache-airflow-providers-microsoft-azure",
+}
+
+
+def _load_filesystem(url: str) -> None:
+    """Load Airflow and the providers' filesystems before the clock starts (imports take seconds on
+    a busy machine; that is not the store's time), and name the provider a scheme needs."""
+    from airflow.sdk.io import has_fs
+
+    scheme = url.split("://", 1)[0].lower()
+    if not has_fs(scheme):
+        needs = _PROVIDERS.get(scheme, "the Airflow provider that registers it")
+        reason = f"no filesystem is registered for {scheme}:// in Airflow; install {needs}"
+        raise ObjectStoreError(f"{shown(url)}: {reason}", url=shown(url), reason=reason)
 
 
 def storage_path(url: str, conn_id: str | None = None) -> Any:

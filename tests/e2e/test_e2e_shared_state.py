@@ -72,6 +72,8 @@ def start_worker(tmp_path: Path, name: str, s3: MotoS3, edit: str | None = None)
         "MANIFEST_DAG_STATE_DIR": str(tmp_path / name / "state"),
         "TMPDIR": str((tmp_path / name / "tmp").resolve()),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        # this test is about sharing, not deadlines: a machine at load 20 may take long to answer
+        "MANIFEST_DAG_OBJECT_TIMEOUT": "180",
     }
     (tmp_path / name / "tmp").mkdir()
     args = [str(project), str(tmp_path / "shop.duckdb"), URL, s3.conn_id, str(E2E_VENV_CACHE), ";".join(VENV_REQUIREMENTS), str(out)]

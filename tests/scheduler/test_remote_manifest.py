@@ -154,3 +154,11 @@ def test_config_keeps_the_url_and_checks_the_conn_id() -> None:
         ProjectConfig(manifest_path="s3://key:topsecret@bucket")
     assert "topsecret" not in str(err.value)
     assert os.fspath(ProjectConfig(manifest_path="/srv/m.json").manifest_path) == "/srv/m.json"
+
+
+def test_a_scheme_without_its_provider_names_the_provider(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MANIFEST_DAG_PLAN_CACHE", str(tmp_path / "plans"))
+    with pytest.raises(ManifestError) as err:
+        build("gcp_ci", "gs://dbt-artifacts/ci/main/manifest.json")
+    assert "gs://dbt-artifacts/ci/main/manifest.json" in str(err.value)
+    assert "install apache-airflow-providers-google" in str(err.value)
