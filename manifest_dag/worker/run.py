@@ -138,6 +138,7 @@ def run_dbt(
         partial_parse_label=object_store.shown(inv.partial_parse_url) if inv.partial_parse_url else None,
         shared_state_url=inv.shared_state_url,
         shared_state_conn_id=inv.shared_state_conn_id,
+        secret_values=[*(profile.secrets if isinstance(profile, RenderedProfile) else ()), *secret_env.values()],
         log=log,
     ) as ws:
         profile_args: list[str] = []

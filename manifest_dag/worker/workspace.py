@@ -39,7 +39,7 @@ import hashlib
 import os
 import shutil
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -119,6 +119,7 @@ class Workspace:
         partial_parse_label: str | None = None,
         shared_state_url: str | None = None,
         shared_state_conn_id: str | None = None,
+        secret_values: Iterable[str] = (),
         log: Log = print,
     ) -> None:
         self.source = Path(project_dir)
@@ -135,6 +136,9 @@ class Workspace:
         #: where the fleet shares its msgpacks (``worker.shared_state``), None: this worker only
         self.shared_state_url = shared_state_url
         self.shared_state_conn_id = shared_state_conn_id
+        #: this task's secret values: a msgpack that records one (dbt keeps the values of the env
+        #: vars a parse read) is never published to the shared state
+        self._secret_values = tuple(v for v in secret_values if v)
         self.log = log
         self.slot: Path | None = None
         #: the number of the slot this task holds (0, 1, ...), None outside ``with``: the warm
@@ -377,6 +381,23 @@ class Workspace:
             self.shared_state_url, self.shared_state_conn_id, shared_key(self.state, project_name), self.log
         )
 
+    def _records_a_secret(self, path: Path) -> bool:
+        """Whether the msgpack holds one of this task's secret values (dbt records the values of the
+        env vars a parse read, profile and secret-var env vars included); then it stays private."""
+        if not self._secret_values:
+            return False
+        try:
+            raw = path.read_bytes()
+        except OSError:
+            return True
+        if any(v.encode() in raw for v in self._secret_values):
+            self.log(
+                "shared state: not publishing this msgpack: it records the value of a secret (an env var "
+                "dbt read while parsing); this worker keeps it for itself"
+            )
+            return True
+        return False
+
     def _shared_copy(self, shared: SharedParseState) -> Path:
         return self.cache_root / "shared" / self._state_key() / PARTIAL_PARSE
 
@@ -411,7 +432,7 @@ class Workspace:
             if kept == self._worker_msgpack():
                 mark_source(kept.parent, self.source)
                 shared = self._shared(project_field(self.source, "name"))
-                if shared is not None:
+                if shared is not None and not self._records_a_secret(kept):
                     shared.publish(kept)
         try:
             self._note_placed(current if kept_all else None)

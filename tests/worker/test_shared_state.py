@@ -132,3 +132,18 @@ def test_an_upload_killed_midway_is_never_read(s3: MotoS3, tmp_path: Path) -> No
     assert dest.read_bytes() == good.read_bytes()  # the pointer still names the complete one
     pointer = client.get_object(Bucket="fleet-state", Key=shared(s3, lines).prefix.removeprefix("s3://fleet-state/") + "/latest.json")
     assert orjson.loads(pointer["Body"].read())["body"]["sha256"] == file_sha256(good)
+
+
+def test_a_msgpack_that_records_a_secret_value_is_not_published(tmp_path: Path) -> None:
+    """dbt keeps the values of the env vars a parse read; a secret's value never leaves the worker."""
+    from manifest_dag.worker.workspace import Workspace
+
+    lines: list[str] = []
+    ws = Workspace(tmp_path, cache_root=tmp_path / "state", state=STATE, secret_values=["pw-9d8f7"], log=lines.append)
+    clean, leaky = tmp_path / "clean.msgpack", tmp_path / "leaky.msgpack"
+    clean.write_bytes(b"\x81\xa8env_vars\x81\xa4HOME\xa5/root")
+    leaky.write_bytes(b"\x81\xa8env_vars\x81\xa2PW\xa8pw-9d8f7")
+    assert not ws._records_a_secret(clean)
+    assert ws._records_a_secret(leaky)
+    assert any("not publishing this msgpack: it records the value of a secret" in line for line in lines)
+    assert not any("pw-9d8f7" in line for line in lines)
