@@ -34,10 +34,10 @@ from manifest_dag.core.config import (
 )
 from manifest_dag.core.dbt import FULL_REFRESH_COMMANDS, FULL_REFRESH_FLAGS, check_dbt_flags, command_args
 from manifest_dag.core.errors import ConfigError, DbtRunError, WorkspaceError
-from manifest_dag.core.openlineage import check_namespace
 from manifest_dag.core.object_store import is_url
 from manifest_dag.core.object_store import join as object_store_join
 from manifest_dag.core.object_store import parent as object_store_parent
+from manifest_dag.core.openlineage import check_namespace
 from manifest_dag.core.specs import DbtInvocation
 
 if TYPE_CHECKING:
