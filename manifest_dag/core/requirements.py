@@ -45,6 +45,10 @@ def normalise_requirements(reqs: Iterable[str] | str) -> tuple[str, ...]:
             if not text:
                 raise InvalidRequirement("empty string")
             req = Requirement(text)
+            if any(not spec.version.strip() for spec in req.specifier):
+                # packaging 26.3 (pinned by some providers) accepts "dbt-core===": an arbitrary
+                # equality with nothing, which no installer can satisfy; 26.4 refuses it
+                raise InvalidRequirement("a version specifier without a version")
         except InvalidRequirement as exc:
             raise ConfigError(
                 f"invalid requirement {mask_secrets(repr(raw))}: {mask_secrets(str(exc))}. Requirements are "
