@@ -47,7 +47,8 @@ def example_bag(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_examples_are_all_there(example_bag) -> None:
-    assert {"shop", "shop_in_pipeline", "shop_nightly_finance", "shop_node_settings", "shop_converters"} <= set(
+    assert {"shop", "shop_in_pipeline", "shop_nightly_finance", "shop_node_settings", "shop_converters",
+            "shop_run_options", "shop_own_dbt"} <= set(
         example_bag.dag_ids
     )
 

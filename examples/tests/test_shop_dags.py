@@ -143,3 +143,19 @@ def test_shop_assets_dag_triggers_its_downstream_dag(dag_bag) -> None:
     (scheduled_on,) = report.timetable.asset_condition.objects
     assert scheduled_on.uri == outlet.uri
     assert task.openlineage_namespace.startswith("duckdb://")  # its OpenLineage datasets' namespace
+
+
+def test_shop_run_options_dags(dag_bag) -> None:
+    """Per-run full refresh, the warnings callback, dbt's own environment, a macro task that may
+    be skipped, and a DAG on the image's own dbt (examples/dags/shop_run_options.py)."""
+    bag = dag_bag()
+    dag = bag.dags["shop_run_options"]
+    run = next(t for t in dag.tasks if isinstance(t, DbtRunOperator))
+    assert run.full_refresh == "{{ params.full_refresh }}" and "full_refresh" in run.template_fields
+    assert run.on_warning_callback is not None and run.append_env is False
+    macro = dag.get_task("currency_check")
+    assert macro.macro_name == "shop_currency" and macro.skip_exit_code == 1
+    plan = plan_task(run, logical_date=pendulum.datetime(2024, 6, 1, tz="UTC"), params={"full_refresh": True})
+    assert "--full-refresh" in plan.dbt_args  # the run's conf decides
+    own = bag.dags["shop_own_dbt"]
+    assert {str(t.venv_config.existing_venv) for t in own.tasks} == {"/opt/dbt-venv"}
