@@ -331,7 +331,9 @@ def test_the_observation_test_sees_the_leak_when_pools_ignore_the_project(
     monkeypatch.setattr(
         invokers,
         "warm_pool_dir",
-        lambda cache_root, venv_key, project_dir, scope=None: cache_root / ".state" / "warm" / f"{venv_key}-{shared}",
+        lambda cache_root, venv_key, project_dir, scope=None, *, state_dir=None: (
+            (state_dir or cache_root / ".state") / "warm" / f"{venv_key}-{shared}"
+        ),
     )
     pids: dict[str, int] = {}
     try:

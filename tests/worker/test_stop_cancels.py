@@ -258,3 +258,27 @@ def test_stop_escalates_for_a_warm_process_that_will_not_go(tmp_path: Path) -> N
     assert proc.wait(timeout=5) == -signal.SIGTERM
     assert time.monotonic() - started < 3
     assert SERVER.name == script.name
+
+
+def test_a_retiring_warm_process_stops_listening_before_the_task_hears_its_answer(tmp_path: Path) -> None:
+    """A process serving its last invocation (here ``max_invocations=1``) closes its socket before
+    the reply's last line. Else the next task, started as this one ends, could connect while the
+    process winds down, wait in the backlog and be dropped: a warm failure run cold (seen in CI as
+    two tasks reporting the same warm pid)."""
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(_fake_dbt(tmp_path))}
+    settings = WarmSettings(processes=1, keep_project=False, start_timeout=60, max_invocations=1)
+    lines: list[str] = []
+    warm = WarmInvoker(Path(sys.executable), env, pool, settings, lines.append)
+    marker = tmp_path / "dbt.txt"
+    run_env = {"FAKE_DBT_MARKER": str(marker), "FAKE_DBT_SECONDS": "0"}
+    for _ in range(3):
+        sock_path = warm._paths(0)[1]
+        assert warm.invoke(["dbt", "run"], cwd=tmp_path, env=run_env, on_line=lambda line: None) == 0
+        assert not sock_path.exists()  # gone by the time the task has its answer
+    pids = [int(line.split()[1]) for line in marker.read_text().splitlines() if line.startswith("started")]
+    assert len(pids) == 3 and len(set(pids)) == 3, pids  # each task had a process of its own
+    assert not any("stale socket" in line for line in lines), lines  # none found a dying one
+    for pid in pids:
+        assert _gone(pid)

@@ -164,11 +164,16 @@ def _watch_client(conn: socket.socket, interrupt: _Interrupt, done: threading.Ev
 
 
 class _Writer:
-    def __init__(self, conn: socket.socket) -> None:
+    def __init__(self, conn: socket.socket, before_exit=None) -> None:
         self.out = conn.makefile("wb", buffering=0)
         self.broken = False
+        #: called once, right before the reply's last line (``exit``): see ``serve``
+        self.before_exit = before_exit
 
     def send(self, obj: dict) -> None:
+        if "exit" in obj and self.before_exit is not None:
+            hook, self.before_exit = self.before_exit, None
+            hook()
         if self.broken:
             return
         try:
@@ -269,6 +274,28 @@ def serve(path: str, idle: float, max_invocations: int, max_rss_mb: float, keep_
     server.listen(4)
     server.settimeout(idle)
     done = 0
+    retiring = False
+
+    def stop_listening() -> None:
+        """No new task may reach this process: its socket is closed and its file removed (only
+        ours: a replacement may already be listening at this path)."""
+        server.close()
+        try:
+            if os.stat(path).st_ino == mine:
+                os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+    def retire_if_due() -> None:
+        """Before the task hears its answer: when this was the last invocation, stop listening
+        first. Otherwise the task, done, lets the next one connect while this process is still
+        winding down; that connection would wait in the backlog and then be dropped (a task
+        started, reported as a warm failure and run cold), which on a loaded worker is likely."""
+        nonlocal retiring
+        if interrupt.requested or done + 1 >= max_invocations or _rss_mb() >= max_rss_mb:
+            retiring = True
+            stop_listening()
+
     try:
         while not interrupt.requested:
             try:
@@ -290,6 +317,7 @@ def serve(path: str, idle: float, max_invocations: int, max_rss_mb: float, keep_
                 if request.get("ping"):
                     writer.send({"pong": os.getpid(), "invocations": done, "rss_mb": round(_rss_mb(), 1)})
                     continue
+                writer.before_exit = retire_if_due
                 finished = threading.Event()
                 watcher = threading.Thread(target=_watch_client, args=(conn, interrupt, finished), daemon=True)
                 watcher.start()
@@ -299,17 +327,13 @@ def serve(path: str, idle: float, max_invocations: int, max_rss_mb: float, keep_
                     finished.set()
                     watcher.join(timeout=1.0)
                 done += 1
-            if interrupt.requested:
-                break  # cancelled: this process's state is not trusted with another invocation
+            if retiring or interrupt.requested:
+                break  # retire after serving (the next task starts a fresh process), or cancelled:
+                # this process's state is not trusted with another invocation
             if done >= max_invocations or _rss_mb() >= max_rss_mb:
-                break  # retire after serving: the next task starts a fresh process
+                break
     finally:
-        server.close()
-        try:  # only our own socket file: a replacement may already be listening at this path
-            if os.stat(path).st_ino == mine:
-                os.unlink(path)
-        except FileNotFoundError:
-            pass
+        stop_listening()
 
 
 def main(argv: list[str] | None = None) -> int:
