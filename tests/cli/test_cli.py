@@ -389,8 +389,11 @@ def test_venv_build_from_dag_files(monkeypatch: pytest.MonkeyPatch, capsys: pyte
     monkeypatch.delenv("MANIFEST_DAG_VENV_CACHE", raising=False)
     code, out, err = run(capsys, "venv", "build", "--dags", FIXTURES.parent / "examples" / "dags")
     assert code == 0, err
-    # three example DAGs, one venv: the same requirements and cache dir (tmp_path/venvs, from the DAGs)
-    (root, spec), = seen
+    # the example DAGs build one venv: the same requirements and cache dir (tmp_path/venvs, from the
+    # DAGs); shop_own_dbt's dbt is the image's own (VenvConfig(existing_venv=...)): checked, not built
+    brought = [spec for _, spec in seen if spec.existing_venv]
+    assert [spec.existing_venv for spec in brought] == ["/opt/dbt-venv"]
+    (root, spec), = [(root, spec) for root, spec in seen if not spec.existing_venv]
     assert root == tmp_path / "venvs"
     assert spec.requirements == ("dbt-core~=1.11.0", "dbt-duckdb~=1.11.0")
     assert out.count("(already built)") == 1
