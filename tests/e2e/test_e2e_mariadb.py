@@ -19,7 +19,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -33,6 +32,8 @@ from manifest_dag.worker.profiles import profile_from_connection, write_profile
 from manifest_dag.worker.venv import VenvCache, VenvSpec
 from tests.conftest import REPO
 from tests.support.airflow_run import E2E_VENV_CACHE, migrate, run_dag_test
+from tests.support.apt import apt_install
+from tests.support.scheduler_env import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -55,20 +56,13 @@ dag = DbtDag(
 '''
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _ensure_mariadb() -> None:
     if shutil.which("mariadbd", path="/usr/sbin:/usr/bin") and shutil.which("mariadb-install-db"):
         return
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "mariadb-server"]):
-        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
-        if done.returncode != 0:
-            pytest.fail(f"cannot install MariaDB ({' '.join(argv)}): {done.stderr[-1500:]}")
+    try:
+        apt_install("mariadb-server", "MariaDB")
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        pytest.fail(f"cannot install MariaDB: {exc}")
 
 
 @dataclass
@@ -99,7 +93,7 @@ def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDB]:
          "--skip-test-db", *user],
         check=True, capture_output=True, timeout=300,
     )
-    port = _free_port()
+    port = free_port()
     log = (root / "mariadbd.log").open("w")
     process = subprocess.Popen(
         ["/usr/sbin/mariadbd", "--no-defaults", f"--datadir={data}", f"--port={port}", "--bind-address=127.0.0.1",

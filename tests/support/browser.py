@@ -7,11 +7,10 @@ out (no component updates, no sync, no background networking) and a fresh profil
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
+
+from tests.support.apt import apt_install
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
@@ -34,13 +33,7 @@ def ensure_chromium() -> str:
     """The path of Debian's chromium, installing the package (apt-get) when it is missing."""
     if Path(CHROMIUM).exists():
         return CHROMIUM
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        raise BrowserError(f"{CHROMIUM} is missing and we cannot apt-get it (not root, or no apt-get)")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"]):
-        done = subprocess.run(argv, env=env, capture_output=True, text=True)
-        if done.returncode:
-            raise BrowserError(f"{' '.join(argv)} failed ({done.returncode}): {done.stderr[-2000:]}")
+    apt_install("chromium", CHROMIUM, BrowserError)
     if not Path(CHROMIUM).exists():
         raise BrowserError(f"apt-get installed chromium but {CHROMIUM} is not there")
     return CHROMIUM

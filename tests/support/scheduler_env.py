@@ -53,6 +53,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support.apt import apt_install
+
 REPO = Path(__file__).resolve().parents[2]
 PG_USER = "postgres"
 META_DB = "airflow_meta"
@@ -84,13 +86,7 @@ def ensure_postgres_installed() -> Path:
     bindir = pg_bin_dir()
     if bindir:
         return bindir
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        raise EnvError("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb) and we cannot apt-get it")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "postgresql"]):
-        done = subprocess.run(argv, env=env, capture_output=True, text=True)
-        if done.returncode:
-            raise EnvError(f"{' '.join(argv)} failed ({done.returncode}): {done.stderr[-2000:]}")
+    apt_install("postgresql", "PostgreSQL (no /usr/lib/postgresql/*/bin/initdb)", EnvError)
     # Debian's package creates and starts a default cluster: we do not use it, so stop it again.
     for conf in glob.glob("/etc/postgresql/*/main"):
         with contextlib.suppress(OSError):
@@ -106,13 +102,7 @@ def ensure_apt_package(binary: str, package: str) -> str:
     found = shutil.which(binary) or (f"/usr/bin/{binary}" if os.path.exists(f"/usr/bin/{binary}") else None)
     if found:
         return found
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        raise EnvError(f"{binary} is not installed and we cannot apt-get {package}")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "--no-install-recommends", package]):
-        done = subprocess.run(argv, env=env, capture_output=True, text=True)
-        if done.returncode:
-            raise EnvError(f"{' '.join(argv)} failed ({done.returncode}): {done.stderr[-2000:]}")
+    apt_install(package, binary, EnvError)
     found = shutil.which(binary) or (f"/usr/bin/{binary}" if os.path.exists(f"/usr/bin/{binary}") else None)
     if not found:
         raise EnvError(f"apt-get installed {package} but there is no {binary}")
