@@ -198,6 +198,21 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("-q", "--quiet", action="store_true", help="only the summary lines")
     prep.set_defaults(handler="prepare:run")
 
+    pre = sub.add_parser(
+        "prestart",
+        help="in a pod: start the task's dbt process from the prepared image, then run the task's command",
+        description="Put in front of a pod-per-task executor's command (the pod template's command:, the "
+        "executor fills args:). Starts, in the background, the warm dbt process the task will use, from the "
+        "image `manifest-dag prepare` made, warmed up on its prepared msgpack, then execs COMMAND: dbt's "
+        "start-up overlaps Airflow's. Finds the task in Airflow 3's `--json-string` workload or `tasks run DAG "
+        "TASK`. Whatever it cannot do, it says on stderr and runs COMMAND anyway.",
+    )
+    pre.add_argument("--cache-dir", metavar="DIR", help="the prepared venv cache (default: MANIFEST_DAG_VENV_CACHE)")
+    pre.add_argument("--dag-id", help="the task's DAG (default: read from COMMAND)")
+    pre.add_argument("--task-id", help="the task (default: read from COMMAND)")
+    pre.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND", help="the task's command")
+    pre.set_defaults(handler="prestart:run")
+
     demo = sub.add_parser("demo", help="run the bundled shop dbt project end to end on DuckDB through Airflow")
     demo.set_defaults(handler="demo:run")
     return parser

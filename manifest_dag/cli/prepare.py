@@ -83,6 +83,73 @@ def _compile_bytecode(venv: Any, log: Any) -> None:
     log(f"venv {venv.key}: compiled to bytecode in {time.monotonic() - started:.1f} s")
 
 
+def _pool_key(inv: Any) -> tuple[Any, ...]:
+    """What decides a task's warm pool (``worker.invokers.warm_pool_dir``): its venv, project,
+    cache and ``warm_scope``; the vars, env and profile come with each request."""
+    return (inv.venv_spec, str(inv.project_dir), str(inv.cache_dir), inv.warm_scope)
+
+
+def _warm_up_msgpack(cache_root: Path, project: Path, dbt_version: str | None) -> str | None:
+    """A prepared msgpack of ``project`` written by ``dbt_version`` (the newest, if several), as a
+    path under ``.prepared``: what a prestarted process warms up on (any state of the project
+    will do: it only pays dbt's first-use costs, see ``in_venv/dbt_server.py``)."""
+    from manifest_dag.worker.partial_parse import msgpack_dbt_version
+    from manifest_dag.worker.state_marks import read_source
+    from manifest_dag.worker.venv import PREPARED_DIR
+
+    base = cache_root / PREPARED_DIR
+    found = [
+        p
+        for p in base.glob("partial_parse/*/partial_parse.msgpack")
+        if read_source(p.parent) == project.resolve() and msgpack_dbt_version(p) == dbt_version
+    ]
+    if not found:
+        return None
+    return str(max(found, key=lambda p: p.stat().st_mtime).relative_to(base))
+
+
+def _write_prestart_index(pools: dict[tuple[Any, ...], tuple[Any, list[tuple[str, str]]]], log: Any) -> int:
+    """``<cache>/.prepared/prestart.json``: for each task, the warm pool ``manifest-dag prestart``
+    starts a process in, and a msgpack to warm it up on. Only ids, paths and venv keys: no
+    requirement (an index URL may carry a token), no env, no vars."""
+    import json
+
+    from manifest_dag.cli.prestart import INDEX_FORMAT, INDEX_NAME
+    from manifest_dag.core import settings
+    from manifest_dag.core.files import replaced_atomically
+    from manifest_dag.worker.venv import PREPARED_DIR, VenvCache, venv_dbt_version
+
+    by_root: dict[Path, dict[str, Any]] = {}
+    count = 0
+    for inv, task_ids in pools.values():
+        cache_root = Path(inv.cache_dir) if inv.cache_dir else settings.venv_cache_dir(airflow_config=True)
+        cache = VenvCache(cache_root, log=log, state_dir=Path(os.path.abspath(cache_root)) / PREPARED_DIR)
+        try:
+            venv = cache.ensure(inv.venv_spec)  # built by now, unless only templated tasks use it
+        except ManifestDagError as exc:
+            _err(f"prepare: no prestart for {len(task_ids)} tasks of {inv.project_dir}: {exc}")
+            continue
+        spec = inv.venv_spec
+        wanted = (
+            {"key": venv.key}
+            if not venv.external
+            else {"existing_venv": spec.existing_venv, "dbt_executable": spec.dbt_executable, "python": spec.python}
+        )
+        index = by_root.setdefault(cache.root, {"format": INDEX_FORMAT, "pools": [], "tasks": {}})
+        index["pools"].append(
+            {"venv": wanted, "project_dir": str(inv.project_dir), "warm_scope": inv.warm_scope,
+             "msgpack": _warm_up_msgpack(cache.root, Path(inv.project_dir), venv_dbt_version(venv))}
+        )  # fmt: skip
+        for dag_id, task_id in task_ids:
+            index["tasks"].setdefault(dag_id, {})[task_id] = len(index["pools"]) - 1
+            count += 1
+    for cache_root, index in by_root.items():
+        (cache_root / PREPARED_DIR).mkdir(parents=True, exist_ok=True)
+        with replaced_atomically(cache_root / PREPARED_DIR / INDEX_NAME) as fh:
+            fh.write(json.dumps(index, sort_keys=True).encode())
+    return count
+
+
 def run(args: argparse.Namespace) -> int:
     from manifest_dag.cli.venv_commands import load_dbt_tasks
     from manifest_dag.core import settings
@@ -97,17 +164,19 @@ def run(args: argparse.Namespace) -> int:
     tasks = load_dbt_tasks(args.dags)
     groups: dict[tuple[Any, ...], Any] = {}
     skipped: list[str] = []
+    pools: dict[tuple[Any, ...], tuple[Any, list[tuple[str, str]]]] = {}  # for prestart
     for task in tasks:
         try:
             inv = task.invocation()
         except ConfigError as exc:
             skipped.append(f"{task.dag_id}.{task.task_id}: {exc}")
             continue
+        if root is not None:
+            inv = replace(inv, cache_dir=root)
+        pools.setdefault(_pool_key(inv), (inv, []))[1].append((task.dag_id, task.task_id))
         if _templated(inv.dbt_vars) or _templated(dict(inv.env)):
             skipped.append(f"{task.dag_id}.{task.task_id}: its vars or env are templates, rendered only as it runs")
             continue
-        if root is not None:
-            inv = replace(inv, cache_dir=root)
         groups.setdefault(_parse_key(inv), inv)
     for line in skipped:
         _err(f"prepare: not prepared: {line}")
@@ -140,6 +209,7 @@ def run(args: argparse.Namespace) -> int:
             _err(f"prepare: failed: {what}: {exc}")
             continue
         out(f"prepared {what}: venv {venv.key}, dbt parse in {outcome.duration:.1f} s")
+    indexes = _write_prestart_index(pools, log)
     for cache_root in {Path(inv.cache_dir) for inv in groups.values() if inv.cache_dir}:
         # the parse's workspace copy and notes are this build's own; tasks need the msgpacks and deps
         for leftover in ("workspaces", "notes", "warm"):
@@ -147,6 +217,7 @@ def run(args: argparse.Namespace) -> int:
     out(
         f"prepared {len(groups) - len(failures)} of {len(groups)} parse states and {len(venvs)} venvs"
         + (f", plans in {plans}" if plans else "")
+        + (f", prestart index for {indexes} tasks" if indexes else "")
         + f" in {time.monotonic() - started:.1f} s; tasks may use {root or 'the cache'} read-only"
     )
     if failures:

@@ -317,6 +317,15 @@ class VenvCache:
             return self._venv(key, path, built=False)
         return self._ensure_locked(spec, interp, reqs, key, path)
 
+    def prepared_venv(self, key: str) -> Venv | None:
+        """The venv of ``key`` as ``ensure`` returns it, never building one; None when it is
+        missing or unhealthy (``manifest-dag prestart`` in a pod: it must not build or write)."""
+        path = self.root / key
+        if self._problem(path, key, VenvSpec(requirements=()).verify_command) is not None:
+            return None
+        env = (("PYTHONDONTWRITEBYTECODE", "1"),) if read_only_dir(path) else ()
+        return self._venv(key, path, built=False, env=env)
+
     def list(self) -> builtins.list[VenvInfo]:
         """Every venv dir under the root, healthy or not, for ``manifest-dag venvs list``."""
         infos: builtins.list[VenvInfo] = []

@@ -26,6 +26,7 @@ slot, server that will not start, socket or protocol error, crash mid-run).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -202,6 +203,8 @@ class WarmInvoker:
         self._said_short = False
         self.affinity: int | None = None
         self.synced: Mapping[str, Any] | None = None  # see trust_sync
+        #: a prepared msgpack to warm a new process up on before it serves (``prestart``); "" = none
+        self.warm_up: str | None = None
 
     # -- slots -------------------------------------------------------------------------------
     def _paths(self, i: int) -> tuple[Path, Path, Path]:
@@ -267,6 +270,7 @@ class WarmInvoker:
                     "--max-rss-mb",
                     str(self.settings.max_rss_mb),
                     *([] if self.settings.keep_project else ["--no-keep-project"]),
+                    *([] if self.warm_up is None else ["--warm-up", self.warm_up]),
                 ],
                 env=self.server_env,
                 cwd="/",
@@ -301,6 +305,31 @@ class WarmInvoker:
             return self._connect(sock_path)
         except OSError as exc:
             raise WarmUnavailable(f"cannot connect to the new warm dbt process: {exc}") from None
+
+    def prestart(self, slot: int = 0) -> int | None:
+        """Start slot ``slot``'s process ahead of the task that will use it; its pid, or None
+        when the slot is busy or already has a process listening.
+
+        For a pod that runs one task (``manifest-dag prestart``): dbt's import and warm-up then
+        overlap Airflow's own start-up instead of following it. The process listens at once (see
+        ``in_venv/dbt_server.py``), so the task connects and waits for it rather than starting
+        another; the slot's lock is held only while the process starts.
+        """
+        taken = take_free_slot(self.pool_dir, slot + 1, within=self.pool_dir.parent, prefer=slot)
+        if taken is None:
+            return None
+        i, lock = taken
+        try:
+            if i != slot:
+                return None
+            sock_path = self._paths(i)[1]
+            if sock_path.exists():
+                with contextlib.suppress(OSError), self._connect(sock_path):
+                    return None  # a live process already listens there
+            self._start(i)
+            return self._pid(i)
+        finally:
+            lock.release()
 
     # -- Invoker -------------------------------------------------------------------------------
     def invoke(self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], on_line: Log) -> int:

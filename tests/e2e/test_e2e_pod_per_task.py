@@ -1,8 +1,9 @@
 """Issue 20 item 3 with real dbt: pod-per-task. ``manifest-dag prepare`` at "image build" time
 makes the venv, ``dbt deps``, the parsed project and the plans; the image is then made read-only
 (``chmod -R a-w``), and each task of a few shop models runs as a brand-new Python process with an
-empty TMPDIR, as a KubernetesExecutor pod would. Each must succeed with no venv build, no full
-parse (dbt's own log says it skipped parsing) and no manifest read, and nothing under the image
+empty TMPDIR, as a KubernetesExecutor pod would; then each again behind ``manifest-dag prestart``
+(the pod template's command), which must have started the dbt process the task then uses. Each
+must succeed with no venv build, no full parse (dbt's own log says it skipped parsing) and no manifest read, and nothing under the image
 may change. The per-task overhead (wall time less dbt's node time) is set against a warm task's
 (``run_dbt`` on a warm dbt process) on the same machine and printed for the docs."""
 
@@ -23,6 +24,7 @@ from manifest_dag import ProfileConfig
 from manifest_dag.core.specs import DbtInvocation
 from manifest_dag.worker.run import run_dbt
 from manifest_dag.worker.venv import VenvSpec
+from manifest_dag.worker.warm import stop_pools
 from tests.conftest import REPO
 from tests.support.airflow_run import E2E_VENV_CACHE, VENV_REQUIREMENTS
 from tests.support.own_venv import tree_listing
@@ -122,22 +124,26 @@ def test_pod_per_task_with_a_read_only_prepared_image(tmp_path: Path) -> None:
         assert len(task_ids) >= 3, task_ids
 
         pod: list[dict] = []
-        for task_id in task_ids:
-            pod_tmp = tmp_path / f"pod-{task_id}"
+        ahead: list[dict] = []
+        for task_id, prestart in [(t, False) for t in task_ids] + [(t, True) for t in task_ids]:
+            pod_tmp = tmp_path / f"pod-{task_id}{'-prestart' if prestart else ''}"
             pod_tmp.mkdir()  # an empty TMPDIR: a brand-new file system
             (pod_tmp / "airflow").mkdir()
+            task_command = [sys.executable, "-m", "tests.support.pod_task", str(dag_file), "pod_shop", task_id]
+            if prestart:  # the pod template's command: in front of the executor's args
+                argv = [sys.executable, "-m", "manifest_dag.cli", "prestart", "--dag-id", "pod_shop",
+                        "--task-id", task_id, "--", *task_command]  # fmt: skip
+                env = _env(pod_tmp, image, MANIFEST_DAG_WARM_PROCESSES="1")
+            else:
+                argv, env = task_command, _env(pod_tmp, image)
             started = time.monotonic()
-            run = subprocess.run(
-                [sys.executable, "-m", "tests.support.pod_task", str(dag_file), "pod_shop", task_id],
-                env=_env(pod_tmp, image),
-                capture_output=True,
-                text=True,
-                cwd=REPO,
-                timeout=900,
-            )
+            try:
+                run = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=REPO, timeout=900)
+            finally:  # the pod ends: nothing of it outlives it
+                stop_pools(pod_tmp / f"manifest-dag-{os.getuid()}" / "state")
             wall = time.monotonic() - started
             log = run.stderr
-            (tmp_path / f"{task_id}.log").write_text(log)
+            (tmp_path / f"{task_id}{'-prestart' if prestart else ''}.log").write_text(log)
             assert run.returncode == 0, f"{task_id}:\n{log[-4000:]}"
             result = json.loads(run.stdout.strip().splitlines()[-1])
             summary = result["summary"]
@@ -151,6 +157,13 @@ def test_pod_per_task_with_a_read_only_prepared_image(tmp_path: Path) -> None:
             assert "dbt deps: using the packages prepared in" in log
             assert "creating venv" not in log and "installing" not in log
             node = summary["node_seconds"] or 0.0
+            if prestart:
+                assert "manifest-dag prestart: started warm dbt process" in log, log[-3000:]
+                assert "warm dbt: running in warm process" in log, log[-3000:]
+                assert "starting a warm dbt process" not in log  # the task found it started
+                ahead.append({"task": task_id, "wall": wall, "execute": result["execute_s"], "node": node,
+                              "invocation": summary["seconds"], "parse": result["parse_s"]})  # fmt: skip
+                continue
             pod.append(
                 {"task": task_id, "wall": wall, "execute": result["execute_s"], "node": node,
                  "import": result["import_s"], "parse": result["parse_s"]}
@@ -189,6 +202,8 @@ def test_pod_per_task_with_a_read_only_prepared_image(tmp_path: Path) -> None:
         warm.append({"task": " ".join(args), "wall": wall, "node": node})
 
     pod_overhead = statistics.median(p["wall"] - p["node"] for p in pod)
+    ahead_overhead = statistics.median(p["wall"] - p["node"] for p in ahead)
+    ahead_execute_overhead = statistics.median(p["execute"] - p["node"] for p in ahead)
     pod_execute_overhead = statistics.median(p["execute"] - p["node"] for p in pod)
     warm_overhead = statistics.median(w["wall"] - w["node"] for w in warm)
     figures = {
@@ -198,11 +213,18 @@ def test_pod_per_task_with_a_read_only_prepared_image(tmp_path: Path) -> None:
         "pod_execute_overhead_median_s": round(pod_execute_overhead, 2),
         "pod_python_and_airflow_import_median_s": round(statistics.median(p["import"] for p in pod), 2),
         "pod_dag_parse_median_s": round(statistics.median(p["parse"] for p in pod), 2),
+        "prestart_process_overhead_median_s": round(ahead_overhead, 2),
+        "prestart_execute_overhead_median_s": round(ahead_execute_overhead, 2),
+        "prestart_dag_parse_median_s": round(statistics.median(p["parse"] for p in ahead), 2),
         "warm_overhead_median_s": round(warm_overhead, 2),
         "ratio_execute": round(pod_execute_overhead / warm_overhead, 1) if warm_overhead else None,
         "ratio_process": round(pod_overhead / warm_overhead, 1) if warm_overhead else None,
+        "ratio_execute_prestart": round(ahead_execute_overhead / warm_overhead, 1) if warm_overhead else None,
         "load_avg_1m": round(os.getloadavg()[0], 1),
     }
     print("\npod-per-task figures: " + json.dumps(figures))
-    (tmp_path / "figures.json").write_text(json.dumps({"figures": figures, "pod": pod, "warm": warm}, indent=2))
+    (tmp_path / "figures.json").write_text(
+        json.dumps({"figures": figures, "pod": pod, "prestart": ahead, "warm": warm}, indent=2)
+    )
+
 

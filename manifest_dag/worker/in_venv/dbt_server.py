@@ -252,14 +252,83 @@ def _invoke(
             os.chdir("/")
 
 
-def serve(path: str, idle: float, max_invocations: int, max_rss_mb: float, keep_project: bool = True) -> None:
-    from dbt.cli.main import dbtRunner  # the one slow import this process exists to pay once
+def _warm_up(msgpack: str) -> None:
+    """Pay now what dbt's first invocation in a process pays on top of every later one.
 
-    reuse = ManifestReuse(note=lambda text: None)
-    reuse.install(keep_project)
+    dbt (mashumaro) writes its (de)serialisers and JSON schemas on first use: decoding the
+    partial-parse msgpack, flattening the graph, validating the project, profile and credentials
+    cost a first invocation 0.4-0.5 s more than the next on a small project. A process started
+    ahead of its task (``manifest-dag prestart``: a pod's dbt process starts while Airflow does)
+    does that here, on the prepared msgpack, before any request. Every step is best effort: these
+    are dbt's internals, and a step a dbt version lacks only leaves its cost to the invocation.
+    """
+    steps = []
+
+    def step(fn) -> None:
+        try:
+            fn()
+        except Exception as exc:  # noqa: BLE001 - best effort, see above
+            steps.append(f"{getattr(fn, '__name__', fn)}: {type(exc).__name__}")
+
+    def modules() -> None:
+        import importlib
+
+        for name in ("dbt.task.run", "dbt.task.build", "dbt.task.test", "dbt.task.seed", "dbt.task.snapshot",
+                     "dbt.parser.manifest", "dbt.compilation", "dbt.graph.selector"):  # fmt: skip
+            importlib.import_module(name)
+
+    def schemas() -> None:
+        from dbt.contracts import project
+
+        for name in ("ProjectFlags", "Project", "PackageConfig", "Configuration", "ProfileConfig"):
+            cls = getattr(project, name, None)
+            if cls is not None:
+                cls.json_schema()
+        from dbt.contracts.selection import SelectorFile
+
+        SelectorFile.json_schema()
+
+    manifest = {}
+
+    def decode() -> None:
+        from dbt.contracts.graph.manifest import Manifest
+
+        with open(msgpack, "rb") as fh:
+            manifest["m"] = Manifest.from_msgpack(fh.read())
+
+    def adapter() -> None:
+        from dbt.adapters.factory import load_plugin
+
+        load_plugin(manifest["m"].metadata.adapter_type).json_schema()
+
+    def flat_graph() -> None:
+        manifest["m"].build_flat_graph()
+
+    step(modules)
+    step(schemas)
+    if msgpack:
+        step(decode)
+        if "m" in manifest:
+            step(adapter)
+            step(flat_graph)
+    if steps:
+        print(f"warm-up: skipped {', '.join(steps)}", file=sys.stderr, flush=True)
+
+
+def serve(
+    path: str,
+    idle: float,
+    max_invocations: int,
+    max_rss_mb: float,
+    keep_project: bool = True,
+    warm_up: str | None = None,
+) -> None:
     interrupt = _Interrupt()
     signal.signal(signal.SIGINT, interrupt.handler)  # also where the parent ignored SIGINT
 
+    # Listen before the slow import: a task that connects meanwhile waits in the backlog for its
+    # turn instead of taking this process for dead and starting another (``manifest-dag
+    # prestart`` starts this process before the task exists).
     try:
         os.unlink(path)
     except FileNotFoundError:
@@ -272,7 +341,7 @@ def serve(path: str, idle: float, max_invocations: int, max_rss_mb: float, keep_
         os.umask(old_umask)
     mine = os.stat(path).st_ino
     server.listen(4)
-    server.settimeout(idle)
+
     done = 0
     retiring = False
 
@@ -297,6 +366,19 @@ def serve(path: str, idle: float, max_invocations: int, max_rss_mb: float, keep_
             stop_listening()
 
     try:
+        try:
+            from dbt.cli.main import dbtRunner  # the one slow import this process exists to pay once
+        except BaseException:
+            # into <slot>.log now: a task waiting on the socket kills this process when it closes
+            traceback.print_exc()
+            sys.stderr.flush()
+            raise
+
+        reuse = ManifestReuse(note=lambda text: None)
+        reuse.install(keep_project)
+        if warm_up is not None:
+            _warm_up(warm_up)
+        server.settimeout(idle)
         while not interrupt.requested:
             try:
                 interrupt.idle = True
@@ -346,8 +428,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-invocations", type=int, default=500)
     parser.add_argument("--max-rss-mb", type=float, default=2000.0)
     parser.add_argument("--no-keep-project", dest="keep_project", action="store_false")
+    parser.add_argument("--warm-up", metavar="MSGPACK", help="warm dbt up before serving ('' = no msgpack)")
     args = parser.parse_args(argv)
-    serve(args.socket, args.idle, args.max_invocations, args.max_rss_mb, args.keep_project)
+    serve(args.socket, args.idle, args.max_invocations, args.max_rss_mb, args.keep_project, args.warm_up)
     return 0
 
 
