@@ -186,6 +186,8 @@ def socket_path(pool_dir: Path, slot: int | str) -> Path:
         return own
     digest = hashlib.sha256(os.fsencode(pool_dir.resolve())).hexdigest()[:16]
     short = Path(tempfile.gettempdir()) / f"manifest-dag-{os.getuid()}" / digest
+    if len(os.fsencode(short / f"{slot}.sock")) > SOCKET_PATH_MAX:  # a deep TMPDIR too
+        short = Path("/tmp") / f"manifest-dag-{os.getuid()}" / digest  # a private 0700 folder
     make_private_dir(short)
     return short / f"{slot}.sock"
 

@@ -226,5 +226,3 @@ def test_pod_per_task_with_a_read_only_prepared_image(tmp_path: Path) -> None:
     (tmp_path / "figures.json").write_text(
         json.dumps({"figures": figures, "pod": pod, "prestart": ahead, "warm": warm}, indent=2)
     )
-
-

@@ -47,7 +47,9 @@ def _invoker(tmp_path: Path, lines: list[str]) -> WarmInvoker:
     pool.mkdir(exist_ok=True)
     env = {
         "PATH": os.environ.get("PATH", ""),
-        "PYTHONPATH": str(_slow_dbt(tmp_path)) if not (tmp_path / "fake_site").exists() else str(tmp_path / "fake_site"),
+        "PYTHONPATH": str(_slow_dbt(tmp_path))
+        if not (tmp_path / "fake_site").exists()
+        else str(tmp_path / "fake_site"),
         "FAKE_DBT_IMPORTED": str(tmp_path / "imported.txt"),
     }
     settings = WarmSettings(processes=1, keep_project=False, start_timeout=60, idle_seconds=60)

@@ -52,3 +52,20 @@ def test_the_worker_is_told_once(tmp_path: Path) -> None:
         assert len(os.fsencode(invoker._paths(slot)[1])) <= SOCKET_PATH_MAX
     told = [line for line in lines if "longer than a Unix socket path" in line]
     assert len(told) == 1, lines
+
+
+def test_a_deep_temp_dir_too_still_gives_a_socket_that_binds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pod's TMPDIR can be deep as well (seen in the pod-per-task test: every warm start failed
+    at bind, and the task ran cold); the socket then goes under /tmp, still in a 0700 folder."""
+    pool = _deep(tmp_path)
+    deep_tmp = tmp_path / ("t" * 80)
+    deep_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(deep_tmp))
+    monkeypatch.setattr("tempfile.tempdir", None)  # re-read TMPDIR
+    chosen = socket_path(pool, 0)
+    assert len(os.fsencode(chosen)) <= SOCKET_PATH_MAX
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.bind(str(chosen))
+    chosen.unlink()
+    assert stat.S_IMODE(chosen.parent.stat().st_mode) == 0o700
+    chosen.parent.rmdir()
