@@ -29,7 +29,8 @@ def test_docs_build_strict(tmp_path: Path) -> None:
     for page in ("reference/cli", "reference/config-objects", "reference/examples", "migrating-from-cosmos"):
         assert (site / page / "index.html").is_file(), page
     cli_page = (site / "reference" / "cli" / "index.html").read_text()
-    for command in ("manifest-dag inspect", "manifest-dag graph", "manifest-dag check", "manifest-dag venv build", "manifest-dag venv prune"):
+    for command in ("manifest-dag inspect", "manifest-dag graph", "manifest-dag check", "manifest-dag venv build", "manifest-dag venv prune",
+                    "manifest-dag prepare", "manifest-dag prestart"):
         assert command in cli_page
     config_page = (site / "reference" / "config-objects" / "index.html").read_text()
     for field in ("manifest_path", "py_requirements", "test_behavior", "profiles_yml_path"):
