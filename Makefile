@@ -48,7 +48,7 @@ lint: $(STAMP)
 # clean-clone `make test` on the same 2 cores.
 test: lint graphviz
 	$(PY) -m pytest -m "not e2e" -n 2
-	$(PY) -m pytest -m "e2e and not matrix"
+	$(PY) -m pytest -m "e2e and not matrix" --durations=30
 	$(PY) scripts/test_matrix.py --after-unit-run
 
 # Every Airflow minor (3.0-3.3), Python (3.10-3.13, those present) and dbt (1.8-1.11) we claim:
