@@ -29,3 +29,18 @@ def test_requests_that_decide_for_themselves_are_left_alone() -> None:
         before = list(args)
         assert _lean_artifacts(args, "/srv/dbt", env) is None, (args, env)
         assert args == before
+
+
+def test_warm_up_is_best_effort_and_yields_to_a_waiting_task(capsys) -> None:
+    """Without dbt (here) every step fails and is named, never raised; once a task waits, the
+    remaining steps are left to its invocation."""
+    from manifest_dag.worker.in_venv.dbt_server import _warm_up
+
+    _warm_up("/no/such/partial_parse.msgpack")
+    said = capsys.readouterr().err
+    assert said.startswith("warm-up: skipped modules: ModuleNotFoundError, schemas: ModuleNotFoundError"), said
+    calls = iter([False, True, True, True])
+    _warm_up("/no/such/partial_parse.msgpack", waiting=lambda: next(calls))
+    said = capsys.readouterr().err
+    assert "modules: ModuleNotFoundError" in said and "schemas (a task is waiting)" in said, said
+    assert "decode (a task is waiting)" in said, said

@@ -252,7 +252,7 @@ def _invoke(
             os.chdir("/")
 
 
-def _warm_up(msgpack: str) -> None:
+def _warm_up(msgpack: str, waiting=lambda: False) -> None:
     """Pay now what dbt's first invocation in a process pays on top of every later one.
 
     dbt (mashumaro) writes its (de)serialisers and JSON schemas on first use: decoding the
@@ -261,10 +261,14 @@ def _warm_up(msgpack: str) -> None:
     ahead of its task (``manifest-dag prestart``: a pod's dbt process starts while Airflow does)
     does that here, on the prepared msgpack, before any request. Every step is best effort: these
     are dbt's internals, and a step a dbt version lacks only leaves its cost to the invocation.
+    Once a task is ``waiting``, the rest is left to its invocation, which pays only what it uses.
     """
     steps = []
 
     def step(fn) -> None:
+        if waiting():
+            steps.append(f"{fn.__name__} (a task is waiting)")
+            return
         try:
             fn()
         except Exception as exc:  # noqa: BLE001 - best effort, see above
@@ -377,7 +381,7 @@ def serve(
         reuse = ManifestReuse(note=lambda text: None)
         reuse.install(keep_project)
         if warm_up is not None:
-            _warm_up(warm_up)
+            _warm_up(warm_up, waiting=lambda: bool(select.select([server], [], [], 0)[0]))
         server.settimeout(idle)
         while not interrupt.requested:
             try:
