@@ -13,7 +13,9 @@
 - ``airflow db migrate``, then ``airflow scheduler``, ``airflow dag-processor`` and
   ``airflow api-server``, each in its own process group.
 
-With ``executor="CeleryExecutor"`` (issue 20) it also starts a Redis server (Debian's
+``executor`` is ``[core] executor``: one executor or several (Airflow 3's multiple executors, e.g.
+``"CeleryExecutor,pod:tests.support.pod_executor.PodPerTaskExecutor"``; tasks pick one with
+``executor=``). When the CeleryExecutor is among them (issue 20) it also starts a Redis server (Debian's
 ``redis-server``, installed like Postgres when missing; 127.0.0.1, a free port, a password) as the
 broker, and one ``airflow celery worker`` per ``CeleryWorker``: each with its own AIRFLOW_HOME,
 HOME, TMPDIR, venv cache, plan cache and log folder, as separate machines would have (the DAG
@@ -64,6 +66,12 @@ PARALLELISM = 4
 #: fails at once when a process it waits for died (a loaded CI machine may need minutes)
 READY_TIMEOUT = float(os.environ.get("MANIFEST_DAG_SCHEDULER_READY_TIMEOUT", "1200"))
 CELERY = "CeleryExecutor"
+
+
+def executor_classes(executor: str) -> list[str]:
+    """The class names ``[core] executor`` lists: ``"CeleryExecutor,pod:tests.support.x.PodExec"``
+    gives ``["CeleryExecutor", "PodExec"]`` (an entry may be ``alias:module.Class``)."""
+    return [item.strip().rsplit(":", 1)[-1].rsplit(".", 1)[-1] for item in executor.split(",") if item.strip()]
 
 
 class EnvError(RuntimeError):
@@ -346,7 +354,10 @@ class SchedulerEnv:
     #: seconds between the DAG processor's looks at the dags folder and re-parses of a file: the
     #: tests write their DAG files first, so once is enough (and saves CPU on small machines)
     reparse_seconds: int = 3600
-    #: ``LocalExecutor`` (tasks run under the scheduler) or ``CeleryExecutor`` (on ``workers``)
+    #: ``[core] executor``: ``LocalExecutor`` (tasks run under the scheduler), ``CeleryExecutor``
+    #: (on ``workers``), or several, comma-separated, the first the default (Airflow 3's multiple
+    #: executors; an entry may be ``alias:module.Class``, e.g. the pod-per-task executor of
+    #: ``tests/support/pod_executor.py``): tasks pick theirs with ``executor=``
     executor: str = "LocalExecutor"
     #: the Celery workers (``executor="CeleryExecutor"``): see ``add_worker``
     workers: list[CeleryWorker] = field(default_factory=list)
@@ -359,6 +370,11 @@ class SchedulerEnv:
         worker = CeleryWorker(name, self.root / "workers" / name, tuple(queues), concurrency)
         self.workers.append(worker)
         return worker
+
+    @property
+    def uses_celery(self) -> bool:
+        """The CeleryExecutor is one of the executors: Redis and the Celery settings are needed."""
+        return CELERY in executor_classes(self.executor)
 
     @property
     def home(self) -> Path:
@@ -410,7 +426,7 @@ class SchedulerEnv:
             AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT=str(self.heartbeat_timeout),
             AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL="5",
         )
-        if self.executor == CELERY:
+        if self.uses_celery:
             assert self.redis is not None
             env.update(
                 AIRFLOW__CELERY__BROKER_URL=self.redis.url(),
@@ -420,6 +436,10 @@ class SchedulerEnv:
                 # seconds to send a task to Redis; the default 1 s fails sends on a loaded machine
                 AIRFLOW__CELERY__OPERATION_TIMEOUT="30",
             )
+        if any(item.split(":")[-1].strip().startswith("tests.") for item in self.executor.split(",")):
+            # an executor class from this repo's tests/: the scheduler (which loads it), the DAG
+            # processor (which checks the tasks' executor= against the list) and the tasks import it
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
         env.update(self.extra_env)
         return env
 
@@ -443,7 +463,7 @@ class SchedulerEnv:
         self.pg = Postgres(self.root / "pg", ensure_postgres_installed())
         self.pg.start()
         self.pg.create_role(self.warehouse_user, self.warehouse_password)
-        if self.executor == CELERY:
+        if self.uses_celery:
             self.redis = Redis(self.root / "redis")
             self.redis.start()
 
