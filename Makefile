@@ -20,7 +20,7 @@ $(PY):
 # process the e2e tests start (scheduler, task runners, pods) imports in about half the time.
 $(STAMP): $(PY) pyproject.toml
 	$(VENV)/bin/uv pip install --python $(PY) -e '.[test]'
-	-$(PY) -m compileall -q -j 0 $(VENV)/lib >/dev/null 2>&1
+	-$(PY) -m compileall -q -j 0 $(VENV)/lib manifest_dag tests/support >/dev/null 2>&1
 	touch $(STAMP)
 
 install: $(STAMP)
