@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -94,7 +95,8 @@ def test_pod_init_returns_the_commands_code_and_stops_what_it_left(tmp_path: Pat
     left = int(pid_file.read_text())
     with pytest.raises(ProcessLookupError):
         os.kill(left, 0)  # gone and reaped, though it had left the pod's session
-    assert f"stopped 1 process(es) it left: [{left}]" in done.stderr
+    assert re.search(rf"command exited \(3\) after [0-9.]+ s; stopped 1 process\(es\) it left in [0-9.]+ s: \[{left}\]",
+                     done.stderr), done.stderr
 
 
 def test_pod_init_passes_sigterm_on_and_still_sweeps(tmp_path: Path) -> None:

@@ -45,6 +45,7 @@ import statistics
 import subprocess
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -301,6 +302,41 @@ def _is_cold_start(text: str) -> bool:
     return any(m in text for m in ("starting a warm dbt process", "creating venv", "dbt deps: installing"))
 
 
+def _command_seconds(pod_root: Path) -> tuple[float, float]:
+    """(how long the pod's command ran, how long the sweep after it took), from pod_init's last line."""
+    m = re.search(r"exited \(-?\d+\) after ([0-9.]+) s; stopped \d+ process\(es\) it left in ([0-9.]+) s",
+                  (pod_root / "pod.log").read_text(errors="replace"))
+    assert m, pod_root
+    return float(m.group(1)), float(m.group(2))
+
+
+def _phases(pod: dict) -> dict[str, float]:
+    """Where a pod's wall time went, from the JSON lines of its output (Airflow's, wall-clock UTC)
+    and the executor's record: the start up to Airflow's "Executing workload" (Python, prestart,
+    Airflow's imports), the task (its log lines), the supervisor's wait after the task's last line
+    up to "Workload finished", and the process's exit after that (interpreter shutdown, the sweep)."""
+    stamps: dict[str, float] = {}
+    for line in (Path(pod["root"]) / "pod.log").read_text(errors="replace").splitlines():
+        if not line.startswith("{"):
+            continue
+        entry = json.loads(line)
+        at = datetime.fromisoformat(entry["timestamp"].replace("Z", "+00:00")).timestamp()
+        if entry.get("event") == "Executing workload":
+            stamps["workload"] = at
+        elif entry.get("event") == "Workload finished":
+            stamps["finished"] = at
+        elif entry.get("task_id"):
+            stamps.setdefault("task_first", at)
+            stamps["task_last"] = at
+    assert {"workload", "finished", "task_first", "task_last"} <= set(stamps), (pod["root"], stamps)
+    return {
+        "start_to_workload": stamps["workload"] - pod["started"],
+        "task_lines": stamps["task_last"] - stamps["workload"],
+        "supervisor_after_task": stamps["finished"] - stamps["task_last"],
+        "exit_after_finished": pod["ended"] - stamps["finished"],
+    }
+
+
 def _median(values: list[float]) -> float | None:
     return round(statistics.median(values), 2) if values else None
 
@@ -341,7 +377,8 @@ def test_each_pod_task_ran_in_a_fresh_process_with_empty_folders(deployment) -> 
             assert "manifest-dag prestart: started warm dbt process" in pod_log, pod_log[-3000:]
             assert "warm dbt: running in warm process" in text and "starting a warm dbt process" not in text, text[-3000:]
             # ... and the pod's end took it down (pod_init's sweep)
-            assert re.search(r"pod_init: the pod's command exited \(0\); stopped [1-9]", pod_log), pod_log[-3000:]
+            assert re.search(r"pod_init: the pod's command exited \(0\) after [0-9.]+ s; stopped [1-9]", pod_log), \
+                pod_log[-3000:]
         else:
             assert "warm dbt" not in text and "manifest-dag prestart" not in pod_log
 
@@ -408,6 +445,12 @@ def test_report_figures(deployment) -> None:
         if walls:
             per[dag_id]["median_pod_process_wall_less_node_seconds"] = _median(walls)
             per[dag_id]["median_pod_process_wall_seconds"] = _median([p["wall_seconds"] for p in pods.values()])
+            ran = [_command_seconds(Path(p["root"])) for p in pods.values()]
+            per[dag_id]["median_pod_command_seconds"] = _median([r[0] for r in ran])  # without the sweep
+            per[dag_id]["median_pod_sweep_seconds"] = _median([r[1] for r in ran])
+            phases = [_phases(p) for p in pods.values()]
+            per[dag_id]["median_pod_phases_seconds"] = {
+                name: _median([ph[name] for ph in phases]) for name in phases[0]}
     warm, pod = per["shop_warm"], per["shop_pod"]
     assert warm["measured"] >= 5 and pod["measured"] == pod["tasks"], per
     load = deployment["load"]

@@ -7,7 +7,8 @@ design; without this it would outlive the "pod" too.
 It marks itself a child subreaper (``PR_SET_CHILD_SUBREAPER``), so every process the command starts
 is reparented here when its parent exits, whatever session it moved to; after the command exits it
 SIGTERMs those, waits a little, SIGKILLs what is left and reaps them. Exits with the command's code
-(128 + N when a signal N ended it).
+(128 + N when a signal N ended it); its last line on stderr says how long the command ran and the
+sweep took.
 
     python tests/support/pod_init.py -- COMMAND [ARGS...]
 
@@ -89,6 +90,7 @@ def main(argv: list[str]) -> int:
     if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         print(f"pod_init: prctl(PR_SET_CHILD_SUBREAPER) failed: errno {ctypes.get_errno()}", file=sys.stderr)
         return 2
+    started = time.monotonic()
     child = subprocess.Popen(argv)
 
     def forward(signum: int, _frame: object) -> None:
@@ -100,10 +102,10 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     code = child.wait()
+    ran = time.monotonic() - started
     swept = _sweep()
-    if swept:
-        print(f"pod_init: the pod's command exited ({code}); stopped {len(swept)} process(es) it left: {swept}",
-              file=sys.stderr, flush=True)
+    print(f"pod_init: the pod's command exited ({code}) after {ran:.2f} s; stopped {len(swept)} process(es) it "
+          f"left in {time.monotonic() - started - ran:.2f} s: {swept}", file=sys.stderr, flush=True)
     return 128 - code if code < 0 else code
 
 
