@@ -451,6 +451,9 @@ def test_report_figures(deployment) -> None:
             phases = [_phases(p) for p in pods.values()]
             per[dag_id]["median_pod_phases_seconds"] = {
                 name: _median([ph[name] for ph in phases]) for name in phases[0]}
+            # Airflow's supervisor may notice its task process's exit only at its next wake-up
+            per[dag_id]["pods_whose_supervisor_waited_over_4s_after_the_task"] = sum(
+                ph["supervisor_after_task"] > 4 for ph in phases)
     warm, pod = per["shop_warm"], per["shop_pod"]
     assert warm["measured"] >= 5 and pod["measured"] == pod["tasks"], per
     load = deployment["load"]
