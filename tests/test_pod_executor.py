@@ -121,3 +121,27 @@ def test_several_executors_in_core_executor(tmp_path: Path) -> None:
     assert SchedulerEnv(tmp_path, tmp_path / "dags", executor=both).uses_celery
     assert SchedulerEnv(tmp_path, tmp_path / "dags", executor="CeleryExecutor").uses_celery
     assert not SchedulerEnv(tmp_path, tmp_path / "dags", executor="LocalExecutor,pod:x.PodExec").uses_celery
+
+
+def test_end_stops_the_pods_still_running(tmp_path: Path, monkeypatch) -> None:
+    """The scheduler stopping (``end``) takes its running pods down, and what they left."""
+    pid_file = tmp_path / "left.pid"
+    monkeypatch.setenv("MD_POD_ROOT", str(tmp_path / "pods"))
+    script = f'setsid sh -c \'echo $$ > {pid_file}; exec sleep 300\' & exec sleep 300'
+    monkeypatch.setenv("MD_POD_COMMAND_PREFIX", f"sh -c {json.dumps(script)}")
+    executor = PodPerTaskExecutor()
+    executor.start()
+    executor.queue_workload(_workload("slow_0"), session=None)
+    executor.heartbeat()
+    deadline = time.monotonic() + 30
+    while not (pid_file.exists() and pid_file.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    started = time.monotonic()
+    executor.end()
+    assert time.monotonic() - started < 15
+    events = executor.get_event_buffer()
+    assert [(key.task_id, str(state)) for key, (state, _info) in events.items()] == [("slow_0", "failed")]
+    record = json.loads((tmp_path / "pods" / "pods.jsonl").read_text())
+    assert record["exit_code"] == 128 + 15, record  # SIGTERM, passed on by pod_init
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pid_file.read_text()), 0)

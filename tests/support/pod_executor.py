@@ -81,6 +81,7 @@ class Pod:
     log: Any = None
     #: the command up to ``--json-string`` (the workload after it carries the task's token)
     argv_head: list[str] = field(default_factory=list)
+    waiter: threading.Thread | None = None
 
 
 def pod_name(key: Any) -> str:
@@ -184,7 +185,8 @@ class PodPerTaskExecutor(BaseExecutor):
         pod = Pod(name, key, root, proc, started, log=log, argv_head=command[: len(self.prefix) + 4])
         with self._lock:
             self.pods[key] = pod
-        threading.Thread(target=self._wait, args=(pod,), name=f"pod-{name}", daemon=True).start()
+        pod.waiter = threading.Thread(target=self._wait, args=(pod,), name=f"pod-{name}", daemon=True)
+        pod.waiter.start()
         self.log.info("PodPerTaskExecutor: started pod %s (pid %d) for %s", name, proc.pid, key)
 
     def _wait(self, pod: Pod) -> None:
@@ -221,3 +223,5 @@ class PodPerTaskExecutor(BaseExecutor):
             except subprocess.TimeoutExpired:
                 self._signal(pod, signal.SIGKILL)
                 pod.proc.wait()
+            if pod.waiter is not None:  # its record written and its exit queued for sync()
+                pod.waiter.join(timeout=10)
