@@ -94,7 +94,10 @@ def test_pod_per_task_with_a_read_only_prepared_image(tmp_path: Path) -> None:
     started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-m", "manifest_dag.cli", "prepare", "--dags", str(dags), "--cache-dir", str(image / "cache")],
-        env=_env(build_tmp, image),
+        # UV_LINK_MODE=copy: files of the image's own, as an image layer has them; uv's default
+        # hardlinks share inodes with its cache and every venv built from it, so the chmod a-w below
+        # would reach those too (and their chmods the image)
+        env=_env(build_tmp, image, UV_LINK_MODE="copy"),
         capture_output=True,
         text=True,
         timeout=1200,
@@ -107,6 +110,8 @@ def test_pod_per_task_with_a_read_only_prepared_image(tmp_path: Path) -> None:
     assert list((cache / ".prepared" / "deps").glob("*/dbt_packages"))
     assert not (cache / ".prepared" / "workspaces").exists()
 
+    linked = [p for p in image.rglob("*") if p.is_file() and not p.is_symlink() and p.stat().st_nlink > 1]
+    assert not linked, f"{len(linked)} files of the image share their inode with files outside it: {linked[:3]}"
     # the image is read-only from here on
     _chmod_tree(image, writable=False)
     try:
