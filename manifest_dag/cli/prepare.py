@@ -85,8 +85,9 @@ def _compile_bytecode(venv: Any, log: Any) -> None:
 
 def _pool_key(inv: Any) -> tuple[Any, ...]:
     """What decides a task's warm pool (``worker.invokers.warm_pool_dir``): its venv, project,
-    cache and ``warm_scope``; the vars, env and profile come with each request."""
-    return (inv.venv_spec, str(inv.project_dir), str(inv.cache_dir), inv.warm_scope)
+    cache and ``warm_scope``; the vars, env and profile come with each request. A task whose
+    ``VenvConfig`` turns warm processes off gets no process started for it."""
+    return (inv.venv_spec, str(inv.project_dir), str(inv.cache_dir), inv.warm_scope, inv.warm_processes == 0)
 
 
 def _warm_up_msgpack(cache_root: Path, project: Path, dbt_version: str | None) -> str | None:
@@ -138,7 +139,8 @@ def _write_prestart_index(pools: dict[tuple[Any, ...], tuple[Any, list[tuple[str
         index = by_root.setdefault(cache.root, {"format": INDEX_FORMAT, "pools": [], "tasks": {}})
         index["pools"].append(
             {"venv": wanted, "project_dir": str(inv.project_dir), "warm_scope": inv.warm_scope,
-             "msgpack": _warm_up_msgpack(cache.root, Path(inv.project_dir), venv_dbt_version(venv))}
+             "msgpack": _warm_up_msgpack(cache.root, Path(inv.project_dir), venv_dbt_version(venv)),
+             "warm_off": inv.warm_processes == 0}
         )  # fmt: skip
         for dag_id, task_id in task_ids:
             index["tasks"].setdefault(dag_id, {})[task_id] = len(index["pools"]) - 1

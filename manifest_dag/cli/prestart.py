@@ -96,6 +96,8 @@ def start(cache_root: Path, dag_id: str, task_id: str) -> str:
     if not isinstance(n, int):
         return f"{dag_id}.{task_id} is not a dbt task prepared in {cache_root}"
     pool = index["pools"][n]
+    if pool.get("warm_off"):
+        return f"{dag_id}.{task_id} runs dbt as a fresh process (its VenvConfig turns warm processes off)"
     lines: list[str] = []
     cache = VenvCache(cache_root, log=lines.append)
     wanted = pool["venv"]

@@ -23,9 +23,15 @@ from manifest_dag.worker.venv import PREPARED_DIR, Venv, VenvCache
 SPEC = VenvSpec(requirements=("dbt-core~=1.11.0",), index_url="https://user:s3cret-token@pypi.example/simple")
 
 
-def _inv(project: Path, cache: Path, scope: str | None = None, **env: str) -> DbtInvocation:
+def _inv(project: Path, cache: Path, scope: str | None = None, warm: int | None = None, **env: str) -> DbtInvocation:
     return DbtInvocation(
-        command_args=("run",), project_dir=project, venv_spec=SPEC, cache_dir=cache, warm_scope=scope, env=env
+        command_args=("run",),
+        project_dir=project,
+        venv_spec=SPEC,
+        cache_dir=cache,
+        warm_scope=scope,
+        env=env,
+        warm_processes=warm,
     )
 
 
@@ -56,22 +62,24 @@ def test_the_index_maps_every_task_to_its_pool_and_holds_no_secret(
         ("shop", "orders.test", _inv(shop, cache, SECRET="y")),  # other env: the same pool
         ("shop", "payments.run", _inv(shop, cache, scope="team-b")),
         ("other", "m.run", _inv(other, cache)),
+        ("other", "cold.run", _inv(other, cache, warm=0)),  # its VenvConfig: warm processes off
     ]
     for dag_id, task_id, inv in tasks:
         pools.setdefault(_pool_key(inv), (inv, []))[1].append((dag_id, task_id))
-    assert _write_prestart_index(pools, log=lambda line: None) == 4
+    assert _write_prestart_index(pools, log=lambda line: None) == 5
 
     text = (cache / PREPARED_DIR / INDEX_NAME).read_text()
     assert "s3cret" not in text and "SECRET" not in text and "dbt-core" not in text
     index = read_index(cache)
     assert index is not None
     pool_of = {(d, t): index["pools"][n] for d, by_task in index["tasks"].items() for t, n in by_task.items()}
-    assert len(index["pools"]) == 3
+    assert len(index["pools"]) == 4
+    assert pool_of["other", "cold.run"]["warm_off"] is True and pool_of["other", "m.run"]["warm_off"] is False
     assert pool_of["shop", "orders.run"] is pool_of["shop", "orders.test"]
     assert pool_of["shop", "payments.run"]["warm_scope"] == "team-b"
     assert pool_of["shop", "orders.run"] == {
         "venv": {"key": "0123456789abcdef"}, "project_dir": str(shop), "warm_scope": None,
-        "msgpack": "partial_parse/b/partial_parse.msgpack",
+        "msgpack": "partial_parse/b/partial_parse.msgpack", "warm_off": False,
     }  # fmt: skip
     assert pool_of["other", "m.run"]["msgpack"] == "partial_parse/c/partial_parse.msgpack"
     assert json.loads(text) == index

@@ -143,6 +143,7 @@ def _prestart(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> 
         ("index", "shop.nope is not a dbt task prepared in"),
         ("off", "warm processes are off"),
         ("no-venv", "venv 0123456789abcdef is not in"),
+        ("warm-off", "shop.orders.run runs dbt as a fresh process (its VenvConfig turns warm processes off)"),
     ],
 )
 def test_the_command_runs_whatever_prestart_cannot_do(tmp_path: Path, setup: str, said: str) -> None:
@@ -153,7 +154,7 @@ def test_the_command_runs_whatever_prestart_cannot_do(tmp_path: Path, setup: str
         index = {
             "format": INDEX_FORMAT,
             "pools": [{"venv": {"key": "0123456789abcdef"}, "project_dir": str(tmp_path), "warm_scope": None,
-                       "msgpack": None}],
+                       "msgpack": None, "warm_off": setup == "warm-off"}],
             "tasks": {"shop": {"orders.run": 0}},
         }  # fmt: skip
         (cache / PREPARED_DIR / INDEX_NAME).write_text(json.dumps(index))
