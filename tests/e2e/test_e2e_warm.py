@@ -43,6 +43,15 @@ def run(project: Path, args: tuple[str, ...], db: Path, callback=None, **env: st
     return lines
 
 
+def _exited(pid: int) -> bool:
+    """``pid`` has exited and closed its files: gone, or a zombie (``/proc/<pid>/stat`` state Z/X)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state in ("Z", "X")
+
+
 def pid_of(lines: list[str]) -> int:
     for line in lines:
         if (m := PID.search(line)) is not None:
@@ -204,7 +213,7 @@ def test_processes_are_recycled_above_the_memory_ceiling_and_reported(
     project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from manifest_dag.worker.invokers import warm_pool_dir
-    from manifest_dag.worker.warm import _is_our_server, pool_status, stop_pools
+    from manifest_dag.worker.warm import pool_status, stop_pools
 
     stop_pools(E2E_VENV_CACHE / ".state")  # processes keep the limits they were started with
     db = tmp_path / "m.duckdb"
@@ -216,10 +225,12 @@ def test_processes_are_recycled_above_the_memory_ceiling_and_reported(
     assert sum(s["rss_mb"] for s in status) < 2000 * len(status)
     monkeypatch.setenv("MANIFEST_DAG_WARM_MAX_RSS_MB", "1")  # every process is above 1 MB
     os.killpg(first, signal.SIGKILL)
-    # until it has exited: a process SIGKILLed but not yet gone still takes connections into its
-    # backlog, so the next task could reach it, be dropped and run cold under its pid (seen in CI)
+    # until it has exited, files closed: a process SIGKILLed but not yet gone still takes
+    # connections into its backlog, so the next task could reach it, be dropped and run cold under
+    # its pid (seen in CI). Its command line empties before its files close (the kernel releases
+    # its memory first), so wait for the zombie, not for the command line.
     deadline = time.monotonic() + 30
-    while _is_our_server(first) and time.monotonic() < deadline:
+    while not _exited(first) and time.monotonic() < deadline:
         time.sleep(0.05)
     second_lines = run(project, ("seed", "--select", "raw_products"), db)
     time.sleep(1.0)
