@@ -43,13 +43,17 @@ def run(project: Path, args: tuple[str, ...], db: Path, callback=None, **env: st
     return lines
 
 
-def _exited(pid: int) -> bool:
-    """``pid`` has exited and closed its files: gone, or a zombie (``/proc/<pid>/stat`` state Z/X)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state in ("Z", "X")
+def _exited(pgid: int) -> bool:
+    """Every process of group ``pgid`` has exited and closed its files: gone, or a zombie
+    (``/proc/<pid>/stat`` state Z/X). A child the process forked holds its sockets too."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, _ppid, group = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError):
+            continue
+        if int(group) == pgid and state not in ("Z", "X"):
+            return False
+    return True
 
 
 def pid_of(lines: list[str]) -> int:
@@ -228,7 +232,7 @@ def test_processes_are_recycled_above_the_memory_ceiling_and_reported(
     # until it has exited, files closed: a process SIGKILLed but not yet gone still takes
     # connections into its backlog, so the next task could reach it, be dropped and run cold under
     # its pid (seen in CI). Its command line empties before its files close (the kernel releases
-    # its memory first), so wait for the zombie, not for the command line.
+    # its memory first), so wait for the zombies of its whole process group (killed with it).
     deadline = time.monotonic() + 30
     while not _exited(first) and time.monotonic() < deadline:
         time.sleep(0.05)
