@@ -52,7 +52,7 @@ import pytest
 
 from tests.conftest import REPO
 from tests.support.airflow_run import VENV_REQUIREMENTS
-from tests.support.own_venv import tree_listing
+from tests.support.own_venv import chmod_tree, shared_inodes, tree_listing
 from tests.support.scheduler_env import CeleryWorker, EnvError, SchedulerEnv, make_root
 
 pytestmark = pytest.mark.e2e
@@ -69,7 +69,7 @@ SHOP_MANIFEST = REPO / "fixtures" / "manifests" / "shop" / "manifest.json"
 
 #: the head of every generated DAG file: inside a task (a parsing context naming it), count the
 #: manifest reads; and after the DAG, what the task's parse built
-WATCH = '''
+WATCH = """
 from airflow.sdk import get_parsing_context as _e2e_parsing_context
 
 if _e2e_parsing_context().task_id is not None:
@@ -85,14 +85,14 @@ if _e2e_parsing_context().task_id is not None:
 
     _e2e_manifest.load_manifest = _e2e_counting_load
     _e2e_logging.getLogger("manifest_dag.e2e").warning("E2E-MANIFEST-WATCH on")
-'''
-PROBE = '''
+"""
+PROBE = """
 if _e2e_parsing_context().task_id is not None:
     _e2e_logging.getLogger("manifest_dag.e2e").warning(
         "E2E-PROBE dag=%s task=%s built=%d planned=%d",
         dag.dag_id, _e2e_parsing_context().task_id, len(dag.task_dict), len(dag.dbt_plan),
     )
-'''
+"""
 DAG_FILE = '''"""{doc}: an Airflow DAG written by tests/e2e/test_e2e_pod_executor.py."""
 {watch}
 import pendulum
@@ -111,16 +111,6 @@ dag = DbtDag(
     max_active_tasks=1,
 )
 {probe}'''
-
-
-def _chmod_tree(root: Path, writable: bool) -> None:
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in [*dirnames, *filenames, "."]:
-            path = os.path.join(dirpath, name)
-            if os.path.islink(path):
-                continue
-            mode = os.lstat(path).st_mode
-            os.chmod(path, (mode | 0o200) if writable else (mode & ~0o222))
 
 
 class LoadSampler(threading.Thread):
@@ -147,10 +137,21 @@ def write_dags(env: SchedulerEnv, project: Path, warehouse: Path) -> dict[str, P
         ("shop_pod", "The shop, each task in a pod of its own", {"executor": "pod"}),
     ):
         path = env.dags / f"{dag_id}_dag.py"
-        path.write_text(DAG_FILE.format(
-            doc=doc, watch=WATCH, probe=PROBE, dag_id=dag_id, manifest=str(SHOP_MANIFEST), project=str(project),
-            db=str(warehouse / f"{dag_id}.duckdb"), profiles=str(project / "profiles.yml"), reqs=VENV_REQUIREMENTS,
-            select=SELECT, default_args=default_args))
+        path.write_text(
+            DAG_FILE.format(
+                doc=doc,
+                watch=WATCH,
+                probe=PROBE,
+                dag_id=dag_id,
+                manifest=str(SHOP_MANIFEST),
+                project=str(project),
+                db=str(warehouse / f"{dag_id}.duckdb"),
+                profiles=str(project / "profiles.yml"),
+                reqs=VENV_REQUIREMENTS,
+                select=SELECT,
+                default_args=default_args,
+            )
+        )
         files[dag_id] = path
     return files
 
@@ -199,8 +200,11 @@ def deployment():
     read_only = False
     try:
         project = image / "shop"
-        shutil.copytree(REPO / "fixtures" / "shop", project,
-                        ignore=shutil.ignore_patterns("target", "logs", "dbt_packages", "*.duckdb"))
+        shutil.copytree(
+            REPO / "fixtures" / "shop",
+            project,
+            ignore=shutil.ignore_patterns("target", "logs", "dbt_packages", "*.duckdb"),
+        )
         warehouse = root / "warehouse"  # outside the image: writable
         warehouse.mkdir()
         env.dags.mkdir(parents=True)
@@ -216,8 +220,9 @@ def deployment():
         if PRESTART:
             env.extra_env["MD_POD_COMMAND_PREFIX"] = f"{Path(env.python).parent / 'manifest-dag'} prestart --"
         # the warm worker runs from the same image: its venv, read-only; its state its own
-        worker.extra_env.update(MANIFEST_DAG_VENV_CACHE=str(cache),
-                                MANIFEST_DAG_STATE_DIR=str(worker.venv_cache / ".state"))
+        worker.extra_env.update(
+            MANIFEST_DAG_VENV_CACHE=str(cache), MANIFEST_DAG_STATE_DIR=str(worker.venv_cache / ".state")
+        )
         env.start_postgres()
         # image build: while Airflow starts, as the pods will run (their cache, plan cache, env)
         build_tmp = root / "build-tmp"
@@ -225,22 +230,32 @@ def deployment():
         build_log = root / "prepare.log"
         prepare_started = time.monotonic()
         prepare = subprocess.Popen(
-            [str(Path(env.python).parent / "manifest-dag"), "prepare", "--dags", str(dag_files["shop_pod"]),
-             "--cache-dir", str(cache)],
+            [
+                str(Path(env.python).parent / "manifest-dag"),
+                "prepare",
+                "--dags",
+                str(dag_files["shop_pod"]),
+                "--cache-dir",
+                str(cache),
+            ],
             # UV_LINK_MODE=copy: files of their own, as an image layer has them; uv's default hardlinks
             # share inodes with uv's cache and every other venv built from it, so chmod a-w here would
             # change those (and their owners' chmods would change the image)
-            env={**env.env(), **pod_env, "TMPDIR": str(build_tmp), "UV_LINK_MODE": "copy"}, stdout=build_log.open("w"),
-            stderr=subprocess.STDOUT, cwd=root,
+            env={**env.env(), **pod_env, "TMPDIR": str(build_tmp), "UV_LINK_MODE": "copy"},
+            stdout=build_log.open("w"),
+            stderr=subprocess.STDOUT,
+            cwd=root,
         )
         env.start_airflow()
         if prepare.wait(timeout=RUN_TIMEOUT) != 0:
             raise EnvError(f"manifest-dag prepare failed:\n{build_log.read_text()[-4000:]}")
         prepare_seconds = time.monotonic() - prepare_started
-        linked = [p for p in image.rglob("*") if p.is_file() and not p.is_symlink() and p.stat().st_nlink > 1]
+        linked = shared_inodes(image)
         if linked:
-            raise EnvError(f"{len(linked)} files of the image share their inode with files outside it, e.g. {linked[:3]}")
-        _chmod_tree(image, writable=False)
+            raise EnvError(
+                f"{len(linked)} files of the image share their inode with files outside it, e.g. {linked[:3]}"
+            )
+        chmod_tree(image, writable=False)
         read_only = True
         before = tree_listing(image)
         env.wait_dags_parsed(list(DAG_IDS))
@@ -255,11 +270,23 @@ def deployment():
         # a task's state is final before its pod has exited: wait for every pod's record
         pod_records = wait_pods(env, pods / "pods.jsonl", sum(t["dag_id"] == "shop_pod" for t in tis))
         after = tree_listing(image)
-        yield dict(env=env, worker=worker, runs=runs, states=states, tis=tis,
-                   logs=env.task_logs(), nodes=node_seconds(env, runs), pods=pod_records, pod_root=pods,
-                   image=(before, after), prepare_log=build_log.read_text(errors="replace"),
-                   prepare_seconds=prepare_seconds, setup_seconds=setup_seconds, elapsed=elapsed,
-                   load=list(sampler.samples))
+        yield dict(
+            env=env,
+            worker=worker,
+            runs=runs,
+            states=states,
+            tis=tis,
+            logs=env.task_logs(),
+            nodes=node_seconds(env, runs),
+            pods=pod_records,
+            pod_root=pods,
+            image=(before, after),
+            prepare_log=build_log.read_text(errors="replace"),
+            prepare_seconds=prepare_seconds,
+            setup_seconds=setup_seconds,
+            elapsed=elapsed,
+            load=list(sampler.samples),
+        )
     except EnvError as exc:
         pytest.fail(f"the deployment failed: {exc}")
     finally:
@@ -273,7 +300,7 @@ def deployment():
         for state in pods.glob("*/tmp/manifest-dag-*/state"):  # what a pod's init left, if it died
             stop_pools(state)
         if read_only:
-            _chmod_tree(image, writable=True)
+            chmod_tree(image, writable=True)
         if os.environ.get("MANIFEST_DAG_KEEP_SCHEDULER_ENV"):
             print(f"kept {root}")
         else:
@@ -304,8 +331,10 @@ def _is_cold_start(text: str) -> bool:
 
 def _command_seconds(pod_root: Path) -> tuple[float, float]:
     """(how long the pod's command ran, how long the sweep after it took), from pod_init's last line."""
-    m = re.search(r"exited \(-?\d+\) after ([0-9.]+) s; stopped \d+ process\(es\) it left in ([0-9.]+) s",
-                  (pod_root / "pod.log").read_text(errors="replace"))
+    m = re.search(
+        r"exited \(-?\d+\) after ([0-9.]+) s; stopped \d+ process\(es\) it left in ([0-9.]+) s",
+        (pod_root / "pod.log").read_text(errors="replace"),
+    )
     assert m, pod_root
     return float(m.group(1)), float(m.group(2))
 
@@ -375,10 +404,13 @@ def test_each_pod_task_ran_in_a_fresh_process_with_empty_folders(deployment) -> 
         if PRESTART:  # the pod template's command: prestart started the task's dbt process ...
             assert pod["command"][1:3] == ["prestart", "--"], pod
             assert "manifest-dag prestart: started warm dbt process" in pod_log, pod_log[-3000:]
-            assert "warm dbt: running in warm process" in text and "starting a warm dbt process" not in text, text[-3000:]
+            assert "warm dbt: running in warm process" in text and "starting a warm dbt process" not in text, text[
+                -3000:
+            ]
             # ... and the pod's end took it down (pod_init's sweep)
-            assert re.search(r"pod_init: the pod's command exited \(0\) after [0-9.]+ s; stopped [1-9]", pod_log), \
+            assert re.search(r"pod_init: the pod's command exited \(0\) after [0-9.]+ s; stopped [1-9]", pod_log), (
                 pod_log[-3000:]
+            )
         else:
             assert "warm dbt" not in text and "manifest-dag prestart" not in pod_log
 
@@ -439,8 +471,11 @@ def test_report_figures(deployment) -> None:
             if dag_id == "shop_pod":
                 walls.append(pods[task_id]["wall_seconds"] - node)
         per[dag_id] = {
-            "tasks": len(logs), "measured": len(overheads), "left_out_cold_starts": skipped,
-            "median_task_seconds": _median(durations), "median_overhead_seconds": _median(overheads),
+            "tasks": len(logs),
+            "measured": len(overheads),
+            "left_out_cold_starts": skipped,
+            "median_task_seconds": _median(durations),
+            "median_overhead_seconds": _median(overheads),
         }
         if walls:
             per[dag_id]["median_pod_process_wall_less_node_seconds"] = _median(walls)
@@ -450,10 +485,12 @@ def test_report_figures(deployment) -> None:
             per[dag_id]["median_pod_sweep_seconds"] = _median([r[1] for r in ran])
             phases = [_phases(p) for p in pods.values()]
             per[dag_id]["median_pod_phases_seconds"] = {
-                name: _median([ph[name] for ph in phases]) for name in phases[0]}
+                name: _median([ph[name] for ph in phases]) for name in phases[0]
+            }
             # Airflow's supervisor may notice its task process's exit only at its next wake-up
             per[dag_id]["pods_whose_supervisor_waited_over_4s_after_the_task"] = sum(
-                ph["supervisor_after_task"] > 4 for ph in phases)
+                ph["supervisor_after_task"] > 4 for ph in phases
+            )
     warm, pod = per["shop_warm"], per["shop_pod"]
     assert warm["measured"] >= 5 and pod["measured"] == pod["tasks"], per
     load = deployment["load"]
@@ -461,14 +498,20 @@ def test_report_figures(deployment) -> None:
         "executors": EXECUTORS,
         "warm_side": "CeleryExecutor, one worker, worker_concurrency 1, warm dbt processes on",
         "pod_side": "PodPerTaskExecutor: python -m airflow.sdk.execution_time.execute_workload per task, "
-                    "new HOME/TMPDIR/AIRFLOW_HOME, the prepared image read-only, "
-                    + ("behind manifest-dag prestart" if PRESTART else "no prefix, MANIFEST_DAG_WARM_PROCESSES=0"),
+        "new HOME/TMPDIR/AIRFLOW_HOME, the prepared image read-only, "
+        + ("behind manifest-dag prestart" if PRESTART else "no prefix, MANIFEST_DAG_WARM_PROCESSES=0"),
         "per_dag": per,
         "ratio_pod_over_warm_task_overhead": round(pod["median_overhead_seconds"] / warm["median_overhead_seconds"], 2),
         "ratio_pod_process_over_warm_task_overhead": round(
-            pod["median_pod_process_wall_less_node_seconds"] / warm["median_overhead_seconds"], 2),
-        "load_avg_1m_while_running": {"mean": round(statistics.mean(load), 1), "max": round(max(load), 1),
-                                      "samples": len(load)} if load else None,
+            pod["median_pod_process_wall_less_node_seconds"] / warm["median_overhead_seconds"], 2
+        ),
+        "load_avg_1m_while_running": {
+            "mean": round(statistics.mean(load), 1),
+            "max": round(max(load), 1),
+            "samples": len(load),
+        }
+        if load
+        else None,
         "cpus": os.cpu_count(),
         "prepare_seconds": round(deployment["prepare_seconds"], 1),
         "setup_seconds": round(deployment["setup_seconds"], 1),

@@ -27,7 +27,7 @@ from manifest_dag.worker.venv import VenvSpec
 from manifest_dag.worker.warm import stop_pools
 from tests.conftest import REPO
 from tests.support.airflow_run import E2E_VENV_CACHE, VENV_REQUIREMENTS
-from tests.support.own_venv import tree_listing
+from tests.support.own_venv import chmod_tree, shared_inodes, tree_listing
 
 pytestmark = pytest.mark.e2e
 
@@ -61,16 +61,6 @@ def _env(tmp: Path, image: Path, **extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
-
-
-def _chmod_tree(root: Path, writable: bool) -> None:
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in [*dirnames, *filenames, "."]:
-            path = os.path.join(dirpath, name)
-            if os.path.islink(path):
-                continue
-            mode = os.lstat(path).st_mode
-            os.chmod(path, (mode | 0o200) if writable else (mode & ~0o222))
 
 
 def test_pod_per_task_with_a_read_only_prepared_image(tmp_path: Path) -> None:
@@ -110,10 +100,10 @@ def test_pod_per_task_with_a_read_only_prepared_image(tmp_path: Path) -> None:
     assert list((cache / ".prepared" / "deps").glob("*/dbt_packages"))
     assert not (cache / ".prepared" / "workspaces").exists()
 
-    linked = [p for p in image.rglob("*") if p.is_file() and not p.is_symlink() and p.stat().st_nlink > 1]
+    linked = shared_inodes(image)
     assert not linked, f"{len(linked)} files of the image share their inode with files outside it: {linked[:3]}"
     # the image is read-only from here on
-    _chmod_tree(image, writable=False)
+    chmod_tree(image, writable=False)
     try:
         before = tree_listing(image)
         listed = subprocess.run(
@@ -175,7 +165,7 @@ def test_pod_per_task_with_a_read_only_prepared_image(tmp_path: Path) -> None:
             )  # fmt: skip
         assert tree_listing(image) == before, "a task wrote under the read-only prepared image"
     finally:
-        _chmod_tree(image, writable=True)
+        chmod_tree(image, writable=True)
 
     # the baseline: the same dbt commands as warm tasks on a long-lived worker (run_dbt, warm process)
     warm: list[dict] = []

@@ -61,3 +61,21 @@ def tree_listing(root: Path) -> dict[str, tuple[int, int, int]]:
 
 if __name__ == "__main__":
     print(own_dbt_venv())
+
+
+def chmod_tree(root: Path, writable: bool) -> None:
+    """Every file and folder under ``root`` writable again, or read-only (``chmod -R a-w``), as a
+    prepared image is baked; symlinks are left alone (their mode is not theirs)."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [*dirnames, *filenames, "."]:
+            path = os.path.join(dirpath, name)
+            if os.path.islink(path):
+                continue
+            mode = os.lstat(path).st_mode
+            os.chmod(path, (mode | 0o200) if writable else (mode & ~0o222))
+
+
+def shared_inodes(root: Path) -> list[Path]:
+    """Files under ``root`` that share their inode with a file elsewhere (uv's default hardlinks
+    into its cache): a chmod of one reaches the others."""
+    return [p for p in root.rglob("*") if p.is_file() and not p.is_symlink() and p.stat().st_nlink > 1]

@@ -19,16 +19,20 @@ def _deep(tmp_path: Path) -> Path:
     return pool
 
 
-def test_the_long_path_cannot_be_bound_and_the_chosen_one_can(tmp_path: Path) -> None:
-    pool = _deep(tmp_path)
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock, pytest.raises(OSError):
-        sock.bind(str(pool / "0.sock"))  # what every warm start ran into before
-    chosen = socket_path(pool, 0)
+def _assert_binds_in_a_private_folder(chosen: Path) -> None:
     assert len(os.fsencode(chosen)) <= SOCKET_PATH_MAX
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.bind(str(chosen))
     chosen.unlink()
     assert stat.S_IMODE(chosen.parent.stat().st_mode) == 0o700
+
+
+def test_the_long_path_cannot_be_bound_and_the_chosen_one_can(tmp_path: Path) -> None:
+    pool = _deep(tmp_path)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock, pytest.raises(OSError):
+        sock.bind(str(pool / "0.sock"))  # what every warm start ran into before
+    chosen = socket_path(pool, 0)
+    _assert_binds_in_a_private_folder(chosen)
 
 
 def test_the_short_path_is_the_same_for_every_task_and_differs_per_pool(tmp_path: Path) -> None:
@@ -63,9 +67,5 @@ def test_a_deep_temp_dir_too_still_gives_a_socket_that_binds(tmp_path: Path, mon
     monkeypatch.setenv("TMPDIR", str(deep_tmp))
     monkeypatch.setattr("tempfile.tempdir", None)  # re-read TMPDIR
     chosen = socket_path(pool, 0)
-    assert len(os.fsencode(chosen)) <= SOCKET_PATH_MAX
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.bind(str(chosen))
-    chosen.unlink()
-    assert stat.S_IMODE(chosen.parent.stat().st_mode) == 0o700
+    _assert_binds_in_a_private_folder(chosen)
     chosen.parent.rmdir()
