@@ -51,8 +51,12 @@ import traceback
 
 try:  # a module of manifest_dag (tests) or a script in a worker venv (siblings on sys.path)
     from .manifest_reuse import ManifestReuse
+    from .warm_up import Handover, report
+    from .warm_up import warm_up as _warm_up
 except ImportError:  # pragma: no cover - exercised by the server script
     from manifest_reuse import ManifestReuse  # type: ignore[no-redef]
+    from warm_up import Handover, report  # type: ignore[no-redef]
+    from warm_up import warm_up as _warm_up  # type: ignore[no-redef]
 
 _CONSOLE_LEVELS = {"info", "warn", "warning", "error"}
 #: commands whose result is a RunExecutionResult, written here as run_results.json
@@ -252,73 +256,6 @@ def _invoke(
             os.chdir("/")
 
 
-def _warm_up(msgpack: str, waiting=lambda: False) -> None:
-    """Pay now what dbt's first invocation in a process pays on top of every later one.
-
-    dbt (mashumaro) writes its (de)serialisers and JSON schemas on first use: decoding the
-    partial-parse msgpack, flattening the graph, validating the project, profile and credentials
-    cost a first invocation 0.4-0.5 s more than the next on a small project. A process started
-    ahead of its task (``manifest-dag prestart``: a pod's dbt process starts while Airflow does)
-    does that here, on the prepared msgpack, before any request. Every step is best effort: these
-    are dbt's internals, and a step a dbt version lacks only leaves its cost to the invocation.
-    Once a task is ``waiting``, the rest is left to its invocation, which pays only what it uses.
-    """
-    steps = []
-
-    def step(fn) -> None:
-        if waiting():
-            steps.append(f"{fn.__name__} (a task is waiting)")
-            return
-        try:
-            fn()
-        except Exception as exc:  # noqa: BLE001 - best effort, see above
-            steps.append(f"{getattr(fn, '__name__', fn)}: {type(exc).__name__}")
-
-    def modules() -> None:
-        import importlib
-
-        for name in ("dbt.task.run", "dbt.task.build", "dbt.task.test", "dbt.task.seed", "dbt.task.snapshot",
-                     "dbt.parser.manifest", "dbt.compilation", "dbt.graph.selector"):  # fmt: skip
-            importlib.import_module(name)
-
-    def schemas() -> None:
-        from dbt.contracts import project
-
-        for name in ("ProjectFlags", "Project", "PackageConfig", "Configuration", "ProfileConfig"):
-            cls = getattr(project, name, None)
-            if cls is not None:
-                cls.json_schema()
-        from dbt.contracts.selection import SelectorFile
-
-        SelectorFile.json_schema()
-
-    manifest = {}
-
-    def decode() -> None:
-        from dbt.contracts.graph.manifest import Manifest
-
-        with open(msgpack, "rb") as fh:
-            manifest["m"] = Manifest.from_msgpack(fh.read())
-
-    def adapter() -> None:
-        from dbt.adapters.factory import load_plugin
-
-        load_plugin(manifest["m"].metadata.adapter_type).json_schema()
-
-    def flat_graph() -> None:
-        manifest["m"].build_flat_graph()
-
-    step(modules)
-    step(schemas)
-    if msgpack:
-        step(decode)
-        if "m" in manifest:
-            step(adapter)
-            step(flat_graph)
-    if steps:
-        print(f"warm-up: skipped {', '.join(steps)}", file=sys.stderr, flush=True)
-
-
 def serve(
     path: str,
     idle: float,
@@ -380,8 +317,9 @@ def serve(
 
         reuse = ManifestReuse(note=lambda text: None)
         reuse.install(keep_project)
+        handover = Handover()  # the msgpack decoded ahead, for the first invocation (warm_up.py)
         if warm_up is not None:
-            _warm_up(warm_up, waiting=lambda: bool(select.select([server], [], [], 0)[0]))
+            report(_warm_up(warm_up, waiting=lambda: bool(select.select([server], [], [], 0)[0]), handover=handover))
         server.settimeout(idle)
         while not interrupt.requested:
             try:
@@ -407,9 +345,15 @@ def serve(
                 finished = threading.Event()
                 watcher = threading.Thread(target=_watch_client, args=(conn, interrupt, finished), daemon=True)
                 watcher.start()
+
+                def note(text: str, to: _Writer = writer) -> None:
+                    to.send({"note": text})
+
+                handover.note = note
                 try:
                     _invoke(dbtRunner, request, writer, reuse, interrupt)
                 finally:
+                    handover.drop()  # one-shot: not held for the process's life
                     finished.set()
                     watcher.join(timeout=1.0)
                 done += 1
