@@ -119,6 +119,13 @@ def start(cache_root: Path, dag_id: str, task_id: str) -> str:
         return f"no warm process for venv {venv.key}: " + ("; ".join(lines) or "its dbt runs as a fresh process")
     msgpack = pool.get("msgpack")
     invoker.warm.warm_up = str(cache_root / PREPARED_DIR / msgpack) if msgpack else ""
+    if msgpack:  # a fresh pod's task takes slot 0: the warm-up decodes the msgpack as placed there
+        from manifest_dag.core.dbt_project import project_field
+        from manifest_dag.worker.workspace import slots_base
+
+        project_dir = Path(pool["project_dir"])
+        invoker.warm.warm_up_root = str(slots_base(cache.state_dir, project_dir) / "0" / "project")
+        invoker.warm.warm_up_project = project_field(project_dir, "name")
     pid = invoker.warm.prestart(0)
     if pid is None:
         return f"slot 0 of {invoker.warm.pool_dir} is busy or already has a process: nothing to start"

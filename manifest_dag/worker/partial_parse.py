@@ -23,6 +23,7 @@ import orjson
 from manifest_dag.core.errors import WorkspaceError
 from manifest_dag.core.files import create_private
 from manifest_dag.core.secrets import is_secret_name
+from manifest_dag.worker.in_venv.msgpack_paths import relocate
 
 PARTIAL_PARSE = "partial_parse.msgpack"
 
@@ -86,22 +87,6 @@ def canonical_vars(dbt_vars: Mapping[str, Any] | str | None) -> str | None:
         raise WorkspaceError(f"dbt_vars must be JSON-serialisable: {exc}") from None
 
 
-def msgpack_project_root(data: Mapping[str, Any], project_name: str | None) -> str | None:
-    """The root project's folder recorded in a decoded msgpack (from its files' paths)."""
-    files = data.get("files")
-    if not isinstance(files, dict):
-        return None
-    prefix = f"{project_name}://" if project_name else None
-    for file_id, entry in files.items():
-        if prefix and not str(file_id).startswith(prefix):
-            continue
-        path = entry.get("path") if isinstance(entry, dict) else None
-        root = (path.get("project_root") or path.get("root_path")) if isinstance(path, dict) else None
-        if isinstance(root, str):
-            return root
-    return None
-
-
 def relocate_msgpack(source: Path, dest: Path, new_root: Path, project_name: str | None) -> str | None:
     """Copy a msgpack to ``dest`` with the root project's folder rewritten to ``new_root``.
 
@@ -112,41 +97,14 @@ def relocate_msgpack(source: Path, dest: Path, new_root: Path, project_name: str
     """
     raw = source.read_bytes()
     try:
-        data = msgpack.unpackb(raw, raw=False, strict_map_key=False)
-        if not isinstance(data, dict):
-            raise TypeError(f"the top level is a {type(data).__name__}, not a map")
-        old = msgpack_project_root(data, project_name)
-    except _UNREADABLE as exc:
+        moved = relocate(raw, str(new_root), project_name)
+    except _UNREADABLE as exc:  # a corrupt file, or nesting deeper than the walk can recurse
         raise UnreadableMsgpack(f"{source} is not a readable partial_parse.msgpack ({exc})") from None
-    if old is None:
+    if moved is None:
         return None
-    new = str(new_root)
-    if old == new:
-        with create_private(dest) as out:  # it holds the values of env vars: 0600
-            out.write(raw)
-        return old
-    below = old.rstrip("/") + "/"
-
-    def walk(obj: Any) -> Any:
-        if isinstance(obj, str):
-            if obj == old:
-                return new
-            if obj.startswith(below):
-                return new + "/" + obj[len(below) :]
-            return obj
-        if isinstance(obj, dict):
-            return {k: walk(v) for k, v in obj.items()}
-        if isinstance(obj, list):
-            return [walk(v) for v in obj]
-        return obj
-
-    try:
-        moved = msgpack.packb(walk(data), use_bin_type=True)
-    except _UNREADABLE as exc:  # nesting deeper than walk can recurse
-        raise UnreadableMsgpack(f"{source} is not a readable partial_parse.msgpack ({exc})") from None
-    with create_private(dest) as out:
-        out.write(moved)
-    return old
+    with create_private(dest) as out:  # it holds the values of env vars: 0600
+        out.write(moved[0])
+    return moved[1]
 
 
 def msgpack_state_check(path: Path) -> dict[str, Any] | None:

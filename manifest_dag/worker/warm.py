@@ -207,6 +207,10 @@ class WarmInvoker:
         self.synced: Mapping[str, Any] | None = None  # see trust_sync
         #: a prepared msgpack to warm a new process up on before it serves (``prestart``); "" = none
         self.warm_up: str | None = None
+        #: the folder the task's workspace copy will be in, and the project's name: the warm-up
+        #: decodes the msgpack rewritten for it, byte for byte what the workspace will place
+        self.warm_up_root: str | None = None
+        self.warm_up_project: str | None = None
 
     # -- slots -------------------------------------------------------------------------------
     def _paths(self, i: int) -> tuple[Path, Path, Path]:
@@ -273,6 +277,8 @@ class WarmInvoker:
                     str(self.settings.max_rss_mb),
                     *([] if self.settings.keep_project else ["--no-keep-project"]),
                     *([] if self.warm_up is None else ["--warm-up", self.warm_up]),
+                    *([] if not self.warm_up_root else ["--warm-up-root", self.warm_up_root]),
+                    *([] if not self.warm_up_project else ["--warm-up-project", self.warm_up_project]),
                 ],
                 env=self.server_env,
                 cwd="/",

@@ -96,6 +96,12 @@ def _empty_folder(folder: Path, keep: frozenset[str] = frozenset()) -> None:
         remove_tree(Path(entry.path))
 
 
+def slots_base(cache_root: Path, project_dir: Path) -> Path:
+    """The folder of a project's numbered slots in a state tree; slot ``n``'s copy is
+    ``slots_base(...) / str(n) / "project"`` (also where ``prestart`` expects a pod's task)."""
+    return cache_root / "workspaces" / hashlib.sha256(str(Path(project_dir).resolve()).encode()).hexdigest()[:16]
+
+
 class Workspace:
     """The slot's copy of one dbt project for one dbt invocation, with a stable path.
 
@@ -186,7 +192,7 @@ class Workspace:
         return self.cache_root / "partial_parse" / self._state_key() / PARTIAL_PARSE
 
     def _base(self) -> Path:
-        return self.cache_root / "workspaces" / hashlib.sha256(str(self.source.resolve()).encode()).hexdigest()[:16]
+        return slots_base(self.cache_root, self.source)
 
     # -- lifecycle --------------------------------------------------------------------------------
     def __enter__(self) -> Workspace:

@@ -156,6 +156,8 @@ def test_pod_per_task_with_a_read_only_prepared_image(tmp_path: Path) -> None:
                 assert "manifest-dag prestart: started warm dbt process" in log, log[-3000:]
                 assert "warm dbt: running in warm process" in log, log[-3000:]
                 assert "starting a warm dbt process" not in log  # the task found it started
+                # the msgpack prestart's process decoded is the one the task's workspace placed
+                assert "warm dbt: used partial_parse.msgpack as decoded before this task arrived" in log, log[-3000:]
                 ahead.append({"task": task_id, "wall": wall, "execute": result["execute_s"], "node": node,
                               "invocation": summary["seconds"], "parse": result["parse_s"]})  # fmt: skip
                 continue

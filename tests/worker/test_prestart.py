@@ -187,6 +187,7 @@ def test_start_with_a_prepared_index_and_venv_starts_the_pool_the_task_will_use(
     from manifest_dag.worker import venv as venv_module
     from manifest_dag.worker.invokers import default_invoker
     from manifest_dag.worker.venv import VenvCache
+    from manifest_dag.worker.workspace import slots_base
 
     cache_root = tmp_path / "cache"
     key = "0123456789abcdef"
@@ -194,10 +195,15 @@ def test_start_with_a_prepared_index_and_venv_starts_the_pool_the_task_will_use(
     index = {
         "format": INDEX_FORMAT,
         "pools": [{"venv": {"key": key}, "project_dir": str(tmp_path / "shop"), "warm_scope": "team-a",
-                   "msgpack": None}],
+                   "msgpack": "partial_parse/k/partial_parse.msgpack"}],
         "tasks": {"shop": {"orders.run": 0}},
     }  # fmt: skip
     (cache_root / PREPARED_DIR / INDEX_NAME).write_text(json.dumps(index))
+    prepared = cache_root / PREPARED_DIR / "partial_parse" / "k" / "partial_parse.msgpack"
+    prepared.parent.mkdir(parents=True)
+    prepared.write_bytes(b"\x80")
+    (tmp_path / "shop").mkdir()
+    (tmp_path / "shop" / "dbt_project.yml").write_text("name: shop\nprofile: shop\n")
     site = _slow_dbt(tmp_path)
     python = tmp_path / "bin" / "python"  # the venv's Python: a venv's server gets no PYTHONPATH
     python.parent.mkdir()
@@ -220,6 +226,11 @@ def test_start_with_a_prepared_index_and_venv_starts_the_pool_the_task_will_use(
     try:
         assert f"pool {pool})" in said
         assert int((pool / "0.pid").read_text()) == pid
+        # warmed up on the prepared msgpack as the task's workspace (slot 0, this state dir) will hold it
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        root = slots_base(tmp_path / "state", tmp_path / "shop") / "0" / "project"
+        for flag, value in (("--warm-up", str(prepared)), ("--warm-up-root", str(root)), ("--warm-up-project", "shop")):
+            assert argv[argv.index(flag.encode()) + 1].decode() == value, argv
         deadline = time.monotonic() + 30
         while not (tmp_path / "imported.txt").exists() and time.monotonic() < deadline:
             time.sleep(0.05)

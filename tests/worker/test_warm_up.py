@@ -92,3 +92,37 @@ def test_without_dbt_nothing_is_offered(monkeypatch) -> None:
     handover = Handover()
     handover.offer(b"x", None, object(), 0.1)
     assert handover.raw is None and handover.manifest is None
+
+
+def test_warm_up_decodes_the_msgpack_as_the_tasks_workspace_will_place_it(manifest_cls, tmp_path) -> None:
+    """``prestart`` names the folder of the pod task's workspace: the warm-up rewrites the prepared
+    msgpack for it with the same function the workspace uses, so the task's dbt reads the very
+    bytes that were decoded ahead, and gets the decoded object."""
+    import msgpack
+
+    from manifest_dag.worker.in_venv.warm_up import warm_up
+    from manifest_dag.worker.partial_parse import relocate_msgpack
+
+    built = {
+        "files": {"shop://models/a.sql": {"path": {"project_root": "/build/shop", "searched_path": "models"}}},
+        "nodes": {"model.shop.a": {"original_file_path": "models/a.sql", "root_path": "/build/shop"}},
+    }
+    prepared = tmp_path / "prepared.msgpack"
+    prepared.write_bytes(msgpack.packb(built, use_bin_type=True))
+    root = tmp_path / "state" / "workspaces" / "k" / "0" / "project"
+    handover = Handover()
+    warm_up(str(prepared), handover=handover, root=str(root), project="shop")
+    assert handover.manifest is not None and handover.raw is not None
+    assert msgpack.unpackb(handover.raw)["nodes"]["model.shop.a"]["root_path"] == str(root)
+
+    ahead = handover.manifest
+    # another folder (a second slot): other bytes, decoded as dbt would; the offer stands
+    other = tmp_path / "other.msgpack"
+    relocate_msgpack(prepared, other, tmp_path / "elsewhere", "shop")
+    assert manifest_cls.from_msgpack(other.read_bytes()) is not ahead and handover.manifest is ahead
+
+    placed = tmp_path / "target" / "partial_parse.msgpack"
+    placed.parent.mkdir()
+    assert relocate_msgpack(prepared, placed, root, "shop") == "/build/shop"
+    assert manifest_cls.from_msgpack(placed.read_bytes()) is ahead
+    assert len(manifest_cls.decoded) == 2  # the warm-up's decode and the other folder's

@@ -16,9 +16,9 @@ from manifest_dag.worker.partial_parse import (
     ParseState,
     canonical_vars,
     msgpack_dbt_version,
-    msgpack_project_root,
     relocate_msgpack,
 )
+from manifest_dag.worker.in_venv.msgpack_paths import project_root as msgpack_project_root
 from manifest_dag.worker.workspace import Workspace
 from tests.conftest import REPO, SHARED
 

@@ -263,6 +263,8 @@ def serve(
     max_rss_mb: float,
     keep_project: bool = True,
     warm_up: str | None = None,
+    warm_up_root: str | None = None,
+    warm_up_project: str | None = None,
 ) -> None:
     interrupt = _Interrupt()
     signal.signal(signal.SIGINT, interrupt.handler)  # also where the parent ignored SIGINT
@@ -319,7 +321,7 @@ def serve(
         reuse.install(keep_project)
         handover = Handover()  # the msgpack decoded ahead, for the first invocation (warm_up.py)
         if warm_up is not None:
-            report(_warm_up(warm_up, waiting=lambda: bool(select.select([server], [], [], 0)[0]), handover=handover))
+            report(_warm_up(warm_up, handover=handover, root=warm_up_root, project=warm_up_project))
         server.settimeout(idle)
         while not interrupt.requested:
             try:
@@ -377,8 +379,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-rss-mb", type=float, default=2000.0)
     parser.add_argument("--no-keep-project", dest="keep_project", action="store_false")
     parser.add_argument("--warm-up", metavar="MSGPACK", help="warm dbt up before serving ('' = no msgpack)")
+    parser.add_argument("--warm-up-root", metavar="DIR", help="the folder the task's workspace copy will be in")
+    parser.add_argument("--warm-up-project", metavar="NAME", help="the root project's name (dbt_project.yml)")
     args = parser.parse_args(argv)
-    serve(args.socket, args.idle, args.max_invocations, args.max_rss_mb, args.keep_project, args.warm_up)
+    serve(
+        args.socket,
+        args.idle,
+        args.max_invocations,
+        args.max_rss_mb,
+        args.keep_project,
+        args.warm_up,
+        args.warm_up_root,
+        args.warm_up_project,
+    )
     return 0
 
 

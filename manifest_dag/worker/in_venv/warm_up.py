@@ -14,12 +14,13 @@ after importing dbt. The difference, and what ``warm_up`` does about each part:
 - modules a node command imports on first use (``TASK_MODULES``), and dbt's scan of ``sys.path``
   for plugin modules, which imports each ``dbt_*`` module it finds.
 - decoding ``partial_parse.msgpack`` (seconds at 2,000 models). ``decode`` decodes the prepared
-  copy now and hands the result to the first invocation *only if* dbt then reads exactly the same
-  bytes with the same decoder (``Handover``); dbt still makes every partial-parsing decision on it
+  copy now (rewritten for the folder of the task's workspace, ``root``, as the workspace will
+  rewrite it: ``msgpack_paths.relocate``) and hands the result to the first invocation *only if*
+  dbt then reads exactly the same bytes with the same decoder (``Handover``); dbt still makes every partial-parsing decision on it
   (vars, profile, project files), so nothing is trusted that dbt would not have checked.
 
 Every step is best effort (these are dbt's internals; a step a dbt version lacks only leaves its
-cost to the invocation), stops as soon as a task is waiting, and uses no secret: no profile, no
+cost to the invocation) and uses no secret: no profile, no
 environment, no vars reach this process before the task's own request.
 
 Runs inside a worker venv's Python (stdlib + dbt; see ``dbt_server.py``).
@@ -31,6 +32,11 @@ import sys
 import time
 from collections.abc import Callable
 from typing import Any
+
+try:  # a module of manifest_dag (tests) or a script in a worker venv (siblings on sys.path)
+    from .msgpack_paths import relocate
+except ImportError:  # pragma: no cover - exercised by the server script
+    from msgpack_paths import relocate  # type: ignore[no-redef]
 
 Note = Callable[[str], None]
 
@@ -147,16 +153,18 @@ def _compile(cls: Any) -> None:
             pass
 
 
-def warm_up(msgpack: str, waiting: Callable[[], bool] = lambda: False, handover: Handover | None = None) -> str:
-    """Run the steps above; returns one line saying what was done and what skipped."""
+def warm_up(msgpack: str, handover: Handover | None = None, root: str | None = None, project: str | None = None) -> str:
+    """Run the steps above; returns one line saying what was done and what skipped.
+
+    It does not stop for a task that connects meanwhile: each step is one the task's first node
+    command would otherwise pay in its own invocation, in this same process, so stopping would
+    only move the cost, and lose the decode's handover. (A task of another command, ``deps`` or
+    ``run-operation``, waits for steps it does not use: about a second on a small project.)"""
     started = time.monotonic()
     skipped: list[str] = []
     state: dict[str, Any] = {}
 
     def step(fn: Callable[[], None]) -> None:
-        if waiting():
-            skipped.append(f"{fn.__name__} (a task is waiting)")
-            return
         try:
             fn()
         except Exception as exc:  # noqa: BLE001 - best effort, see the module docstring
@@ -200,6 +208,11 @@ def warm_up(msgpack: str, waiting: Callable[[], bool] = lambda: False, handover:
 
         with open(msgpack, "rb") as fh:
             raw = fh.read()
+        if root:  # the task's workspace will hold the file rewritten for its folder: decode that
+            moved = relocate(raw, root, project)
+            if moved is None:
+                raise LookupError(f"no files of project {project} in {msgpack}")
+            raw = moved[0]
         decoder = _decoder()
         began = time.monotonic()
         manifest = Manifest.from_msgpack(raw, decoder=decoder) if decoder else Manifest.from_msgpack(raw)
