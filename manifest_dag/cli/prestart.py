@@ -153,6 +153,11 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:  # noqa: BLE001 - never in the task's way: say it, run the command
         said = f"could not start dbt ahead ({type(exc).__name__}: {exc}); the task starts it itself"
     _say(f"{said} ({time.monotonic() - started:.2f} s)")
+    from manifest_dag.cli.workload_in_process import hand_over
+
+    code = hand_over(command, _say)
+    if code is not None:
+        return code
     try:
         os.execvp(command[0], command)  # the pod's own command, as given
     except OSError as exc:

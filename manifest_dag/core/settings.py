@@ -33,6 +33,9 @@ WARM_MAX_INVOCATIONS = "MANIFEST_DAG_WARM_MAX_INVOCATIONS"
 WARM_MAX_RSS_MB = "MANIFEST_DAG_WARM_MAX_RSS_MB"
 #: ``off``: a warm process parses for every task instead of keeping the project it parsed.
 WARM_KEEP_PROJECT = "MANIFEST_DAG_WARM_KEEP_PROJECT"
+#: ``off``: ``manifest-dag prestart`` always ``exec``s the pod's command, never runs Airflow's
+#: workload module in its own process (see ``cli/workload_in_process.py``).
+PRESTART_IN_PROCESS = "MANIFEST_DAG_PRESTART_IN_PROCESS"
 #: Seconds one object-store call (a manifest, a msgpack, shared state) may take before it counts as failed.
 OBJECT_TIMEOUT = "MANIFEST_DAG_OBJECT_TIMEOUT"
 #: A secret shared by the fleet: pointers to shared state carry its HMAC, and readers require it.
