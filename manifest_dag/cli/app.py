@@ -205,7 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
         "executor fills args:). Starts, in the background, the warm dbt process the task will use, from the "
         "image `manifest-dag prepare` made, warmed up on its prepared msgpack, then execs COMMAND: dbt's "
         "start-up overlaps Airflow's. Finds the task in Airflow 3's `--json-string` workload or `tasks run DAG "
-        "TASK`. Whatever it cannot do, it says on stderr and runs COMMAND anyway.",
+        "TASK`. Whatever it cannot do, it says on stderr and runs COMMAND anyway. Airflow 3's workload module "
+        "on this Python (`python -m airflow.sdk.execution_time.execute_workload ...`) runs in this process "
+        "instead, after importing what its task process would import after the fork "
+        "(MANIFEST_DAG_PRESTART_IN_PROCESS=off: exec it too).",
     )
     pre.add_argument("--cache-dir", metavar="DIR", help="the prepared venv cache (default: MANIFEST_DAG_VENV_CACHE)")
     pre.add_argument("--dag-id", help="the task's DAG (default: read from COMMAND)")

@@ -5,16 +5,21 @@ its DAG file and only then, in ``execute``, starts dbt, which spends seconds imp
 writing its (de)serialisers before it runs a single node. Those two start-ups do not depend on each
 other. Put in front of the executor's command (the pod template's ``command:``; the executor
 fills ``args:``), this starts the task's warm dbt process from the image ``manifest-dag prepare``
-made, warmed up on the prepared msgpack, then ``exec``s the command: by the time the operator
+made, warmed up on the prepared msgpack, then runs the command: by the time the operator
 runs, dbt is ready and the task uses it as a warm worker's task would (its log says "running in
 warm process" with no "starting"). dbt's parse still happens per task; only its start-up is
 hidden, and it needs a second core to hide behind.
 
 The launcher never stands in the task's way: whatever it cannot do (no prepared image, a task
 it does not know, warm processes off, a venv missing) it says in one line on stderr and runs the
-command anyway; the task then starts dbt itself, as without it. It imports neither Airflow nor
-dbt, and gives the dbt process no secret: a warm process gets each task's environment with its
-request (see ``worker/warm.py``).
+command anyway; the task then starts dbt itself, as without it. It imports no Airflow before dbt's
+process has started, never dbt, and gives the dbt process no secret: a warm process gets each
+task's environment with its request (see ``worker/warm.py``).
+
+The command runs with ``exec``, but for one case: Airflow 3's workload module on this very
+interpreter (``python -m airflow.sdk.execution_time.execute_workload ...``, the KubernetesExecutor's
+args), which runs in this process after a short list of imports its task process would otherwise
+make after the fork, inside the task's span (``cli/workload_in_process.py``).
 """
 
 from __future__ import annotations

@@ -80,10 +80,10 @@ def workload_args(command: Sequence[str]) -> list[str] | None:
     return list(command[3:])
 
 
-def preload(modules: Sequence[tuple[str, str]] = PRELOAD) -> str | None:
-    """Import ``modules``; None when all went well, else why not (the command then runs with
+def preload(modules: Sequence[tuple[str, str]] | None = None) -> str | None:
+    """Import ``modules`` (default ``PRELOAD``); None when all went well, else why not (the command then runs with
     ``exec``, which leaves these imports behind)."""
-    for name, _why in modules:
+    for name, _why in PRELOAD if modules is None else modules:
         try:
             importlib.import_module(name)
         except Exception as exc:  # noqa: BLE001 - any failure: exec the command instead
@@ -99,7 +99,7 @@ def run_workload(args: Sequence[str]) -> int:
     raises passes through; an exception it lets out is printed as the interpreter would and
     gives 1)."""
     sys.argv = [WORKLOAD_MODULE, *args]  # runpy sets [0] to the module's file, as -m does
-    if not sys.flags.safe_path:
+    if not getattr(sys.flags, "safe_path", False):  # -P (3.11+) keeps it out
         sys.path[0:1] = [os.getcwd()]  # -m puts the working folder first, where a script has its own folder
     try:
         runpy.run_module(WORKLOAD_MODULE, run_name="__main__", alter_sys=True)
@@ -126,6 +126,8 @@ def hand_over(command: Sequence[str], say: Callable[[str], None]) -> int | None:
     if failed is not None:
         say(f"{failed}; running the command with exec")
         return None
-    say(f"running {WORKLOAD_MODULE} in this process ({len(PRELOAD)} modules preloaded in "
-        f"{time.monotonic() - started:.2f} s)")
+    say(
+        f"running {WORKLOAD_MODULE} in this process ({len(PRELOAD)} modules preloaded in "
+        f"{time.monotonic() - started:.2f} s)"
+    )
     return run_workload(args)

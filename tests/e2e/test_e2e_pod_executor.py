@@ -65,6 +65,10 @@ RUN_TIMEOUT = float(os.environ.get("MANIFEST_DAG_SCHEDULER_TIMEOUT", "1200"))
 #: task's warm dbt process starts from the image while Airflow starts); ``MANIFEST_DAG_E2E_PRESTART=0``
 #: runs the pods without it (the task then starts dbt itself, ``MANIFEST_DAG_WARM_PROCESSES=0``)
 PRESTART = os.environ.get("MANIFEST_DAG_E2E_PRESTART", "1") != "0"
+#: behind prestart, the workload module runs in prestart's own process after its preload (the
+#: default); ``MANIFEST_DAG_E2E_PRESTART_IN_PROCESS=0`` makes prestart exec it instead (as before)
+IN_PROCESS = os.environ.get("MANIFEST_DAG_E2E_PRESTART_IN_PROCESS", "1") != "0"
+IN_PROCESS_LINE = "manifest-dag prestart: running airflow.sdk.execution_time.execute_workload in this process"
 SHOP_MANIFEST = REPO / "fixtures" / "manifests" / "shop" / "manifest.json"
 
 #: the head of every generated DAG file: inside a task (a parsing context naming it), count the
@@ -215,6 +219,7 @@ def deployment():
             # behind prestart the task uses the one warm process prestart started; without it a warm
             # process would serve nobody else
             "MANIFEST_DAG_WARM_PROCESSES": "1" if PRESTART else "0",
+            "MANIFEST_DAG_PRESTART_IN_PROCESS": "on" if IN_PROCESS else "off",
         }
         env.extra_env.update(MD_POD_ROOT=str(pods), MD_POD_ENV=json.dumps(pod_env), MD_POD_PARALLELISM="2")
         if PRESTART:
@@ -366,6 +371,34 @@ def _phases(pod: dict) -> dict[str, float]:
     }
 
 
+def _task_phases(text: str) -> dict[str, float]:
+    """Two spans of a task's log (inside the TaskInstance's duration): from the task runner's "Pre
+    Execute" to "DAG bundles loaded" (waiting for the supervisor's start message, then the imports
+    ``parse()`` makes before the bundle), and from the end of Pre Execute to the operator's first
+    line (the listeners, the templates, ``execute``'s imports)."""
+    stamps: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line.startswith("{"):
+            continue
+        entry = json.loads(line)
+        at = datetime.fromisoformat(entry["timestamp"].replace("Z", "+00:00")).timestamp()
+        event, logger = str(entry.get("event")), str(entry.get("logger"))
+        if event == "::group::Pre Execute":
+            stamps.setdefault("pre", at)
+        elif event.startswith("DAG bundles loaded"):
+            stamps.setdefault("bundles", at)
+        elif event == "::endgroup::":
+            stamps.setdefault("endgroup", at)
+        elif "operators" in logger:
+            stamps.setdefault("operator", at)
+    if not {"pre", "bundles", "endgroup", "operator"} <= set(stamps):
+        return {}
+    return {
+        "pre_execute_to_bundles_loaded": stamps["bundles"] - stamps["pre"],
+        "pre_execute_end_to_operator": stamps["operator"] - stamps["endgroup"],
+    }
+
+
 def _median(values: list[float]) -> float | None:
     return round(statistics.median(values), 2) if values else None
 
@@ -404,6 +437,13 @@ def test_each_pod_task_ran_in_a_fresh_process_with_empty_folders(deployment) -> 
         if PRESTART:  # the pod template's command: prestart started the task's dbt process ...
             assert pod["command"][1:3] == ["prestart", "--"], pod
             assert "manifest-dag prestart: started warm dbt process" in pod_log, pod_log[-3000:]
+            # ... and ran Airflow's workload module in its own process after the preload (no exec),
+            # before Airflow's first line; or, switched off, exec'd it
+            if IN_PROCESS:
+                assert IN_PROCESS_LINE in pod_log, pod_log[-3000:]
+                assert pod_log.index(IN_PROCESS_LINE) < pod_log.index('"Executing workload"'), pod_log[:3000]
+            else:
+                assert "MANIFEST_DAG_PRESTART_IN_PROCESS is off: running the command with exec" in pod_log
             assert "warm dbt: running in warm process" in text and "starting a warm dbt process" not in text, text[
                 -3000:
             ]
@@ -470,12 +510,16 @@ def test_report_figures(deployment) -> None:
             overheads.append(ti["end"] - ti["start"] - node)
             if dag_id == "shop_pod":
                 walls.append(pods[task_id]["wall_seconds"] - node)
+        spans = [ph for task_id, text in logs.items() if task_id not in skipped and (ph := _task_phases(text))]
         per[dag_id] = {
             "tasks": len(logs),
             "measured": len(overheads),
             "left_out_cold_starts": skipped,
             "median_task_seconds": _median(durations),
             "median_overhead_seconds": _median(overheads),
+            "median_task_log_spans_seconds": {name: _median([ph[name] for ph in spans]) for name in spans[0]}
+            if spans
+            else None,
         }
         if walls:
             per[dag_id]["median_pod_process_wall_less_node_seconds"] = _median(walls)
@@ -483,6 +527,13 @@ def test_report_figures(deployment) -> None:
             ran = [_command_seconds(Path(p["root"])) for p in pods.values()]
             per[dag_id]["median_pod_command_seconds"] = _median([r[0] for r in ran])  # without the sweep
             per[dag_id]["median_pod_sweep_seconds"] = _median([r[1] for r in ran])
+            if PRESTART and IN_PROCESS:  # prestart's imports before the workload (Airflow's included)
+                preloads = [
+                    float(m.group(1))
+                    for p in pods.values()
+                    if (m := re.search(r"modules preloaded in ([0-9.]+) s", (Path(p["root"]) / "pod.log").read_text()))
+                ]
+                per[dag_id]["median_prestart_preload_seconds"] = _median(preloads)
             phases = [_phases(p) for p in pods.values()]
             per[dag_id]["median_pod_phases_seconds"] = {
                 name: _median([ph[name] for ph in phases]) for name in phases[0]
@@ -499,7 +550,11 @@ def test_report_figures(deployment) -> None:
         "warm_side": "CeleryExecutor, one worker, worker_concurrency 1, warm dbt processes on",
         "pod_side": "PodPerTaskExecutor: python -m airflow.sdk.execution_time.execute_workload per task, "
         "new HOME/TMPDIR/AIRFLOW_HOME, the prepared image read-only, "
-        + ("behind manifest-dag prestart" if PRESTART else "no prefix, MANIFEST_DAG_WARM_PROCESSES=0"),
+        + (
+            "behind manifest-dag prestart" + (" (workload in its process)" if IN_PROCESS else " (exec)")
+            if PRESTART
+            else "no prefix, MANIFEST_DAG_WARM_PROCESSES=0"
+        ),
         "per_dag": per,
         "ratio_pod_over_warm_task_overhead": round(pod["median_overhead_seconds"] / warm["median_overhead_seconds"], 2),
         "ratio_pod_process_over_warm_task_overhead": round(
