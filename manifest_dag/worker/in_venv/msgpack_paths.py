@@ -14,8 +14,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import msgpack
-
 
 def project_root(data: Mapping[str, Any], project_name: str | None) -> str | None:
     """The root project's folder recorded in a decoded msgpack (from its files' paths)."""
@@ -41,6 +39,8 @@ def relocate(raw: bytes, new_root: str, project_name: str | None) -> tuple[bytes
     cannot be found. Raises what msgpack raises on a corrupt file (ValueError, TypeError,
     RecursionError, ``msgpack.UnpackException``).
     """
+    import msgpack  # here, not at the top: the warm server imports this module whatever its venv holds
+
     data = msgpack.unpackb(raw, raw=False, strict_map_key=False)
     if not isinstance(data, dict):
         raise TypeError(f"the top level is a {type(data).__name__}, not a map")
