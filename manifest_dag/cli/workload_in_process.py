@@ -117,6 +117,10 @@ def hand_over(command: Sequence[str], say: Callable[[str], None]) -> int | None:
 
     args = workload_args(command)
     if args is None:
+        if len(command) >= 3 and command[1] == "-m" and command[2] == WORKLOAD_MODULE:
+            say(
+                f"{command[0]} is not the Python manifest-dag runs on ({sys.executable}): running the command with exec"
+            )
         return None
     if settings.is_off(settings.PRESTART_IN_PROCESS):
         say(f"{settings.PRESTART_IN_PROCESS} is off: running the command with exec")

@@ -185,6 +185,18 @@ def test_a_failed_preload_or_the_switch_runs_the_command_with_exec(
     assert not report["in_prestart"] and not report["preloaded"]  # ... a new interpreter
 
 
+def test_the_workload_module_on_another_python_is_execd_saying_why(tmp_path: Path, site: Path) -> None:
+    elsewhere = tmp_path / "bin"
+    elsewhere.mkdir()
+    (elsewhere / "python").symlink_to(os.path.realpath(sys.executable))
+    proc = _popen(tmp_path, site, str(elsewhere / "python"), "-m", "fake_workload", "exit", "6")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 6, err
+    assert f"{elsewhere / 'python'} is not the Python manifest-dag runs on" in err, err
+    assert "running the command with exec" in err
+    assert not json.loads((tmp_path / "report.json").read_text())["in_prestart"]
+
+
 def test_another_command_is_execd_without_a_word(tmp_path: Path, site: Path) -> None:
     proc = _popen(tmp_path, site, sys.executable, "-u", "-m", "fake_workload", "exit", "4")
     _, err = proc.communicate(timeout=120)
