@@ -41,3 +41,13 @@ def test_warm_up_is_best_effort() -> None:
     for step in ("schemas", "decode", "plugins"):
         assert f"{step}: ModuleNotFoundError" in said, said
     assert handover.raw is None and handover.manifest is None
+
+
+def test_warm_up_leaves_the_rest_to_a_task_that_is_waiting() -> None:
+    from manifest_dag.worker.in_venv.warm_up import warm_up
+
+    calls = iter([False, False] + [True] * 10)
+    said = warm_up("/no/such/partial_parse.msgpack", waiting=lambda: next(calls))
+    assert "modules " in said and "decode: " in said, said  # ran (and failed here: no dbt)
+    for step in ("serialisers", "stack", "plugins", "schemas"):
+        assert f"{step} (a task is waiting)" in said, said

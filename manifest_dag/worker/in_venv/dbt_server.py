@@ -321,7 +321,8 @@ def serve(
         reuse.install(keep_project)
         handover = Handover()  # the msgpack decoded ahead, for the first invocation (warm_up.py)
         if warm_up is not None:
-            report(_warm_up(warm_up, handover=handover, root=warm_up_root, project=warm_up_project))
+            waiting = lambda: bool(select.select([server], [], [], 0)[0])  # noqa: E731 - a task connected
+            report(_warm_up(warm_up, handover, warm_up_root, warm_up_project, waiting))
         server.settimeout(idle)
         while not interrupt.requested:
             try:

@@ -153,22 +153,36 @@ def _compile(cls: Any) -> None:
             pass
 
 
-def warm_up(msgpack: str, handover: Handover | None = None, root: str | None = None, project: str | None = None) -> str:
-    """Run the steps above; returns one line saying what was done and what skipped.
+def warm_up(
+    msgpack: str,
+    handover: Handover | None = None,
+    root: str | None = None,
+    project: str | None = None,
+    waiting: Callable[[], bool] = lambda: False,
+) -> str:
+    """Run the steps above; returns one line saying what each took and what was skipped.
 
-    It does not stop for a task that connects meanwhile: each step is one the task's first node
-    command would otherwise pay in its own invocation, in this same process, so stopping would
-    only move the cost, and lose the decode's handover. (A task of another command, ``deps`` or
-    ``run-operation``, waits for steps it does not use: about a second on a small project.)"""
+    Once a task is ``waiting`` the remaining steps are left to its invocation, which pays only
+    the parts it uses (not every command needs every class, schema or the flat graph's code). The
+    order puts first what every node command pays in full: the decode (handed over), the adapter,
+    the serialisers, the stack; then what some commands skip.
+    """
     started = time.monotonic()
     skipped: list[str] = []
     state: dict[str, Any] = {}
 
+    took: list[str] = []
+
     def step(fn: Callable[[], None]) -> None:
+        if waiting():
+            skipped.append(f"{fn.__name__} (a task is waiting)")
+            return
+        began = time.monotonic()
         try:
             fn()
         except Exception as exc:  # noqa: BLE001 - best effort, see the module docstring
             skipped.append(f"{fn.__name__}: {type(exc).__name__}")
+        took.append(f"{fn.__name__} {time.monotonic() - began:.2f}")
 
     def modules() -> None:
         import importlib
@@ -260,16 +274,17 @@ def warm_up(msgpack: str, handover: Handover | None = None, root: str | None = N
         inspect.stack()  # maps every loaded module to its file (inspect's cache), once
 
     step(modules)
-    step(schemas)
-    step(serialisers)
     if msgpack:
         step(decode)
         if "manifest" in state:
             step(adapter)
-            step(flat_graph)
-    step(plugins)
+    step(serialisers)
     step(stack)
-    said = f"warm-up: done in {time.monotonic() - started:.2f} s"
+    step(plugins)
+    step(schemas)
+    if "manifest" in state:
+        step(flat_graph)
+    said = f"warm-up: done in {time.monotonic() - started:.2f} s ({', '.join(took)})"
     return said + (f"; skipped {', '.join(skipped)}" if skipped else "")
 
 
