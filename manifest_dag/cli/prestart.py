@@ -126,10 +126,10 @@ def start(cache_root: Path, dag_id: str, task_id: str) -> str:
     invoker.warm.warm_up = str(cache_root / PREPARED_DIR / msgpack) if msgpack else ""
     if msgpack:  # a fresh pod's task takes slot 0: the warm-up decodes the msgpack as placed there
         from manifest_dag.core.dbt_project import project_field
-        from manifest_dag.worker.workspace import slots_base
+        from manifest_dag.worker.workspace import slot_project
 
         project_dir = Path(pool["project_dir"])
-        invoker.warm.warm_up_root = str(slots_base(cache.state_dir, project_dir) / "0" / "project")
+        invoker.warm.warm_up_root = str(slot_project(cache.state_dir, project_dir, 0))
         invoker.warm.warm_up_project = project_field(project_dir, "name")
     pid = invoker.warm.prestart(0)
     if pid is None:

@@ -69,13 +69,16 @@ def _is_this_python(program: str) -> bool:
     return os.path.dirname(found) == os.path.dirname(ours) and os.path.realpath(found) == os.path.realpath(ours)
 
 
+def _runs_workload_module(command: Sequence[str]) -> bool:
+    """``command`` is ``SOME_PYTHON -m airflow.sdk.execution_time.execute_workload ...``."""
+    return len(command) >= 3 and command[1] == "-m" and command[2] == WORKLOAD_MODULE
+
+
 def workload_args(command: Sequence[str]) -> list[str] | None:
     """The workload module's own arguments when ``command`` is exactly ``PYTHON -m
     airflow.sdk.execution_time.execute_workload ARGS`` with this interpreter as ``PYTHON``; None for
     anything else (interpreter options, another module or program), which then runs with ``exec``."""
-    if len(command) < 3 or command[1] != "-m" or command[2] != WORKLOAD_MODULE:
-        return None
-    if not _is_this_python(command[0]):
+    if not _runs_workload_module(command) or not _is_this_python(command[0]):
         return None
     return list(command[3:])
 
@@ -117,7 +120,7 @@ def hand_over(command: Sequence[str], say: Callable[[str], None]) -> int | None:
 
     args = workload_args(command)
     if args is None:
-        if len(command) >= 3 and command[1] == "-m" and command[2] == WORKLOAD_MODULE:
+        if _runs_workload_module(command):
             say(
                 f"{command[0]} is not the Python manifest-dag runs on ({sys.executable}): running the command with exec"
             )

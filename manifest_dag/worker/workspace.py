@@ -96,10 +96,18 @@ def _empty_folder(folder: Path, keep: frozenset[str] = frozenset()) -> None:
         remove_tree(Path(entry.path))
 
 
+#: the project copy's folder inside a slot
+_SLOT_COPY = "project"
+
+
 def slots_base(cache_root: Path, project_dir: Path) -> Path:
-    """The folder of a project's numbered slots in a state tree; slot ``n``'s copy is
-    ``slots_base(...) / str(n) / "project"`` (also where ``prestart`` expects a pod's task)."""
+    """The folder of a project's numbered slots in a state tree."""
     return cache_root / "workspaces" / hashlib.sha256(str(Path(project_dir).resolve()).encode()).hexdigest()[:16]
+
+
+def slot_project(cache_root: Path, project_dir: Path, slot: int) -> Path:
+    """Where slot ``slot``'s copy of the project is (``prestart`` expects a pod's task in slot 0)."""
+    return slots_base(cache_root, project_dir) / str(slot) / _SLOT_COPY
 
 
 class Workspace:
@@ -159,7 +167,7 @@ class Workspace:
     @property
     def project(self) -> Path:
         assert self.slot is not None, "workspace not entered"
-        return self.slot / "project"
+        return self.slot / _SLOT_COPY
 
     @property
     def target(self) -> Path:

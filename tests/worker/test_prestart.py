@@ -187,7 +187,7 @@ def test_start_with_a_prepared_index_and_venv_starts_the_pool_the_task_will_use(
     from manifest_dag.worker import venv as venv_module
     from manifest_dag.worker.invokers import default_invoker
     from manifest_dag.worker.venv import VenvCache
-    from manifest_dag.worker.workspace import slots_base
+    from manifest_dag.worker.workspace import slot_project
 
     cache_root = tmp_path / "cache"
     key = "0123456789abcdef"
@@ -228,7 +228,7 @@ def test_start_with_a_prepared_index_and_venv_starts_the_pool_the_task_will_use(
         assert int((pool / "0.pid").read_text()) == pid
         # warmed up on the prepared msgpack as the task's workspace (slot 0, this state dir) will hold it
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        root = slots_base(tmp_path / "state", tmp_path / "shop") / "0" / "project"
+        root = slot_project(tmp_path / "state", tmp_path / "shop", 0)
         for flag, value in (("--warm-up", str(prepared)), ("--warm-up-root", str(root)), ("--warm-up-project", "shop")):
             assert argv[argv.index(flag.encode()) + 1].decode() == value, argv
         deadline = time.monotonic() + 30

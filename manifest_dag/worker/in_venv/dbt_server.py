@@ -51,11 +51,11 @@ import traceback
 
 try:  # a module of manifest_dag (tests) or a script in a worker venv (siblings on sys.path)
     from .manifest_reuse import ManifestReuse
-    from .warm_up import Handover, report
+    from .warm_up import Handover
     from .warm_up import warm_up as _warm_up
 except ImportError:  # pragma: no cover - exercised by the server script
     from manifest_reuse import ManifestReuse  # type: ignore[no-redef]
-    from warm_up import Handover, report  # type: ignore[no-redef]
+    from warm_up import Handover  # type: ignore[no-redef]
     from warm_up import warm_up as _warm_up  # type: ignore[no-redef]
 
 _CONSOLE_LEVELS = {"info", "warn", "warning", "error"}
@@ -322,7 +322,7 @@ def serve(
         handover = Handover()  # the msgpack decoded ahead, for the first invocation (warm_up.py)
         if warm_up is not None:
             waiting = lambda: bool(select.select([server], [], [], 0)[0])  # noqa: E731 - a task connected
-            report(_warm_up(warm_up, handover, warm_up_root, warm_up_project, waiting))
+            print(_warm_up(warm_up, handover, warm_up_root, warm_up_project, waiting), file=sys.stderr, flush=True)
         server.settimeout(idle)
         while not interrupt.requested:
             try:

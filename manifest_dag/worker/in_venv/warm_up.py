@@ -28,7 +28,6 @@ Runs inside a worker venv's Python (stdlib + dbt; see ``dbt_server.py``).
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -97,7 +96,7 @@ class Handover:
         """The decoded manifest when ``data`` is byte for byte what was decoded ahead, else None."""
         if self.raw is None or decoder is not self.decoder or not isinstance(data, (bytes, bytearray)):
             return None
-        if len(data) != len(self.raw) or data != self.raw:
+        if data != self.raw:
             return None
         manifest = self.manifest
         self.note(
@@ -286,7 +285,3 @@ def warm_up(
         step(flat_graph)
     said = f"warm-up: done in {time.monotonic() - started:.2f} s ({', '.join(took)})"
     return said + (f"; skipped {', '.join(skipped)}" if skipped else "")
-
-
-def report(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
